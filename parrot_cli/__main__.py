@@ -1,0 +1,5 @@
+import sys
+
+from parrot_cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,56 @@
+"""The 7D action every part of Parrot speaks, and how it maps to metres and radians.
+
+An action is ``[dx, dy, dz, droll, dpitch, dyaw, gripper]`` in [-1, 1]. The sim twin, the
+ROS nodes and the hardware bridge all scale it with the constants below, so a policy
+trained in the twin commands the same motion on the arm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ACTION_DIM = 7
+# End-effector position change per control step at |a| = 1 (metres).
+POS_SCALE_M = 0.03
+# End-effector orientation change per control step at |a| = 1 (radians, roll/pitch/yaw).
+ROT_SCALE_RAD = 0.15
+# Gripper: a > +GRIPPER_THRESHOLD opens, a < -GRIPPER_THRESHOLD closes, otherwise hold.
+GRIPPER_THRESHOLD = 0.5
+
+
+class InvalidActionError(ValueError):
+    """An action that must never reach an arm (wrong shape, NaN or inf)."""
+
+
+def validate_action(action, name: str = "action") -> np.ndarray:
+    """Return ``action`` as a float32 (7,) array clipped to [-1, 1].
+
+    Raises InvalidActionError for a wrong shape or any NaN/inf: such an action is
+    rejected, never clipped into something that looks valid.
+    """
+    a = np.asarray(action, dtype=np.float64)
+    if a.shape != (ACTION_DIM,):
+        raise InvalidActionError(f"{name} must have shape ({ACTION_DIM},), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise InvalidActionError(f"{name} contains NaN or inf: {a.tolist()}")
+    return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+
+def to_metric(action: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Split a validated action into (position delta m, rotation delta rad, gripper cmd).
+
+    gripper cmd is +1 (open), -1 (close) or 0 (hold).
+    """
+    a = validate_action(action)
+    grip = 1 if a[6] > GRIPPER_THRESHOLD else (-1 if a[6] < -GRIPPER_THRESHOLD else 0)
+    return a[:3] * POS_SCALE_M, a[3:6] * ROT_SCALE_RAD, grip
+
+
+def scaling_metadata() -> dict:
+    """The constants, for export metadata and bundles."""
+    return {
+        "action_dim": ACTION_DIM,
+        "pos_scale_m": POS_SCALE_M,
+        "rot_scale_rad": ROT_SCALE_RAD,
+        "gripper_threshold": GRIPPER_THRESHOLD,
+    }

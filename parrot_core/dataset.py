@@ -1,0 +1,275 @@
+"""The prior dataset: successful (image, 7D action) episodes on disk, as HDF5.
+
+Layout of a dataset directory::
+
+    DIR/
+      dataset.json              format name/version, image size, action dim
+      episodes/<run>-w<k>-<n>.h5   one episode per file (see Episode for the fields)
+      stats/<run>-w<k>.json     attempted/kept counters of one collection worker
+
+Why one file per episode: a collector or recorder that is killed midway must not
+corrupt what it already wrote, and HDF5 gives no such guarantee for a file that is
+open for writing. Each episode is written to ``*.h5.tmp`` and renamed into place, so
+a kill loses at most the episode in flight and rerunning simply adds files.
+Any HDF5 reader opens an episode: ``h5py.File(path)["images"]`` is (T, H, W, 3) uint8.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+FORMAT_NAME = "parrot-dataset"
+FORMAT_VERSION = 1
+EPISODE_DIR = "episodes"
+STATS_DIR = "stats"
+
+
+class DatasetError(RuntimeError):
+    """A dataset directory or episode file that is missing, corrupt or mismatched."""
+
+
+@dataclass
+class Episode:
+    """One trajectory: images[t] is what the policy saw when it chose actions[t]."""
+
+    images: np.ndarray  # (T, H, W, 3) uint8 RGB
+    actions: np.ndarray  # (T, 7) float32 in [-1, 1]
+    rewards: np.ndarray | None = None  # (T,) float32
+    attrs: dict = field(default_factory=dict)  # task, objects, seed, success, source, ...
+
+    def __post_init__(self):
+        self.images = np.asarray(self.images)
+        self.actions = np.asarray(self.actions, dtype=np.float32)
+        if self.rewards is None:
+            self.rewards = np.zeros(len(self.actions), np.float32)
+        self.rewards = np.asarray(self.rewards, dtype=np.float32)
+        _check_episode_arrays(self.images, self.actions, self.rewards, "episode")
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+def _check_episode_arrays(images, actions, rewards, where: str) -> None:
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise DatasetError(
+            f"{where}: images must be (T, H, W, 3) uint8, got {images.shape} {images.dtype}"
+        )
+    if actions.ndim != 2 or actions.shape[1] != 7:
+        raise DatasetError(f"{where}: actions must be (T, 7), got {actions.shape}")
+    if not (len(images) == len(actions) == len(rewards)):
+        raise DatasetError(
+            f"{where}: images/actions/rewards lengths differ: "
+            f"{len(images)}/{len(actions)}/{len(rewards)}"
+        )
+    if len(actions) == 0:
+        raise DatasetError(f"{where}: episode has no steps")
+    if not np.all(np.isfinite(actions)):
+        raise DatasetError(f"{where}: actions contain NaN or inf")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class DatasetWriter:
+    """Appends episodes to a dataset directory; safe to run in several processes at once.
+
+    Each writer has its own file prefix (run id + worker index), so parallel workers and
+    repeated runs never overwrite each other.
+    """
+
+    def __init__(self, root, image_size: tuple[int, int], worker: int = 0, run_id: str | None = None):
+        self.root = Path(root)
+        self.image_size = tuple(int(s) for s in image_size)
+        self.prefix = f"{run_id or uuid.uuid4().hex[:8]}-w{worker}"
+        (self.root / EPISODE_DIR).mkdir(parents=True, exist_ok=True)
+        (self.root / STATS_DIR).mkdir(parents=True, exist_ok=True)
+        self._ensure_header()
+        self._count = 0
+        self.stats = {"attempted": 0, "kept": 0, "by_task": {}}
+
+    def _ensure_header(self) -> None:
+        header_path = self.root / "dataset.json"
+        header = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "image_size": list(self.image_size),
+            "action_dim": 7,
+        }
+        if header_path.exists():
+            existing = read_header(self.root)
+            if list(existing["image_size"]) != list(self.image_size):
+                raise DatasetError(
+                    f"{self.root}: dataset holds {existing['image_size']} images, "
+                    f"cannot append {list(self.image_size)} images"
+                )
+            return
+        try:  # first writer wins; others find it already there
+            fd = os.open(header_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return self._ensure_header()
+        with os.fdopen(fd, "w") as f:
+            json.dump(header, f, indent=2)
+
+    def write_episode(self, episode: Episode) -> Path:
+        if tuple(episode.images.shape[1:3]) != self.image_size:
+            raise DatasetError(
+                f"episode images are {episode.images.shape[1:3]}, dataset expects {self.image_size}"
+            )
+        path = self.root / EPISODE_DIR / f"{self.prefix}-{self._count:06d}.h5"
+        tmp = path.with_name(path.name + ".tmp")
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("images", data=episode.images, chunks=episode.images.shape,
+                             compression="gzip", compression_opts=4)
+            f.create_dataset("actions", data=episode.actions)
+            f.create_dataset("rewards", data=episode.rewards)
+            for key, value in episode.attrs.items():
+                f.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+        os.replace(tmp, path)
+        self._count += 1
+        return path
+
+    def record_attempt(self, kept: bool, task: str = "unknown") -> None:
+        """Count one attempted trajectory (kept or filtered out); persisted at once."""
+        self.stats["attempted"] += 1
+        self.stats["kept"] += int(kept)
+        t = self.stats["by_task"].setdefault(task, {"attempted": 0, "kept": 0})
+        t["attempted"] += 1
+        t["kept"] += int(kept)
+        _atomic_write_text(self.root / STATS_DIR / f"{self.prefix}.json", json.dumps(self.stats))
+
+
+def read_header(root) -> dict:
+    root = Path(root)
+    header_path = root / "dataset.json"
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such dataset directory")
+    if not header_path.exists():
+        raise DatasetError(f"{root}: not a Parrot dataset (missing dataset.json)")
+    try:
+        header = json.loads(header_path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{header_path}: corrupt header ({e})") from e
+    if header.get("format") != FORMAT_NAME:
+        raise DatasetError(f"{header_path}: format is {header.get('format')!r}, expected {FORMAT_NAME!r}")
+    if header.get("version") != FORMAT_VERSION:
+        raise DatasetError(f"{header_path}: version {header.get('version')}, this Parrot reads {FORMAT_VERSION}")
+    return header
+
+
+def episode_paths(root) -> list[Path]:
+    """Finished episode files, in a stable order (in-flight ``.tmp`` files are ignored)."""
+    return sorted((Path(root) / EPISODE_DIR).glob("*.h5"))
+
+
+def read_episode(path) -> Episode:
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            images, actions, rewards = f["images"][()], f["actions"][()], f["rewards"][()]
+            attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
+    except (OSError, KeyError) as e:
+        raise DatasetError(f"{path}: corrupt or truncated episode file ({e})") from e
+    _check_episode_arrays(images, actions, rewards, str(path))
+    return Episode(images, actions, rewards, attrs)
+
+
+def _decode_attr(value):
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def load_episodes(root) -> list[Episode]:
+    read_header(root)
+    paths = episode_paths(root)
+    if not paths:
+        raise DatasetError(f"{root}: dataset has no episodes")
+    return [read_episode(p) for p in paths]
+
+
+def load_arrays(root) -> dict[str, np.ndarray]:
+    """All steps as flat arrays: images (N,H,W,3) uint8, actions (N,7), episode (N,) int."""
+    episodes = load_episodes(root)
+    return {
+        "images": np.concatenate([e.images for e in episodes]),
+        "actions": np.concatenate([e.actions for e in episodes]),
+        "episode": np.concatenate([np.full(len(e), i) for i, e in enumerate(episodes)]),
+    }
+
+
+def summarize(root) -> dict:
+    """What `parrot dataset info` prints; reads every episode, so corruption is found."""
+    header = read_header(root)
+    episodes = load_episodes(root)
+    objects, tasks, sources = set(), {}, {}
+    for e in episodes:
+        objects.update(e.attrs.get("objects", []) or [])
+        task = e.attrs.get("task", "unknown")
+        tasks[task] = tasks.get(task, 0) + 1
+        source = e.attrs.get("source", "unknown")
+        sources[source] = sources.get(source, 0) + 1
+    attempted = kept = 0
+    for stats_file in sorted((Path(root) / STATS_DIR).glob("*.json")):
+        try:
+            s = json.loads(stats_file.read_text())
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{stats_file}: corrupt stats file ({e})") from e
+        attempted += s["attempted"]
+        kept += s["kept"]
+    return {
+        "path": str(root),
+        "image_size": header["image_size"],
+        "episodes": len(episodes),
+        "steps": int(sum(len(e) for e in episodes)),
+        "objects_seen": sorted(objects),
+        "tasks": tasks,
+        "sources": sources,
+        "attempted": attempted,
+        "kept": kept,
+        "success_filter_rate": (kept / attempted) if attempted else None,
+    }
+
+
+# ---- `parrot dataset info` -------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="dataset_cmd", required=True)
+    info = sub.add_parser("info", help="print episodes, steps, objects and filter rate")
+    info.add_argument("path", help="dataset directory")
+    info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def main(args) -> int:
+    s = summarize(args.path)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    rate = "n/a (no collection stats)" if s["success_filter_rate"] is None else (
+        f"{s['success_filter_rate']:.1%} ({s['kept']} kept / {s['attempted']} attempted)")
+    print(f"dataset:      {s['path']}")
+    print(f"image size:   {s['image_size'][0]}x{s['image_size'][1]}")
+    print(f"episodes:     {s['episodes']}")
+    print(f"steps:        {s['steps']}")
+    print(f"tasks:        {', '.join(f'{k}={v}' for k, v in sorted(s['tasks'].items()))}")
+    print(f"sources:      {', '.join(f'{k}={v}' for k, v in sorted(s['sources'].items()))}")
+    print(f"objects seen: {len(s['objects_seen'])} ({', '.join(s['objects_seen'][:12])}"
+          f"{', ...' if len(s['objects_seen']) > 12 else ''})")
+    print(f"success filter rate: {rate}")
+    return 0
