@@ -1,0 +1,220 @@
+"""`parrot export --prior RUN --out DIR`: the trained prior as two ONNX graphs + metadata.
+
+Writes (see ``parrot_core.onnx_prior`` for the loader, which needs no torch)::
+
+    DIR/prior_forward.onnx  inputs z float32 (B, 7), image uint8 (B, H, W, 3) -> action (B, 7)
+    DIR/prior_inverse.onnx  inputs action float32 (B, 7), image uint8 -> z (B, 7), log_det (B,)
+    DIR/prior_meta.json     image size, action scaling, clamp, versions, opset, exporter,
+                            sha256 of the weights and of each .onnx file, input/output specs
+
+The batch axis is dynamic. The uint8 -> float conversion is inside the graphs. The
+default exporter is torch.export-based (``dynamo=True``, torch's default since 2.9; its
+example inputs use batch 2, since a batch-1 example would specialise the axis to 1);
+``--exporter torchscript`` uses the legacy exporter (faster to run, deprecated upstream).
+Either way the export is checked against torch with onnxruntime before the metadata is
+written (max abs error <= 1e-4), and the metadata is written last, so an interrupted
+export is detected as incomplete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from parrot_core import __version__
+from parrot_core.action_space import ACTION_DIM, scaling_metadata
+from parrot_core.flow import ConditionalRealNVP
+from parrot_core.onnx_prior import (FORWARD_FILE, FORWARD_INPUTS, FORWARD_OUTPUTS, INVERSE_FILE,
+                                    INVERSE_INPUTS, INVERSE_OUTPUTS, META_FILE, META_FORMAT,
+                                    META_VERSION, OnnxPrior, sha256_file)
+
+DEFAULT_OPSET = 18
+PARITY_TOL = 1e-4
+
+
+class PriorExportError(RuntimeError):
+    """An export that failed or does not reproduce the torch model."""
+
+
+class _ForwardGraph(torch.nn.Module):
+    def __init__(self, flow: ConditionalRealNVP):
+        super().__init__()
+        self.flow = flow
+
+    def forward(self, z, image):
+        return self.flow(z, image)
+
+
+class _InverseGraph(torch.nn.Module):
+    def __init__(self, flow: ConditionalRealNVP):
+        super().__init__()
+        self.flow = flow
+
+    def forward(self, action, image):
+        return self.flow.inverse(action, image)
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    """sha256 over the state dict (names, dtypes, shapes, bytes in name order): the weights' identity."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _spec(name: str, dtype: str, shape: list) -> dict:
+    return {"name": name, "dtype": dtype, "shape": shape}
+
+
+def _export_one(module, args, path: Path, input_names, output_names, exporter: str, opset: int) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    module = module.eval()
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed" notices
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            if exporter == "dynamo":
+                batch = torch.export.Dim("batch", min=1)
+                # the wrappers' forward() arguments are named like the graph inputs
+                torch.onnx.export(module, args, str(tmp), input_names=list(input_names),
+                                  output_names=list(output_names), opset_version=opset, dynamo=True,
+                                  dynamic_shapes={n: {0: batch} for n in input_names},
+                                  external_data=False, verbose=False)
+            elif exporter == "torchscript":
+                axes = {n: {0: "batch"} for n in list(input_names) + list(output_names)}
+                torch.onnx.export(module, args, str(tmp), input_names=list(input_names),
+                                  output_names=list(output_names), opset_version=opset, dynamo=False,
+                                  dynamic_axes=axes)
+            else:
+                raise PriorExportError(f"unknown exporter {exporter!r} (dynamo | torchscript)")
+        os.replace(tmp, path)
+    finally:
+        onnx_log.setLevel(level)
+        tmp.unlink(missing_ok=True)
+
+
+def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
+                 opset: int = DEFAULT_OPSET, source: dict | None = None,
+                 check: bool = True) -> dict:
+    """Write the two graphs and prior_meta.json for ``model`` into ``out_dir``; return the meta.
+
+    ``source`` (e.g. run dir and step) is stored in the metadata as is.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / META_FILE).unlink(missing_ok=True)  # metadata last: a half-done export is incomplete
+    model = model.to("cpu").eval()
+    h, w = model.image_size
+    gen = torch.Generator().manual_seed(0)
+    z = torch.randn(2, ACTION_DIM, generator=gen)
+    image = torch.randint(0, 256, (2, h, w, 3), dtype=torch.uint8, generator=gen)
+    action = torch.tanh(torch.randn(2, ACTION_DIM, generator=gen))
+    try:
+        _export_one(_ForwardGraph(model), (z, image), out / FORWARD_FILE,
+                    FORWARD_INPUTS, FORWARD_OUTPUTS, exporter, opset)
+        _export_one(_InverseGraph(model), (action, image), out / INVERSE_FILE,
+                    INVERSE_INPUTS, INVERSE_OUTPUTS, exporter, opset)
+    except PriorExportError:
+        raise
+    except Exception as e:
+        raise PriorExportError(f"ONNX export failed ({type(e).__name__}: {e})") from e
+
+    import onnx
+    import onnxruntime
+
+    img_spec = _spec("image", "uint8", ["batch", h, w, 3])
+    vec = lambda n: _spec(n, "float32", ["batch", ACTION_DIM])  # noqa: E731
+    meta = {
+        "format": META_FORMAT,
+        "version": META_VERSION,
+        "image_size": [int(h), int(w)],
+        "image_format": "uint8 RGB, NHWC; float conversion (/255) inside the graphs",
+        "action_dim": ACTION_DIM,
+        "latent_dim": ACTION_DIM,
+        "action_scaling": scaling_metadata(),
+        "action_clamp": model.action_clamp,
+        "squash": "tanh",
+        "base_distribution": "standard_normal",
+        "prior_config": model.config.to_dict(),
+        "weights_sha256": weights_sha256(model),
+        "source": source or {},
+        "exporter": exporter,
+        "opset": opset,
+        "versions": {"parrot": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                     "onnxruntime": onnxruntime.__version__},
+        "files": {
+            FORWARD_FILE: {"sha256": sha256_file(out / FORWARD_FILE),
+                           "inputs": [vec("z"), img_spec], "outputs": [vec("action")]},
+            INVERSE_FILE: {"sha256": sha256_file(out / INVERSE_FILE),
+                           "inputs": [vec("action"), img_spec],
+                           "outputs": [vec("z"), _spec("log_det", "float32", ["batch"])]},
+        },
+    }
+    tmp = out / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, out / META_FILE)
+    if check:
+        err = parity_error(model, out, n=16, seed=1)
+        meta_err = {k: float(v) for k, v in err.items()}
+        if max(meta_err.values()) > PARITY_TOL:
+            (out / META_FILE).unlink(missing_ok=True)
+            raise PriorExportError(f"exported graphs differ from torch: max abs errors {meta_err}")
+    return meta
+
+
+@torch.no_grad()
+def parity_error(model: ConditionalRealNVP, export_dir, n: int = 100, seed: int = 0) -> dict:
+    """Max abs error between torch and onnxruntime on n random inputs (forward and inverse)."""
+    prior = OnnxPrior(export_dir, threads=1)
+    rng = np.random.default_rng(seed)
+    h, w = model.image_size
+    z = rng.standard_normal((n, ACTION_DIM)).astype(np.float32)
+    images = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    actions = rng.uniform(-1.0, 1.0, (n, ACTION_DIM)).astype(np.float32)
+    model = model.to("cpu").eval()
+    a_t = model(torch.from_numpy(z), torch.from_numpy(images)).numpy()
+    z_t, ld_t = (t.numpy() for t in model.inverse(torch.from_numpy(actions), torch.from_numpy(images)))
+    z_o, ld_o = prior.inverse(actions, images)
+    return {
+        "forward_action": float(np.abs(prior.forward(z, images) - a_t).max()),
+        "inverse_z": float(np.abs(z_o - z_t).max()),
+        "inverse_log_det": float(np.abs(ld_o - ld_t).max()),
+    }
+
+
+# ---- the CLI -----------------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--prior", required=True, help="prior run directory (parrot train-prior) or .pt")
+    parser.add_argument("--out", required=True, help="export directory (created)")
+    parser.add_argument("--which", choices=["best", "last"], default="best", help="checkpoint to export")
+    parser.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+
+
+def main(args) -> int:
+    from parrot_core.train_prior import load_prior
+
+    model = load_prior(args.prior, which=args.which)
+    info = getattr(model, "checkpoint_info", {})
+    meta = export_prior(model, args.out, exporter=args.exporter, opset=args.opset,
+                        source={"run": str(Path(args.prior).resolve()), **info})
+    err = parity_error(model, args.out, n=100)
+    print(f"parrot export: {args.out}: {FORWARD_FILE}, {INVERSE_FILE}, {META_FILE} "
+          f"(image {meta['image_size'][0]}x{meta['image_size'][1]}, step {info.get('step')}, "
+          f"weights {meta['weights_sha256'][:12]}); onnxruntime vs torch max abs err "
+          f"{max(err.values()):.2e} on 100 random inputs")
+    return 0

@@ -1,0 +1,245 @@
+"""Run an exported flow prior with onnxruntime only (robot compute, ROS nodes).
+
+This module must not import torch, even indirectly (tests check ``sys.modules``):
+it imports numpy, onnxruntime and ``parrot_core.action_space`` only.
+
+An export directory (written by ``parrot export``, see ``parrot_core.export``)::
+
+    prior_forward.onnx   z (B, 7) float32, image (B, H, W, 3) uint8 -> action (B, 7)
+    prior_inverse.onnx   action (B, 7) float32, image uint8 -> z (B, 7), log_det (B,)
+    prior_meta.json      image size, action scaling, versions, sha256 of weights and files,
+                         input/output names and shapes
+
+``OnnxPrior(dir)`` checks everything at load time (files present, hashes, metadata that
+agrees with the graphs and with this Parrot's action scaling) and every call's inputs,
+raising a ``PriorError`` subclass with a one-line reason.
+
+Session options are set for one 30 Hz control loop: one intra-op thread, sequential
+execution, and thread-pool spinning off (a spinning pool burns a core between
+requests for nothing at 30 Hz and competes with the rest of the stack).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from parrot_core.action_space import ACTION_DIM, scaling_metadata
+
+META_FORMAT = "parrot-prior-onnx"
+META_VERSION = 1
+FORWARD_FILE = "prior_forward.onnx"
+INVERSE_FILE = "prior_inverse.onnx"
+META_FILE = "prior_meta.json"
+
+# Graph signatures every export has; the image shape is filled in from the metadata.
+FORWARD_INPUTS = ("z", "image")
+FORWARD_OUTPUTS = ("action",)
+INVERSE_INPUTS = ("action", "image")
+INVERSE_OUTPUTS = ("z", "log_det")
+
+_LOG_2PI = math.log(2.0 * math.pi)
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
+
+
+class PriorError(RuntimeError):
+    """Base class of every error about an exported prior."""
+
+
+class PriorLoadError(PriorError):
+    """An export directory that is missing, incomplete, corrupt or fails its hashes."""
+
+
+class PriorMetadataError(PriorLoadError):
+    """Metadata that disagrees with the ONNX graphs or with this Parrot (e.g. action scaling)."""
+
+
+class PriorInputError(PriorError, ValueError):
+    """An input of the wrong shape, dtype or with NaN/inf."""
+
+
+def sha256_file(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def make_session_options(threads: int = 1, spinning: bool = False) -> ort.SessionOptions:
+    """SessionOptions for low-latency batch-1 inference in a control loop."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    flag = "1" if spinning else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", flag)
+    so.add_session_config_entry("session.inter_op.allow_spinning", flag)
+    so.log_severity_level = 3  # errors only
+    return so
+
+
+def read_meta(export_dir) -> dict:
+    """Parse and sanity-check prior_meta.json (no onnxruntime involved)."""
+    export_dir = Path(export_dir)
+    if not export_dir.is_dir():
+        raise PriorLoadError(f"{export_dir}: no such prior export directory")
+    path = export_dir / META_FILE
+    if not path.exists():
+        raise PriorLoadError(f"{path}: missing (not a `parrot export` directory?)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PriorLoadError(f"{path}: corrupt metadata ({e})") from e
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        raise PriorMetadataError(f"{path}: format is {meta.get('format') if isinstance(meta, dict) else None!r}, "
+                                 f"expected {META_FORMAT!r}")
+    if meta.get("version") != META_VERSION:
+        raise PriorMetadataError(f"{path}: version {meta.get('version')}, this Parrot reads {META_VERSION}")
+    for key in ("image_size", "action_dim", "latent_dim", "action_scaling", "files"):
+        if key not in meta:
+            raise PriorMetadataError(f"{path}: missing field {key!r}")
+    if meta["action_dim"] != ACTION_DIM or meta["latent_dim"] != ACTION_DIM:
+        raise PriorMetadataError(
+            f"{path}: action_dim/latent_dim {meta['action_dim']}/{meta['latent_dim']}, "
+            f"this Parrot uses {ACTION_DIM}")
+    ours = scaling_metadata()
+    if meta["action_scaling"] != ours:
+        raise PriorMetadataError(
+            f"{path}: exported with action scaling {meta['action_scaling']}, this Parrot uses "
+            f"{ours}; the prior's actions would command different motions (re-export or retrain)")
+    size = meta["image_size"]
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
+        raise PriorMetadataError(f"{path}: bad image_size {size!r}")
+    return meta
+
+
+class OnnxPrior:
+    """The exported prior on onnxruntime: ``forward(z, images)`` and ``inverse(actions, images)``.
+
+    All arrays are numpy and batched: z/actions ``(B, 7)`` (cast to float32), images
+    ``uint8 (B, H, W, 3)`` RGB at the exported size (``self.image_size``).
+    """
+
+    def __init__(self, export_dir, threads: int = 1, spinning: bool = False,
+                 providers: list[str] | None = None):
+        self.export_dir = Path(export_dir)
+        self.meta = read_meta(self.export_dir)
+        self.image_size = tuple(self.meta["image_size"])  # (H, W)
+        self.image_shape = (*self.image_size, 3)
+        options = make_session_options(threads, spinning)
+        providers = providers or ["CPUExecutionProvider"]
+        self._forward = self._open(FORWARD_FILE, FORWARD_INPUTS, FORWARD_OUTPUTS, options, providers)
+        self._inverse = self._open(INVERSE_FILE, INVERSE_INPUTS, INVERSE_OUTPUTS, options, providers)
+
+    def _open(self, name, inputs, outputs, options, providers) -> ort.InferenceSession:
+        path = self.export_dir / name
+        if not path.exists():
+            raise PriorLoadError(f"{path}: missing (export incomplete? rerun `parrot export`)")
+        entry = self.meta["files"].get(name)
+        if not isinstance(entry, dict) or "sha256" not in entry:
+            raise PriorMetadataError(f"{self.export_dir / META_FILE}: no sha256 recorded for {name}")
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != entry["sha256"]:
+            raise PriorLoadError(
+                f"{path}: sha256 {digest[:12]}... does not match prior_meta.json "
+                f"({entry['sha256'][:12]}...): file modified or from another export")
+        try:
+            session = ort.InferenceSession(data, sess_options=options, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise PriorLoadError(f"{path}: onnxruntime cannot load it ({e})") from e
+        self._check_signature(name, session, inputs, outputs, entry)
+        return session
+
+    def _check_signature(self, name, session, inputs, outputs, entry) -> None:
+        where = f"{self.export_dir / name}"
+        got_in = [i.name for i in session.get_inputs()]
+        got_out = [o.name for o in session.get_outputs()]
+        if got_in != list(inputs) or got_out != list(outputs):
+            raise PriorMetadataError(
+                f"{where}: graph has inputs {got_in} outputs {got_out}, expected "
+                f"{list(inputs)} -> {list(outputs)}")
+        declared = {d["name"]: d for d in entry.get("inputs", []) + entry.get("outputs", [])}
+        for arg in list(session.get_inputs()) + list(session.get_outputs()):
+            dtype = _ORT_DTYPES.get(arg.type, arg.type)
+            static = [s if isinstance(s, int) else None for s in arg.shape]
+            if arg.name == "image":
+                expected = [None, *self.image_shape]
+                want_dtype = "uint8"
+            else:
+                expected = [None, ACTION_DIM] if arg.name != "log_det" else [None]
+                want_dtype = "float32"
+            if dtype != want_dtype or static != expected:
+                raise PriorMetadataError(
+                    f"{where}: {arg.name} is {dtype} {arg.shape} in the graph, but prior_meta.json "
+                    f"says image size {list(self.image_size)} (expected {want_dtype} "
+                    f"{['B', *expected[1:]]})")
+            d = declared.get(arg.name)
+            if d is not None and (d.get("dtype") != dtype or
+                                  [s if isinstance(s, int) else None for s in d.get("shape", [])] != static):
+                raise PriorMetadataError(
+                    f"{where}: {arg.name} is {dtype} {arg.shape} in the graph, "
+                    f"prior_meta.json declares {d.get('dtype')} {d.get('shape')}")
+
+    # ---- input checks ---------------------------------------------------------------
+
+    def _images(self, images) -> np.ndarray:
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise PriorInputError(
+                f"images must be uint8 RGB (0..255), got dtype {images.dtype} "
+                f"(the graph does the float conversion)")
+        if images.ndim != 4 or images.shape[1:] != self.image_shape:
+            hint = " (add a batch axis: images[None])" if images.shape == self.image_shape else \
+                " (resize with cv2.INTER_AREA to the exported size)"
+            raise PriorInputError(
+                f"images must have shape (B, {self.image_shape[0]}, {self.image_shape[1]}, 3), "
+                f"got {images.shape}{hint}")
+        return np.ascontiguousarray(images)
+
+    @staticmethod
+    def _vectors(x, name: str, batch: int) -> np.ndarray:
+        x = np.asarray(x)
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise PriorInputError(f"{name} must be a float array, got dtype {x.dtype}")
+        if x.ndim != 2 or x.shape[1] != ACTION_DIM:
+            raise PriorInputError(f"{name} must have shape (B, {ACTION_DIM}), got {x.shape}")
+        if x.shape[0] != batch:
+            raise PriorInputError(f"{name} has batch {x.shape[0]} but images have batch {batch}")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.all(np.isfinite(x)):
+            raise PriorInputError(f"{name} contains NaN or inf")
+        return x
+
+    # ---- inference ------------------------------------------------------------------
+
+    def forward(self, z, images) -> np.ndarray:
+        """z (B, 7), images uint8 (B, H, W, 3) -> actions float32 (B, 7) in (-1, 1)."""
+        images = self._images(images)
+        z = self._vectors(z, "z", len(images))
+        return self._forward.run(None, {"z": z, "image": images})[0]
+
+    def inverse(self, actions, images) -> tuple[np.ndarray, np.ndarray]:
+        """actions (B, 7), images -> (z (B, 7), log_det (B,)) with log_det = log|det dz/da|.
+
+        Actions are clamped to +-meta["action_clamp"] inside the graph before atanh.
+        """
+        images = self._images(images)
+        actions = self._vectors(actions, "actions", len(images))
+        z, log_det = self._inverse.run(None, {"action": actions, "image": images})
+        return z, log_det
+
+    def log_prob(self, actions, images) -> np.ndarray:
+        """log p(a | s) per row (B,), by change of variables."""
+        z, log_det = self.inverse(actions, images)
+        return -0.5 * np.sum(z * z, axis=1) - 0.5 * ACTION_DIM * _LOG_2PI + log_det
+
+    def sample(self, images, rng: np.random.Generator | None = None) -> np.ndarray:
+        """One action per image for z ~ N(0, I): random exploration through the prior."""
+        rng = rng if rng is not None else np.random.default_rng()
+        images = self._images(images)
+        z = rng.standard_normal((len(images), ACTION_DIM)).astype(np.float32)
+        return self.forward(z, images)

@@ -1,0 +1,391 @@
+"""`parrot train-prior`: fit the flow prior by maximum likelihood (paper 3.1, Appendix D).
+
+    parrot train-prior --data DIR --out RUN [--steps N | --epochs E] [--batch-size 256]
+                       [--lr 1e-4] [--val-fraction 0.1] [--device auto] [--resume]
+
+What a run directory holds::
+
+    RUN/config.json    model config (PriorConfig), training settings, dataset split summary
+    RUN/last.pt        model + Adam state + step + split: what --resume continues from
+    RUN/best.pt        model weights with the lowest validation NLL so far
+    RUN/metrics.csv    one row per evaluation: step, epoch, train_nll, val_nll, ...
+
+NLL is in nats per action (mean of -log p(a|s) over steps), on the raw (un-augmented)
+images for validation. The validation set is whole episodes (a held-out split by
+episode, so near-duplicate consecutive frames never straddle train and val).
+
+Reproducible and resumable: the batch drawn at step k depends only on (seed, k)
+(a per-epoch permutation seeded by (seed, epoch)), and so does the augmentation, so a
+run that is stopped and resumed with --resume follows the same sequence as one that was
+never stopped. On resume the saved settings (seed, batch size, lr, split, model) are
+used; --steps/--epochs/--eval-every/--device may change (e.g. to train longer).
+Ctrl-C saves RUN/last.pt at the current step before exiting.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from parrot_core import __version__
+from parrot_core.dataset import episode_paths, read_episode, read_header
+from parrot_core.flow import ConditionalRealNVP, PriorConfig
+from parrot_core.onnx_prior import PriorLoadError
+
+CKPT_FORMAT = "parrot-prior-checkpoint"
+CKPT_VERSION = 1
+LAST, BEST, CONFIG, METRICS = "last.pt", "best.pt", "config.json", "metrics.csv"
+METRIC_FIELDS = ["step", "epoch", "train_nll", "val_nll", "best_val_nll", "lr", "elapsed_s", "steps_per_s"]
+
+
+class PriorTrainingError(RuntimeError):
+    """A training run that cannot start or continue (bad run dir, diverged loss, ...)."""
+
+
+# ---- loading a trained prior -----------------------------------------------------------
+
+def _torch_load(path: Path) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle/zip errors of a truncated or foreign file
+        raise PriorLoadError(f"{path}: corrupt or not a checkpoint ({e})") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
+        raise PriorLoadError(f"{path}: not a Parrot prior checkpoint")
+    if ckpt.get("version") != CKPT_VERSION:
+        raise PriorLoadError(f"{path}: checkpoint version {ckpt.get('version')}, this Parrot reads {CKPT_VERSION}")
+    return ckpt
+
+
+def resolve_checkpoint(run_dir, which: str = "best") -> Path:
+    """RUN/best.pt (or last.pt when which='last' or no best exists yet); a .pt path as is."""
+    p = Path(run_dir)
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise PriorLoadError(f"{p}: no such prior run directory")
+    order = [BEST, LAST] if which == "best" else [LAST]
+    for name in order:
+        if (p / name).exists():
+            return p / name
+    raise PriorLoadError(f"{p}: no {' or '.join(order)} (not a `parrot train-prior` run?)")
+
+
+def load_prior(run_dir, which: str = "best", device: str = "cpu") -> ConditionalRealNVP:
+    """The trained ConditionalRealNVP of a run directory (or .pt file), in eval mode.
+
+    ``which='best'`` (lowest validation NLL, falling back to last) or ``'last'``.
+    The checkpoint's step and path are on ``model.checkpoint_info``.
+    """
+    path = resolve_checkpoint(run_dir, which)
+    ckpt = _torch_load(path)
+    model = ConditionalRealNVP(PriorConfig.from_dict(ckpt["config"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise PriorLoadError(f"{path}: weights do not fit the saved config ({e})") from e
+    model.checkpoint_info = {"path": str(path), "step": ckpt.get("step"), "val_nll": ckpt.get("val_nll")}
+    return model.to(device).eval()
+
+
+# ---- data --------------------------------------------------------------------------------
+
+def split_episodes(names: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, val) episode file names; val is a seeded random choice of whole episodes."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise PriorTrainingError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    n_val = int(round(val_fraction * len(names)))
+    if val_fraction > 0 and len(names) >= 2:
+        n_val = min(max(n_val, 1), len(names) - 1)
+    else:
+        n_val = 0
+    order = np.random.default_rng(seed).permutation(len(names))
+    val = sorted(names[i] for i in order[:n_val])
+    train = sorted(names[i] for i in order[n_val:])
+    return train, val
+
+
+def _load_split(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    if not names:
+        return torch.zeros(0, 1, 1, 3, dtype=torch.uint8), torch.zeros(0, 7)
+    eps = [read_episode(root / "episodes" / n) for n in names]
+    images = torch.from_numpy(np.concatenate([e.images for e in eps]))
+    actions = torch.from_numpy(np.concatenate([e.actions for e in eps]).astype(np.float32))
+    return images, actions
+
+
+def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
+    """Row indices of the batch at ``step``: a function of (seed, step) only (resumable)."""
+    per_epoch = max(1, n // batch_size)
+    epoch, i = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    return perm if n < batch_size else perm[i * batch_size:(i + 1) * batch_size]
+
+
+def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to +-pad pixels (edge pixels repeat); uint8 in, uint8 out."""
+    b, h, w, _ = images.shape
+    shifts = torch.randint(-pad, pad + 1, (b, 2), generator=generator).to(images.device)
+    rows = (torch.arange(h, device=images.device)[None] + shifts[:, :1]).clamp(0, h - 1)
+    cols = (torch.arange(w, device=images.device)[None] + shifts[:, 1:]).clamp(0, w - 1)
+    bi = torch.arange(b, device=images.device)[:, None, None]
+    return images[bi, rows[:, :, None], cols[:, None, :]]
+
+
+@torch.no_grad()
+def evaluate_nll(model: ConditionalRealNVP, images: torch.Tensor, actions: torch.Tensor,
+                 device: torch.device, batch_size: int = 1024) -> float:
+    """Mean -log p(a|s) in nats over all rows (no augmentation); nan for an empty set."""
+    if len(actions) == 0:
+        return float("nan")
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for i in range(0, len(actions), batch_size):
+        img = images[i:i + batch_size].to(device)
+        act = actions[i:i + batch_size].to(device)
+        total += float(-model.log_prob(act, img).sum())
+    model.train(was_training)
+    return total / len(actions)
+
+
+# ---- the CLI -----------------------------------------------------------------------------
+
+def _int_list(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True, help="dataset directory (parrot collect / bag2dataset)")
+    parser.add_argument("--out", required=True, help="run directory (created)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="total gradient steps (default: from --epochs)")
+    length.add_argument("--epochs", type=float, default=20.0, help="passes over the training split (default 20)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
+    parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of EPISODES held out")
+    parser.add_argument("--eval-every", type=int, default=500, help="steps between val NLL / checkpoints")
+    parser.add_argument("--augment", choices=["none", "shift"], default="shift",
+                        help="training-image augmentation: random +-2 px shift (default) or none")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (cuda if present, else cpu) | cpu | cuda[:N]")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    parser.add_argument("--resume", action="store_true", help="continue RUN from RUN/last.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    model = parser.add_argument_group("model (ignored with --resume: the saved config is used)")
+    d = PriorConfig()
+    model.add_argument("--num-layers", type=int, default=d.num_layers)
+    model.add_argument("--coupling-hidden", type=_int_list, default=d.coupling_hidden, help="e.g. 256,256")
+    model.add_argument("--encoder-hidden", type=_int_list, default=d.encoder_hidden, help="e.g. 1024,512")
+    model.add_argument("--feature-dim", type=int, default=d.feature_dim)
+    model.add_argument("--conv-channels", type=int, default=d.conv_channels)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PriorTrainingError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _rewrite_metrics(path: Path, upto_step: int) -> None:
+    """Drop rows written after the checkpoint we resume from (a kill between the two)."""
+    if not path.exists():
+        return
+    with path.open() as f:
+        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= upto_step]
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """metrics.csv rows as dicts of floats (step/epoch included)."""
+    with (Path(run_dir) / METRICS).open() as f:
+        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def main(args) -> int:
+    out = Path(args.out)
+    data = Path(args.data)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    header = read_header(data)
+    names = [p.name for p in episode_paths(data)]
+    if not names:
+        raise PriorTrainingError(f"{data}: dataset has no episodes")
+    h, w = (int(v) for v in header["image_size"])
+
+    if args.resume:
+        if not (out / LAST).exists():
+            raise PriorTrainingError(f"{out}: nothing to resume (no {LAST})")
+        ckpt = _torch_load(out / LAST)
+        config = PriorConfig.from_dict(ckpt["config"])
+        train_cfg = dict(ckpt["train"])
+        val_names = [n for n in ckpt["split"]["val"] if n in set(names)]
+        missing = len(ckpt["split"]["val"]) - len(val_names)
+        if missing:
+            print(f"parrot train-prior: warning: {missing} validation episodes are gone from {data}",
+                  file=sys.stderr)
+        train_names = [n for n in names if n not in set(ckpt["split"]["val"])]
+        start_step, best_val = int(ckpt["step"]), float(ckpt["best_val_nll"])
+    else:
+        if (out / LAST).exists():
+            raise PriorTrainingError(f"{out} already holds a run; pass --resume to continue it, "
+                                     f"or choose another --out")
+        config = PriorConfig(
+            image_size=h if h == w else (h, w), num_layers=args.num_layers,
+            coupling_hidden=tuple(args.coupling_hidden), encoder_hidden=tuple(args.encoder_hidden),
+            feature_dim=args.feature_dim, conv_channels=args.conv_channels)
+        train_cfg = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                     "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2}
+        train_names, val_names = split_episodes(names, args.val_fraction, args.seed)
+        start_step, best_val, ckpt = 0, float("inf"), None
+    if [h, w] != _config_hw(config):
+        raise PriorTrainingError(f"{data}: images are {h}x{w}, the run's model takes "
+                                 f"{'x'.join(map(str, _config_hw(config)))}")
+    if train_cfg["batch_size"] < 1 or train_cfg["lr"] <= 0:
+        raise PriorTrainingError("--batch-size must be >= 1 and --lr > 0")
+
+    train_images, train_actions = _load_split(data, train_names)
+    val_images, val_actions = _load_split(data, val_names)
+    n = len(train_actions)
+    if n == 0:
+        raise PriorTrainingError(f"{data}: no training steps after the split")
+    bs, seed = int(train_cfg["batch_size"]), int(train_cfg["seed"])
+    per_epoch = max(1, n // bs)
+    total = int(args.steps) if args.steps is not None else int(math.ceil(args.epochs * per_epoch))
+    eval_every = max(1, int(args.eval_every))
+
+    torch.manual_seed(seed)
+    model = ConditionalRealNVP(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(train_cfg["lr"]))
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+
+    out.mkdir(parents=True, exist_ok=True)
+    run_info = {
+        "prior": config.to_dict(),
+        "train": {**train_cfg, "steps": total, "eval_every": eval_every, "device": str(device),
+                  "data": str(data.resolve())},
+        "dataset": {"image_size": [h, w], "episodes": len(names), "train_episodes": len(train_names),
+                    "val_episodes": len(val_names), "train_steps": n, "val_steps": len(val_actions),
+                    "steps_per_epoch": per_epoch},
+        "versions": {"parrot": __version__, "torch": torch.__version__, "python": platform.python_version()},
+    }
+    _atomic_write_text(out / CONFIG, json.dumps(run_info, indent=2))
+    metrics_path = out / METRICS
+    if args.resume:
+        _rewrite_metrics(metrics_path, start_step)
+    elif metrics_path.exists():
+        metrics_path.unlink()
+    if not metrics_path.exists():
+        with metrics_path.open("w", newline="") as f:
+            csv.DictWriter(f, fieldnames=METRIC_FIELDS).writeheader()
+
+    split = {"train": train_names, "val": val_names}
+
+    def checkpoint(step: int) -> None:
+        _atomic_save({"format": CKPT_FORMAT, "version": CKPT_VERSION, "model": model.state_dict(),
+                      "optimizer": optimizer.state_dict(), "step": step, "config": config.to_dict(),
+                      "train": train_cfg, "split": split, "best_val_nll": best_val}, out / LAST)
+
+    if start_step >= total:
+        print(f"parrot train-prior: {out} is already at step {start_step} >= {total}; nothing to do")
+        return 0
+
+    if start_step == 0:  # the untrained model's val NLL: the baseline the curve starts from
+        val0 = evaluate_nll(model, val_images, val_actions, device)
+        with metrics_path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(
+                {"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
+                 "best_val_nll": float("nan"), "lr": optimizer.param_groups[0]["lr"],
+                 "elapsed_s": 0.0, "steps_per_s": float("nan")})
+
+    from tqdm import tqdm
+
+    pbar = tqdm(total=total, initial=start_step, desc="train-prior", unit="step",
+                dynamic_ncols=True, disable=args.no_progress)
+    model.train()
+    step = start_step
+    loss_sum, loss_count = torch.zeros((), device=device), 0
+    t0 = time.monotonic()
+    t_last, step_last = t0, step
+    try:
+        while step < total:
+            idx = torch.from_numpy(batch_indices(step, n, bs, seed))
+            images = train_images[idx].to(device, non_blocking=True)
+            actions = train_actions[idx].to(device, non_blocking=True)
+            if train_cfg["augment"] == "shift":
+                g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+                images = random_shift(images, int(train_cfg.get("shift_pad", 2)), g)
+            loss = -model.log_prob(actions, images).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss_sum += loss.detach()
+            loss_count += 1
+            pbar.update(1)
+            if step % eval_every == 0 or step == total:
+                train_nll = float(loss_sum) / loss_count
+                if not math.isfinite(train_nll):
+                    raise PriorTrainingError(f"training diverged at step {step} (NLL {train_nll}); "
+                                             f"lower --lr or check the data")
+                val_nll = evaluate_nll(model, val_images, val_actions, device)
+                score = val_nll if math.isfinite(val_nll) else train_nll  # no val set: best by train
+                if score < best_val:
+                    best_val = score
+                    _atomic_save({"format": CKPT_FORMAT, "version": CKPT_VERSION,
+                                  "model": model.state_dict(), "config": config.to_dict(),
+                                  "step": step, "val_nll": val_nll}, out / BEST)
+                checkpoint(step)
+                now = time.monotonic()
+                row = {"step": step, "epoch": round(step / per_epoch, 4),
+                       "train_nll": round(train_nll, 6), "val_nll": round(val_nll, 6),
+                       "best_val_nll": round(best_val, 6), "lr": optimizer.param_groups[0]["lr"],
+                       "elapsed_s": round(now - t0, 3),
+                       "steps_per_s": round((step - step_last) / max(now - t_last, 1e-9), 3)}
+                with metrics_path.open("a", newline="") as f:
+                    csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(row)
+                pbar.set_postfix(train_nll=f"{train_nll:.3f}", val_nll=f"{val_nll:.3f}")
+                loss_sum, loss_count = torch.zeros((), device=device), 0
+                t_last, step_last = now, step
+    except KeyboardInterrupt:
+        checkpoint(step)
+        pbar.close()
+        print(f"parrot train-prior: saved {out / LAST} at step {step}; continue with --resume",
+              file=sys.stderr)
+        raise
+    pbar.close()
+    print(f"parrot train-prior: {step} steps, best val NLL {best_val:.4f} nats/action -> {out}")
+    return 0
+
+
+def _config_hw(config: PriorConfig) -> list[int]:
+    s = config.image_size
+    return [s, s] if isinstance(s, int) else [int(s[0]), int(s[1])]

@@ -1,0 +1,150 @@
+"""The safety rules every command passes through, in sim and on hardware alike.
+
+Pure logic, no ROS: the `hardware_bridge` and `sim_twin` nodes feed it commands, images,
+clock ticks and e-stop messages, and move the arm only with what it returns. The safe
+reaction to anything unexpected is to stop: every rule, when triggered, returns a zero
+motion together with the reason, so the node can log it and publish a diagnostic.
+
+Rules:
+- nan_or_inf:       a command with NaN/inf or the wrong shape is never applied
+- estop:            an e-stop latches until `reset_estop()`; nothing moves meanwhile
+- translation_limit / rotation_limit: a per-step delta above the limit stops motion
+                    (it means the command source is misconfigured, so we don't guess)
+- workspace:        a step that would leave the workspace box stops motion
+- stale_command:    no fresh command within `command_timeout_s` -> zero motion (watchdog)
+- stale_image:      no image within `image_timeout_s` (or none yet, with `require_image`), or
+                    the command was computed from an image older than `max_image_age_s` ->
+                    zero motion
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parrot_core.action_space import InvalidActionError, to_metric, validate_action
+
+
+@dataclass
+class SafetyConfig:
+    workspace_min: tuple[float, float, float] = (0.15, -0.35, 0.0)  # metres, arm base frame
+    workspace_max: tuple[float, float, float] = (0.75, 0.35, 0.55)
+    max_translation_m: float = 0.04  # per control step
+    max_rotation_rad: float = 0.20  # per control step
+    command_timeout_s: float = 0.5
+    image_timeout_s: float = 0.5
+    max_image_age_s: float = 0.5
+    # True: a command before the first image stops (hardware: never move blind).
+    require_image: bool = False
+
+
+@dataclass
+class SafetyDecision:
+    """What to do with the arm now: move by (pos_delta, rot_delta, gripper) or stop."""
+
+    pos_delta: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    rot_delta: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    gripper: int = 0  # +1 open, -1 close, 0 hold
+    stop_reason: str | None = None  # rule name, None when the command passed
+    detail: str = ""
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_reason is not None
+
+
+def _stop(reason: str, detail: str) -> SafetyDecision:
+    return SafetyDecision(stop_reason=reason, detail=detail)
+
+
+class SafetyFilter:
+    """Stateful checker: one per arm. Times are seconds on one clock (ROS time)."""
+
+    def __init__(self, config: SafetyConfig | None = None):
+        self.config = config or SafetyConfig()
+        self._estop_reason: str | None = None
+        self._last_command_time: float | None = None
+        self._last_image_time: float | None = None
+
+    # -- inputs ---------------------------------------------------------------------------
+    def on_image(self, now: float) -> None:
+        self._last_image_time = now
+
+    def estop(self, reason: str = "e-stop requested") -> SafetyDecision:
+        self._estop_reason = reason
+        return _stop("estop", reason)
+
+    def reset_estop(self) -> None:
+        self._estop_reason = None
+
+    @property
+    def estopped(self) -> bool:
+        return self._estop_reason is not None
+
+    def check_command(self, action, now: float, image_stamp: float | None = None,
+                      ee_pos=None) -> SafetyDecision:
+        """Decide what a 7D policy command may do. `image_stamp`: when the image it was
+        computed from was taken; `ee_pos`: current end-effector position (for the box)."""
+        if self.estopped:
+            return _stop("estop", f"latched: {self._estop_reason}")
+        try:
+            pos, rot, grip = to_metric(validate_action(action))
+        except InvalidActionError as e:
+            return _stop("nan_or_inf", str(e))
+        return self._check_motion(pos, rot, grip, now, image_stamp, ee_pos)
+
+    def check_delta(self, pos_delta, rot_delta, gripper: int, now: float,
+                    image_stamp: float | None = None, ee_pos=None) -> SafetyDecision:
+        """Like check_command, for a command already in metres/radians per step."""
+        if self.estopped:
+            return _stop("estop", f"latched: {self._estop_reason}")
+        pos, rot = np.asarray(pos_delta, float), np.asarray(rot_delta, float)
+        if pos.shape != (3,) or rot.shape != (3,) or not (np.all(np.isfinite(pos)) and
+                                                          np.all(np.isfinite(rot))):
+            return _stop("nan_or_inf", f"bad delta pos={pos.tolist()} rot={rot.tolist()}")
+        return self._check_motion(pos, rot, int(gripper), now, image_stamp, ee_pos)
+
+    def _check_motion(self, pos, rot, grip, now, image_stamp, ee_pos) -> SafetyDecision:
+        cfg = self.config
+        self._last_command_time = now
+        stale = self._image_staleness(now, image_stamp)
+        if stale:
+            return _stop("stale_image", stale)
+        if np.linalg.norm(pos) > cfg.max_translation_m + 1e-9:
+            return _stop("translation_limit",
+                         f"step {np.linalg.norm(pos):.3f} m > {cfg.max_translation_m:.3f} m")
+        if np.linalg.norm(rot) > cfg.max_rotation_rad + 1e-9:
+            return _stop("rotation_limit",
+                         f"step {np.linalg.norm(rot):.3f} rad > {cfg.max_rotation_rad:.3f} rad")
+        if ee_pos is not None:
+            target = np.asarray(ee_pos, float) + pos
+            lo, hi = np.asarray(cfg.workspace_min), np.asarray(cfg.workspace_max)
+            if np.any(target < lo) or np.any(target > hi):
+                return _stop("workspace", f"target {np.round(target, 3).tolist()} outside box "
+                                          f"{np.round(cfg.workspace_min, 3).tolist()}.."
+                                          f"{np.round(cfg.workspace_max, 3).tolist()}")
+        return SafetyDecision(pos_delta=pos, rot_delta=rot, gripper=grip)
+
+    def _image_staleness(self, now: float, image_stamp: float | None) -> str:
+        cfg = self.config
+        if self._last_image_time is None and cfg.require_image:
+            return "no image received yet"
+        if self._last_image_time is not None and now - self._last_image_time > cfg.image_timeout_s:
+            return f"no image for {now - self._last_image_time:.2f} s (> {cfg.image_timeout_s} s)"
+        if image_stamp is not None and now - image_stamp > cfg.max_image_age_s:
+            return (f"command computed from an image {now - image_stamp:.2f} s old "
+                    f"(> {cfg.max_image_age_s} s)")
+        return ""
+
+    def check_watchdog(self, now: float) -> SafetyDecision | None:
+        """Call on a timer: a stop decision when commands went stale, else None."""
+        if self.estopped:
+            return _stop("estop", f"latched: {self._estop_reason}")
+        if self._last_command_time is None:
+            return None  # nothing commanded yet, nothing moving
+        age = now - self._last_command_time
+        if age > self.config.command_timeout_s:
+            return _stop("stale_command",
+                         f"no command for {age:.2f} s (> {self.config.command_timeout_s} s)")
+        return None

@@ -1,0 +1,197 @@
+"""The flow prior (parrot_core.flow) and its training CLI (parrot_core.train_prior).
+
+Small models and 16x16 images throughout, one torch thread: the whole file runs in a
+few seconds on a shared CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from parrot_core.dataset import DatasetWriter, Episode
+from parrot_core.flow import ACTION_CLAMP, ConditionalRealNVP, PriorConfig, coupling_masks
+from parrot_core.onnx_prior import PriorLoadError
+from parrot_core.train_prior import (PriorTrainingError, add_arguments, batch_indices, load_prior,
+                                     main, read_metrics, split_episodes)
+
+torch.set_num_threads(1)
+
+SMALL = dict(image_size=16, encoder_hidden=(32,), feature_dim=16, coupling_hidden=(32, 32))
+
+
+def random_flow(seed: int = 0, **overrides) -> ConditionalRealNVP:
+    """A small flow whose couplings are far from the identity (the last layers start at 0)."""
+    torch.manual_seed(seed)
+    model = ConditionalRealNVP(PriorConfig(**{**SMALL, **overrides}))
+    with torch.no_grad():
+        for layer in model.couplings:
+            torch.nn.init.normal_(layer.net[-1].weight, std=0.2)
+            torch.nn.init.normal_(layer.net[-1].bias, std=0.2)
+    return model.eval()
+
+
+def images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=g)
+
+
+def write_dataset(root, n_episodes: int = 12, steps: int = 20, size: int = 16, seed: int = 0) -> None:
+    """Two scene kinds (red/blue); the action mean flips with the colour; gripper exactly +-1."""
+    rng = np.random.default_rng(seed)
+    writer = DatasetWriter(root, (size, size), worker=0, run_id="test")
+    for e in range(n_episodes):
+        kind = e % 2
+        img = np.zeros((steps, size, size, 3), np.uint8)
+        img[..., 2 * kind] = 200
+        img += rng.integers(0, 30, img.shape, dtype=np.uint8)
+        mean = np.array([0.6, -0.3, 0.2, 0.0, 0.0, 0.1, 1.0]) * (1 if kind else -1)
+        act = np.clip(mean + 0.05 * rng.standard_normal((steps, 7)), -1, 1).astype(np.float32)
+        act[:, 6] = 1.0 if kind else -1.0
+        writer.write_episode(Episode(img, act, attrs={"task": "grasp", "seed": e}))
+
+
+def train_args(data, out, **kw) -> argparse.Namespace:
+    """parrot train-prior arguments for a tiny model; kw adds flags (True -> bare flag)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    argv = ["--data", str(data), "--out", str(out), "--batch-size", "32", "--lr", "3e-3",
+            "--encoder-hidden", "32", "--feature-dim", "16", "--coupling-hidden", "32,32",
+            "--no-progress", "--threads", "1"]
+    for k, v in kw.items():
+        flag = "--" + k.replace("_", "-")
+        argv += [flag] if v is True else [flag, str(v)]
+    return parser.parse_args(argv)
+
+
+# ---- the flow ----------------------------------------------------------------------------
+
+def test_round_trip_inverse_of_forward_is_identity():
+    """inverse(forward(z)) == z within 1e-4 (float32) and the two log-dets cancel, wherever
+    |forward(z)| < 0.999; beyond the clamp, inverse maps to the clamped action instead."""
+    model = random_flow()
+    z = torch.randn(256, 7, generator=torch.Generator().manual_seed(1))
+    img = images(256)
+    with torch.no_grad():
+        a, ld_fwd = model.forward_with_logdet(z, img)
+        z_back, ld_inv = model.inverse(a, img)
+        inside = (a.abs() < ACTION_CLAMP).all(dim=1)
+        assert inside.float().mean() > 0.95
+        assert (z_back - z)[inside].abs().max() < 1e-4
+        assert (ld_fwd + ld_inv)[inside].abs().max() < 1e-3
+        assert not torch.allclose(a, torch.tanh(z), atol=1e-2)  # the couplings do something
+        if (~inside).any():  # saturated rows come back as the clamped action
+            again = model(z_back[~inside], img[~inside])
+            assert torch.allclose(again, a[~inside].clamp(-ACTION_CLAMP, ACTION_CLAMP), atol=1e-4)
+
+
+def test_log_prob_is_change_of_variables_with_numeric_jacobian():
+    """log p(a|s) == log N(f^-1(a)) + log|det d f^-1/da|, the det taken from autograd's Jacobian."""
+    model = random_flow(seed=2).double()
+    img = images(2, seed=3)
+    actions = torch.tensor([[0.3, -0.7, 0.1, 0.9, -0.2, 0.5, -0.95],
+                            [-0.5, 0.2, 0.8, -0.1, 0.0, -0.6, 0.4]], dtype=torch.float64)
+    with torch.no_grad():
+        lp = model.log_prob(actions, img)
+    for i in range(2):
+        inv = lambda a: model.inverse(a[None], img[i:i + 1])[0][0]  # noqa: E731
+        jac = torch.autograd.functional.jacobian(inv, actions[i])
+        z = inv(actions[i]).detach()
+        expected = -0.5 * (z @ z) - 3.5 * math.log(2 * math.pi) + torch.linalg.slogdet(jac)[1]
+        assert abs(float(lp[i]) - float(expected)) < 1e-6
+        with torch.no_grad():
+            _, log_det = model.inverse(actions[i:i + 1], img[i:i + 1])
+        assert abs(float(log_det[0]) - float(torch.linalg.slogdet(jac)[1])) < 1e-6
+
+
+def test_actions_bounded_scales_bounded_and_edges_finite():
+    """Huge z still gives |a| <= 1 and finite log-dets; a = +-1 (clamped) has finite z and log p;
+    each coupling's log-scale stays in [-1, 1] even with huge weights."""
+    model = random_flow()
+    with torch.no_grad():
+        for layer in model.couplings:
+            layer.net[-1].weight.mul_(1000.0)
+        img = images(4)
+        a, ld = model.forward_with_logdet(100.0 * torch.randn(4, 7), img)
+        assert torch.isfinite(a).all() and torch.isfinite(ld).all() and a.abs().max() <= 1.0
+        edges = torch.tensor([[1.0] * 7, [-1.0] * 7, [1.0, -1.0] * 3 + [1.0], [0.0] * 7])
+        z, log_det = model.inverse(edges, img)
+        assert torch.isfinite(z).all() and torch.isfinite(model.log_prob(edges, img)).all()
+        log_scale, _ = model.couplings[0]._scale_shift(torch.randn(4, 7), model.encoder(img))
+        assert log_scale.abs().max() <= 1.0
+
+
+def test_coupling_masks_alternate_and_cover_every_dim():
+    """Layers alternate complementary halves, so each of the 7 dims is transformed twice."""
+    masks = coupling_masks(7, 4)
+    assert torch.equal(masks[0], 1 - masks[1]) and torch.equal(masks[0], masks[2])
+    assert torch.equal((1 - masks).sum(0), torch.full((7,), 2.0))
+
+
+def test_sample_shapes_and_range():
+    """sample(): one image -> (n, 7), a batch -> (B, n, 7), all in (-1, 1), seeded draws repeat."""
+    model = random_flow()
+    img = images(3)
+    with torch.no_grad():
+        one = model.sample(img[0], n=5, generator=torch.Generator().manual_seed(0))
+        again = model.sample(img[0], n=5, generator=torch.Generator().manual_seed(0))
+        many = model.sample(img, n=2)
+    assert one.shape == (5, 7) and many.shape == (3, 2, 7)
+    assert torch.equal(one, again) and many.abs().max() < 1.0
+
+
+# ---- training ----------------------------------------------------------------------------
+
+def test_split_is_by_episode_and_batches_depend_only_on_seed_and_step():
+    """Val holds whole episodes disjoint from train; the batch at step k is a function of (seed, k)."""
+    names = [f"e{i}.h5" for i in range(10)]
+    train, val = split_episodes(names, 0.2, seed=0)
+    assert len(val) == 2 and not set(train) & set(val) and sorted(train + val) == names
+    assert split_episodes(names, 0.2, seed=0) == (train, val)
+    assert split_episodes(names[:2], 0.01, seed=0)[1]  # at least one val episode when asked
+    assert np.array_equal(batch_indices(7, 100, 32, 0), batch_indices(7, 100, 32, 0))
+    assert not np.array_equal(batch_indices(7, 100, 32, 0), batch_indices(8, 100, 32, 0))
+
+
+def test_train_prior_lowers_val_nll_and_resume_matches_uninterrupted(tmp_path):
+    """train-prior lowers held-out NLL; stopping at 15 steps and resuming to 30 gives the same
+    step count, metrics rows and weights as 30 uninterrupted steps; a second run into the same
+    --out without --resume is refused; load_prior returns an eval-mode model."""
+    data = tmp_path / "data"
+    write_dataset(data)
+    assert main(train_args(data, tmp_path / "a", steps=30, eval_every=15)) == 0
+    rows = read_metrics(tmp_path / "a")
+    assert [r["step"] for r in rows] == [0, 15, 30]
+    assert rows[-1]["val_nll"] < rows[0]["val_nll"] - 1.0
+
+    assert main(train_args(data, tmp_path / "b", steps=15, eval_every=15)) == 0
+    assert main(train_args(data, tmp_path / "b", steps=30, eval_every=15, resume=True)) == 0
+    rows_b = read_metrics(tmp_path / "b")
+    assert [r["step"] for r in rows_b] == [0, 15, 30]
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert a["step"] == b["step"] == 30
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], atol=1e-5), k
+
+    with pytest.raises(PriorTrainingError, match="--resume"):
+        main(train_args(data, tmp_path / "a", steps=30))
+    model = load_prior(tmp_path / "a")
+    assert not model.training and model.checkpoint_info["step"] == 30
+
+
+def test_load_prior_errors_are_clear(tmp_path):
+    """A missing run dir, an empty one and a corrupt checkpoint raise PriorLoadError."""
+    with pytest.raises(PriorLoadError, match="no such"):
+        load_prior(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PriorLoadError, match="best.pt"):
+        load_prior(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(PriorLoadError, match="corrupt"):
+        load_prior(tmp_path / "bad")

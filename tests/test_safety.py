@@ -1,0 +1,84 @@
+"""Safety rules: each crafted bad input stops motion and names the rule that fired."""
+
+import numpy as np
+import pytest
+
+from parrot_bringup.safety import SafetyConfig, SafetyFilter
+
+GOOD = np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32)
+EE_CENTER = (0.45, 0.0, 0.25)
+
+
+def fresh_filter(**overrides) -> SafetyFilter:
+    f = SafetyFilter(SafetyConfig(**overrides))
+    f.on_image(now=0.0)
+    return f
+
+
+def test_good_command_passes_with_metric_delta():
+    """A sane command in the middle of the workspace moves the arm by action * scale."""
+    d = fresh_filter().check_command(GOOD, now=0.1, image_stamp=0.05, ee_pos=EE_CENTER)
+    assert not d.stopped
+    assert d.pos_delta[0] > 0 and np.allclose(d.pos_delta[1:], 0)
+
+
+@pytest.mark.parametrize("bad", [
+    [np.nan, 0, 0, 0, 0, 0, 0], [0, np.inf, 0, 0, 0, 0, 0], [0.1] * 6,
+])
+def test_nan_inf_or_wrong_shape_stops(bad):
+    """NaN, inf or a wrong-length command is never applied."""
+    d = fresh_filter().check_command(bad, now=0.1, ee_pos=EE_CENTER)
+    assert d.stopped and d.stop_reason == "nan_or_inf"
+    assert np.all(d.pos_delta == 0) and np.all(d.rot_delta == 0)
+
+
+def test_workspace_box_stops_motion_leaving_it():
+    """A step whose target is outside the box stops; the same step inside is fine."""
+    f = fresh_filter()
+    near_edge = (0.749, 0.0, 0.25)
+    d = f.check_command(GOOD, now=0.1, ee_pos=near_edge)
+    assert d.stop_reason == "workspace" and "outside box" in d.detail
+    assert not f.check_command(-GOOD, now=0.2, ee_pos=near_edge).stopped
+
+
+def test_translation_and_rotation_limits_stop():
+    """Per-step limits below what full-scale actions command stop the motion."""
+    d = fresh_filter(max_translation_m=0.01).check_command(GOOD, now=0.1, ee_pos=EE_CENTER)
+    assert d.stop_reason == "translation_limit"
+    rot = np.array([0, 0, 0, 1.0, 0, 0, 0])
+    d = fresh_filter(max_rotation_rad=0.05).check_command(rot, now=0.1, ee_pos=EE_CENTER)
+    assert d.stop_reason == "rotation_limit"
+    d = fresh_filter().check_delta([0.2, 0, 0], [0, 0, 0], 0, now=0.1, ee_pos=EE_CENTER)
+    assert d.stop_reason == "translation_limit"
+
+
+def test_estop_latches_until_reset():
+    """After an e-stop nothing moves, however good the command, until reset."""
+    f = fresh_filter()
+    f.estop("operator pressed stop")
+    for t in (0.1, 0.2, 5.0):
+        d = f.check_command(GOOD, now=t, ee_pos=EE_CENTER)
+        assert d.stop_reason == "estop" and "operator" in d.detail
+    f.reset_estop()
+    f.on_image(now=5.0)
+    assert not f.check_command(GOOD, now=5.1, ee_pos=EE_CENTER).stopped
+
+
+def test_watchdog_stops_after_timeout_only():
+    """No fresh command within the timeout -> stop; within it -> keep going."""
+    f = fresh_filter(command_timeout_s=0.5)
+    assert f.check_watchdog(now=10.0) is None  # nothing commanded yet
+    f.check_command(GOOD, now=0.1, ee_pos=EE_CENTER)
+    assert f.check_watchdog(now=0.5) is None
+    d = f.check_watchdog(now=0.61)
+    assert d.stop_reason == "stale_command" and "no command" in d.detail
+
+
+def test_stale_or_lagging_images_stop():
+    """Commands stop when images stop arriving or the command's image is too old."""
+    f = fresh_filter(image_timeout_s=0.5, max_image_age_s=0.3)
+    assert f.check_command(GOOD, now=0.9, ee_pos=EE_CENTER).stop_reason == "stale_image"
+    f.on_image(now=1.0)
+    d = f.check_command(GOOD, now=1.1, image_stamp=0.5, ee_pos=EE_CENTER)
+    assert d.stop_reason == "stale_image" and "old" in d.detail
+    assert not f.check_command(GOOD, now=1.1, image_stamp=1.0, ee_pos=EE_CENTER).stopped
