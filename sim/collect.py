@@ -1,0 +1,192 @@
+"""`parrot collect`: scripted data collection in the twin (paper Alg. 1/2), in K processes.
+
+    parrot collect --task grasp|pick_place|mixed --episodes N --workers K --out DIR \
+        [--objects train] [--seed S] [--image-size 48] [--noise 0.1] [--max-steps 25]
+
+Episode ``i`` uses seed ``S + i`` for the scene and ``policy_rng(S + i)`` for the policy, so
+the dataset does not depend on K. ``mixed`` alternates grasp (even i) and pick_place (odd i).
+Every episode runs the full ``max_steps`` and is kept only if the task is achieved at the
+last step (the paper's success filter). Each worker writes through its own DatasetWriter
+(shared run id, distinct worker index): a kill loses at most the episodes in flight and a
+rerun appends. Held-out objects are refused: they never enter training data.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sys
+import time
+import uuid
+
+import numpy as np
+
+from parrot_core.dataset import DatasetWriter, Episode
+
+COLLECT_TASKS = ("grasp", "pick_place", "lift", "place_on_target", "mixed")
+
+
+class CollectError(ValueError):
+    """Bad `parrot collect` request."""
+
+
+def episode_task(task: str, index: int) -> str:
+    if task == "mixed":
+        return "grasp" if index % 2 == 0 else "pick_place"
+    return task
+
+
+def collect_episode(env, policy, seed: int):
+    """Run one episode of ``policy`` in ``env`` from ``seed``; return (Episode, success).
+
+    images[t] is the observation the policy acted on at step t. Success is the env's
+    ``info["success"]`` after the last step. The caller resets ``policy``'s rng (see
+    sim.scripted.policy_rng) if it wants seed-determined noise.
+    """
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    images, actions, rewards = [], [], []
+    done = False
+    while not done:
+        a = policy.act(info)
+        images.append(obs)
+        actions.append(a)
+        obs, r, terminated, truncated, info = env.step(a)
+        rewards.append(r)
+        done = terminated or truncated
+    success = bool(info["success"])
+    episode = Episode(
+        np.stack(images), np.stack(actions), np.asarray(rewards, np.float32),
+        attrs={"task": env.config.task, "objects": list(info["object_names"]),
+               "object_pool": env.config.objects, "seed": int(seed), "success": success,
+               "source": "scripted", "target_object": info["target_object"] or "",
+               "steps": len(actions)})
+    return episode, success
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the parent dies (kill -9 included)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _worker(worker: int, indices: list, args: dict, queue) -> None:
+    _die_with_parent()
+    parent = os.getppid()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from sim.env import EnvConfig, ParrotEnv
+    from sim.scripted import make_scripted_policy, policy_rng
+
+    writer = DatasetWriter(args["out"], (args["image_size"], args["image_size"]), worker=worker,
+                           run_id=args["run_id"])
+    envs = {}
+    try:
+        for i in indices:
+            if os.getppid() != parent:  # orphaned (no prctl): stop, keep what is written
+                return
+            task = episode_task(args["task"], i)
+            if task not in envs:
+                envs[task] = ParrotEnv(EnvConfig(task=task, objects=args["objects"],
+                                                 image_size=args["image_size"],
+                                                 max_steps=args["max_steps"],
+                                                 terminate_on_success=False))
+            seed = args["seed"] + i
+            policy = make_scripted_policy(task, policy_rng(seed), noise_std=args["noise"])
+            episode, success = collect_episode(envs[task], policy, seed)
+            if success:
+                writer.write_episode(episode)
+            writer.record_attempt(success, task)
+            queue.put((worker, task, success))
+    finally:
+        for env in envs.values():
+            env.close()
+        queue.put((worker, None, None))
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--task", required=True, choices=COLLECT_TASKS)
+    parser.add_argument("--episodes", type=int, required=True, help="episodes to attempt")
+    parser.add_argument("--workers", type=int, default=1, help="collection processes")
+    parser.add_argument("--out", required=True, help="dataset directory (created or appended to)")
+    parser.add_argument("--objects", default="train", help="object pool (only train is allowed)")
+    parser.add_argument("--seed", type=int, default=0, help="episode i uses seed S + i")
+    parser.add_argument("--image-size", type=int, default=48)
+    parser.add_argument("--max-steps", type=int, default=25)
+    parser.add_argument("--noise", type=float, default=0.1, help="std of the N(0, s) action noise")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_collection(task, episodes, workers, out, objects="train", seed=0, image_size=48,
+                   max_steps=25, noise=0.1, progress=True) -> dict:
+    """Collect and return {task: {"attempted", "kept"}} (also printed by the CLI)."""
+    if objects != "train":
+        raise CollectError(f"--objects {objects}: only the train pool may be collected; held-out "
+                           "objects are for evaluation and never enter training data")
+    if task not in COLLECT_TASKS:
+        raise CollectError(f"unknown task {task!r}; choose one of {COLLECT_TASKS}")
+    if episodes < 1 or workers < 1:
+        raise CollectError("--episodes and --workers must be >= 1")
+    workers = min(workers, episodes)
+    args = {"task": task, "objects": objects, "image_size": image_size, "max_steps": max_steps,
+            "seed": seed, "noise": noise, "out": str(out),
+            "run_id": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]}
+    DatasetWriter(out, (image_size, image_size), worker=0, run_id=args["run_id"])  # header check
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(k, list(range(k, episodes, workers)), args, queue),
+                         daemon=True) for k in range(workers)]
+    for proc in procs:
+        proc.start()
+    from tqdm import tqdm
+
+    counts: dict = {}
+    finished = 0
+    bar = tqdm(total=episodes, desc=f"collect {task}", unit="ep", disable=not progress,
+               file=sys.stderr)
+    try:
+        while finished < workers:
+            try:
+                worker, t, success = queue.get(timeout=5.0)
+            except Exception:  # queue.Empty: check the workers are alive
+                dead = [p for p in procs if not p.is_alive() and p.exitcode not in (0, None)]
+                if dead:
+                    raise CollectError(f"collection worker exited with code {dead[0].exitcode}")
+                continue
+            if t is None:
+                finished += 1
+                continue
+            c = counts.setdefault(t, {"attempted": 0, "kept": 0})
+            c["attempted"] += 1
+            c["kept"] += int(success)
+            bar.update(1)
+            bar.set_postfix({k: f"{v['kept']}/{v['attempted']}" for k, v in counts.items()})
+    finally:
+        bar.close()
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if bad:
+        raise CollectError(f"a collection worker failed (exit code {bad[0]})")
+    return counts
+
+
+def main(args) -> int:
+    t0 = time.perf_counter()
+    counts = run_collection(args.task, args.episodes, args.workers, args.out, objects=args.objects,
+                            seed=args.seed, image_size=args.image_size, max_steps=args.max_steps,
+                            noise=args.noise, progress=not args.no_progress)
+    dt = time.perf_counter() - t0
+    total = sum(c["attempted"] for c in counts.values())
+    print(f"collected into {args.out} in {dt:.1f} s ({total / dt:.2f} trajectories/s, "
+          f"{args.workers} workers)")
+    for task, c in sorted(counts.items()):
+        rate = c["kept"] / c["attempted"] if c["attempted"] else 0.0
+        print(f"  {task:16s} kept/attempted = {c['kept']}/{c['attempted']} ({rate:.1%})")
+    return 0

@@ -1,0 +1,114 @@
+"""The twin's contract (docs/ARCHITECTURE.md "The twin"): determinism, actions, info, tasks."""
+
+import numpy as np
+import pytest
+
+from parrot_core.action_space import POS_SCALE_M, InvalidActionError
+from sim.env import EnvConfig, EnvError, ParrotEnv
+from sim.objects import POOLS
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = ParrotEnv(EnvConfig(task="pick_place", terminate_on_success=False))
+    yield e
+    e.close()
+
+
+def test_same_seed_same_scene_and_bitwise_same_first_obs(env):
+    """reset(seed) rebuilds the scene from the seed alone: same objects, poses and obs bytes,
+    in a fresh env and after other episodes ran; a different seed gives another scene."""
+    obs0, info0 = env.reset(seed=7)
+    env.step(np.array([1, 1, -1, 0.3, 0, 0, -1], np.float32))
+    env.reset(seed=8)
+    obs1, info1 = env.reset(seed=7)
+    with ParrotEnv(EnvConfig(task="pick_place")) as fresh:
+        obs2, info2 = fresh.reset(seed=7)
+    for obs, info in ((obs1, info1), (obs2, info2)):
+        assert obs.dtype == np.uint8 and obs.shape == (48, 48, 3)
+        assert obs.tobytes() == obs0.tobytes()
+        assert info["object_names"] == info0["object_names"]
+        assert info["target_object"] == info0["target_object"]
+        for name in info0["object_names"]:
+            assert np.array_equal(info["object_positions"][name], info0["object_positions"][name])
+    obs3, info3 = env.reset(seed=9)
+    assert obs3.tobytes() != obs0.tobytes()
+
+
+def test_same_seed_same_trajectory_fresh_or_reused_env(env):
+    """A scripted episode (reach, grasp contacts, transport) from one seed is bitwise the same
+    in a fresh env and in an env that ran other episodes first (reset restores a saved
+    world state; nothing leaks between episodes)."""
+    from sim.collect import collect_episode
+    from sim.scripted import make_scripted_policy, policy_rng
+
+    env.reset(seed=5)
+    env.step(np.array([1, -1, -1, 0, 0.5, 0, -1], np.float32))
+    runs = [collect_episode(env, make_scripted_policy("pick_place", policy_rng(1)), 1)[0]]
+    with ParrotEnv(EnvConfig(task="pick_place", terminate_on_success=False)) as fresh:
+        runs.append(collect_episode(fresh, make_scripted_policy("pick_place", policy_rng(1)), 1)[0])
+    assert runs[0].images.tobytes() == runs[1].images.tobytes()
+    assert np.array_equal(runs[0].actions, runs[1].actions)
+
+
+@pytest.mark.parametrize("bad", [[np.nan, 0, 0, 0, 0, 0, 0], [0, 0, np.inf, 0, 0, 0, 0],
+                                 [0, 0, 0, 0, 0, 0, -np.inf], [0.1] * 6])
+def test_nan_inf_or_wrong_shape_rejected_and_arm_not_moved(env, bad):
+    """A NaN/inf/wrong-shape action raises InvalidActionError naming the problem and is
+    never applied: joints, TCP target, gripper and step counter are unchanged."""
+    env.reset(seed=1)
+    q0, target0, t0 = env.robot.joint_positions(), env.target_ee.copy(), env.t
+    closed0 = env.robot.gripper_closed
+    with pytest.raises(InvalidActionError, match="NaN or inf|shape"):
+        env.step(np.array(bad, dtype=np.float64))
+    assert np.array_equal(env.robot.joint_positions(), q0)
+    assert np.array_equal(env.target_ee, target0)
+    assert env.t == t0 and env.robot.gripper_closed == closed0
+
+
+def test_action_scaled_by_pos_scale_and_clipped(env):
+    """a = +1 on x moves the TCP target by POS_SCALE_M; a = +5 is clipped to the same;
+    the measured TCP follows within a few millimetres."""
+    env.reset(seed=1)
+    x0 = env.target_ee.copy()
+    _, _, _, _, info = env.step(np.array([1, 0, 0, 0, 0, 0, 0], np.float32))
+    assert env.target_ee[0] - x0[0] == pytest.approx(POS_SCALE_M, abs=1e-9)
+    x1 = env.target_ee.copy()
+    env.step(np.array([5, 0, 0, 0, 0, 0, 0], np.float32))
+    assert env.target_ee[0] - x1[0] == pytest.approx(POS_SCALE_M, abs=1e-9)
+    _, _, _, _, info = env.step(np.zeros(7, np.float32))
+    assert np.linalg.norm(info["ee_pos"] - env.target_ee) < 0.006
+    env.step(np.array([0, 0, 0, 0, 0, 0, -1], np.float32))
+    assert env.robot.gripper_closed
+    env.step(np.array([0, 0, 0, 0, 0, 0, 0.4], np.float32))  # inside the threshold: hold
+    assert env.robot.gripper_closed
+
+
+def test_info_keys_and_step_contract(env):
+    """info carries the privileged state the contract lists; truncated at max_steps;
+    stepping a finished episode is an error."""
+    _, info = env.reset(seed=2)
+    for key in ("success", "ee_pos", "gripper_closed", "object_names", "object_positions",
+                "target_object", "target_position"):
+        assert key in info
+    assert len(info["object_names"]) == 3 and info["target_object"] in info["object_names"]
+    assert all(n in POOLS["train"] for n in info["object_names"])
+    for t in range(env.config.max_steps):
+        obs, r, terminated, truncated, info = env.step(np.zeros(7, np.float32))
+        assert r in (0.0, 1.0) and not terminated
+    assert truncated and info["t"] == env.config.max_steps
+    with pytest.raises(EnvError):
+        env.step(np.zeros(7, np.float32))
+
+
+@pytest.mark.parametrize("task", ["grasp", "lift", "pick_place", "place_on_target"])
+@pytest.mark.parametrize("pool", ["train", "heldout"])
+def test_every_task_builds_with_both_pools(task, pool):
+    """Each task builds with each pool; scene objects come from that pool only;
+    placing tasks expose the container/target position."""
+    with ParrotEnv(EnvConfig(task=task, objects=pool, image_size=32)) as e:
+        obs, info = e.reset(seed=11)
+    assert obs.shape == (32, 32, 3)
+    assert set(info["object_names"]) <= set(POOLS[pool])
+    assert (info["target_position"] is not None) == (task in ("pick_place", "place_on_target"))
+    assert (info["target_object"] is not None) == (task != "grasp")
