@@ -1,0 +1,1 @@
+../ros2_ws/src/parrot_bringup/launch/hardware.launch.py

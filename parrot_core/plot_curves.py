@@ -1,0 +1,136 @@
+"""`parrot plot-curves RUN... --out curves.png`: success rate vs environment steps.
+
+Paper Figure 3 style: one panel per task (and object pool), one line per algorithm, the
+mean over seeds with a +-1 std band. RUN may be a train-rl run directory or any directory
+above several (searched for ``config.json`` + ``metrics.jsonl``). Runs whose evaluations
+fall on different steps are linearly interpolated onto the union of their steps, up to the
+shortest run of the group. Also writes ``<out>.json`` with the per-group final success
+(mean, std, seeds, steps), the numbers a README table quotes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+ALGO_STYLE = {  # colours as in the paper's legend order: ours first
+    "parrot": ("PARROT", "tab:blue"),
+    "bc-sac": ("BC+SAC", "tab:orange"),
+    "sac": ("SAC", "tab:green"),
+}
+
+
+class PlotCurvesError(RuntimeError):
+    """No runs found, or a run without evaluations."""
+
+
+def find_runs(paths) -> list[Path]:
+    runs: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise PlotCurvesError(f"{p}: no such run directory")
+        if (p / "config.json").exists():
+            runs.append(p)
+        else:
+            runs.extend(sorted(c.parent for c in p.rglob("config.json") if (c.parent / "metrics.jsonl").exists()))
+    if not runs:
+        raise PlotCurvesError(f"no train-rl runs (config.json + metrics.jsonl) under {list(map(str, paths))}")
+    return sorted(set(runs))
+
+
+def load_curve(run: Path, metric: str = "eval_success") -> dict:
+    from parrot_core.rl_loop import read_config, read_metrics
+
+    cfg = read_config(run).get("run", {})
+    rows = [r for r in read_metrics(run) if r.get("kind") == "eval" and metric in r]
+    if not rows:
+        raise PlotCurvesError(f"{run}: no evaluations with {metric!r} in metrics.jsonl yet")
+    steps = np.array([r["env_step"] for r in rows], float)
+    values = np.array([r[metric] for r in rows], float)
+    order = np.argsort(steps, kind="stable")
+    return {"run": str(run), "algo": cfg.get("algo", "?"), "task": cfg.get("task", "?"),
+            "objects": cfg.get("objects", "?"), "seed": cfg.get("seed"),
+            "steps": steps[order], "values": values[order]}
+
+
+def group_curves(curves: list[dict]) -> dict:
+    """{(task, objects): {algo: {"steps", "mean", "std", "n", "seeds", "final_*"}}}."""
+    groups: dict = {}
+    for c in curves:
+        groups.setdefault((c["task"], c["objects"]), {}).setdefault(c["algo"], []).append(c)
+    out: dict = {}
+    for key, algos in groups.items():
+        out[key] = {}
+        for algo, cs in algos.items():
+            end = min(c["steps"][-1] for c in cs)
+            grid = np.unique(np.concatenate([c["steps"][c["steps"] <= end] for c in cs]))
+            ys = np.stack([np.interp(grid, c["steps"], c["values"]) for c in cs])
+            final = ys[:, -1]
+            out[key][algo] = {"steps": grid, "mean": ys.mean(0), "std": ys.std(0), "n": len(cs),
+                              "seeds": [c["seed"] for c in cs], "final_step": float(grid[-1]),
+                              "final_mean": float(final.mean()), "final_std": float(final.std()),
+                              "final_per_seed": [float(v) for v in final]}
+    return out
+
+
+def plot(groups: dict, out: Path, metric: str = "eval_success", title: str | None = None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(groups)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        algos = groups[key]
+        for algo in sorted(algos, key=lambda a: list(ALGO_STYLE).index(a) if a in ALGO_STYLE else 99):
+            g = algos[algo]
+            label, color = ALGO_STYLE.get(algo, (algo, None))
+            line, = ax.plot(g["steps"], g["mean"], label=f"{label} (n={g['n']})", color=color, lw=1.8)
+            ax.fill_between(g["steps"], g["mean"] - g["std"], g["mean"] + g["std"],
+                            color=line.get_color(), alpha=0.2, lw=0)
+        task, objects = key
+        ax.set_title(f"{task} ({objects} objects)")
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("success rate" if metric == "eval_success" else metric)
+        if metric.endswith("success"):
+            ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def summary(groups: dict) -> dict:
+    return {f"{task}/{objects}": {algo: {k: g[k] for k in ("n", "seeds", "final_step", "final_mean",
+                                                           "final_std", "final_per_seed")}
+                                  for algo, g in algos.items()}
+            for (task, objects), algos in sorted(groups.items())}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("runs", nargs="+", help="train-rl run directories (or directories above them)")
+    parser.add_argument("--out", required=True, help="PNG to write (a JSON summary goes beside it)")
+    parser.add_argument("--metric", default="eval_success", help="metrics.jsonl column to plot")
+    parser.add_argument("--title")
+
+
+def main(args) -> int:
+    curves = [load_curve(r, args.metric) for r in find_runs(args.runs)]
+    groups = group_curves(curves)
+    out = Path(args.out)
+    plot(groups, out, args.metric, args.title)
+    s = summary(groups)
+    out.with_suffix(".json").write_text(json.dumps(s, indent=2) + "\n")
+    print(f"parrot plot-curves: {out} ({len(curves)} runs); final {args.metric} (mean +- std over seeds):")
+    for key, algos in s.items():
+        for algo, g in algos.items():
+            print(f"  {key:28s} {algo:7s} {g['final_mean']:.2f} +- {g['final_std']:.2f} "
+                  f"(n={g['n']}, step {g['final_step']:.0f})")
+    return 0

@@ -1,0 +1,465 @@
+"""Soft actor-critic over image observations (paper Appendix D, Table 1, Figure 7).
+
+CleanRL-style: everything a SAC update does is in :meth:`SACAgent.update`, top to bottom.
+
+Networks (Figure 7 / implementation notes "SAC on top")
+    Policy and each of the two Q-functions own a separate CNN (three 3x3 convs, ReLU,
+    2x2 max-pool after the first two, 48 -> 12) followed by an MLP (default
+    [1024, 512, 256]). The Q-function concatenates the 7D action to the flattened conv
+    features. Observations are the raw ``uint8 (B, H, W, 3)`` RGB images; the /255 and
+    NHWC -> NCHW happen inside ``forward`` so the exported ONNX takes uint8 directly.
+    Sizes are configurable (``conv_channels``, ``hidden_sizes``) for tests and 2-core runs.
+
+Defaults (Table 1): discount 0.99, policy and Q lr 3e-4, reward scale 1, automatic entropy
+    tuning (target entropy -|A|), one update per env step, target network updated every
+    1000 updates by a hard copy (``tau = 1``), batch 256 (notes).
+
+The policy distribution, two kinds (``SACConfig.distribution``)
+    ``"tanh"``     a = action_scale * tanh(u), u ~ N(mu, sigma). Standard SAC; used by the
+                   baselines that act directly in the [-1, 1] action space (scale 1).
+    ``"clipped"``  z = clip(u, -z_clip, z_clip), u ~ N(m, sigma), m = scale * tanh(raw / scale).
+                   Used by PARROT, which acts in the prior's latent z. Why: paper section 3.2
+                   initialises the policy *to the prior's base distribution* N(0, I). A
+                   tanh-squashed Gaussian cannot be N(0, I) (with scale 1, the original's
+                   default, it never leaves [-1, 1], i.e. about one base standard deviation, so
+                   the invertible flow's full action range is out of reach). An unsquashed
+                   Gaussian initialised to mean 0 / std 1 *is* N(0, I): the output layer starts
+                   at zero weights with log-std bias log(init_std) = 0, so every image gets
+                   exactly m = 0, sigma = 1. Its log-prob is the exact Gaussian one. The mean
+                   is bounded by ``action_scale`` (default 4: our flow ends in a = tanh(y) and
+                   clamps at |a| = 0.999, atanh = 3.8, so |z| <= 4 reaches the whole action
+                   range of a near-identity flow) and the executed z is clipped at ``z_clip``
+                   (default 6, > 6 sigma of the base: P(|u| > 6) ~ 2e-9 per dim at init) only as
+                   a guard against runaway samples; the log-prob ignores that clip.
+                   The std is bounded by ``log_std_max`` = log 1.5 for PARROT: an unsquashed
+                   Gaussian's entropy grows without bound, and where Q is flat in a z
+                   dimension the entropy bonus drives the std to its cap (we measured every
+                   dim at the cap, e^2, within a few hundred steps on a toy task, i.e. z mostly
+                   clipped and every executed action saturated). Capping the std near the base
+                   distribution's keeps exploration prior-like: the policy can move its mean
+                   anywhere in [-4, 4] but never explores much wider than p_z itself. (A tanh
+                   Gaussian bounds its entropy through the Jacobian; that is why the original
+                   scale-1 tanh policy could not leave +-1.)
+    In both kinds the deterministic action (evaluation, ONNX export) is
+    ``action_scale * tanh(raw_mean [/ action_scale])``: "tanh-squashed and scaled", as
+    ARCHITECTURE.md says. A mean that runs into tanh's flat tail gets no gradient from Q; a
+    weak penalty ``mean_reg * raw_mean^2`` (rlkit's policy mean regulariser) pulls it back.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from parrot_core.action_space import ACTION_DIM
+
+_LOG_2PI = math.log(2.0 * math.pi)
+DISTRIBUTIONS = ("tanh", "clipped")
+
+
+class SACConfigError(ValueError):
+    """An inconsistent SAC configuration."""
+
+
+@dataclass
+class SACConfig:
+    """Network sizes and SAC hyperparameters. Defaults: paper Table 1 + Figure 7."""
+
+    image_size: int = 48
+    action_dim: int = ACTION_DIM
+    # networks (Figure 7): per-network CNN with `conv_channels` 3x3 filters, then the MLP
+    conv_channels: int = 16
+    hidden_sizes: tuple[int, ...] = (1024, 512, 256)
+    # SAC (Table 1)
+    gamma: float = 0.99
+    policy_lr: float = 3e-4
+    q_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    batch_size: int = 256
+    target_update_period: int = 1000  # updates between target updates
+    tau: float = 1.0  # 1.0: hard copy every `target_update_period` (Table 1)
+    reward_scale: float = 1.0
+    updates_per_step: float = 1.0  # gradient steps per env step (may be fractional)
+    autotune_alpha: bool = True
+    init_alpha: float = 1.0
+    target_entropy: float | None = None  # None -> -action_dim
+    # policy distribution (module docstring)
+    distribution: str = "tanh"
+    action_scale: float = 1.0
+    z_clip: float = 6.0  # only for "clipped"
+    init_std: float = 1.0
+    mean_reg: float = 1e-3  # weight of the pre-tanh mean penalty in the policy loss (rlkit)
+    log_std_min: float = -5.0  # log std is squashed smoothly into (min, max) (CleanRL)
+    log_std_max: float = 2.0
+    # data collection
+    buffer_size: int = 100_000
+    learning_starts: int = 1000  # env steps collected with the initial policy before updates
+    # behaviour cloning (BC+SAC baseline; paper: Gaussian max likelihood + entropy term)
+    bc_lr: float = 3e-4
+    bc_entropy_weight: float = 0.01
+
+    def __post_init__(self):
+        self.hidden_sizes = tuple(int(h) for h in self.hidden_sizes)
+        if self.distribution not in DISTRIBUTIONS:
+            raise SACConfigError(f"distribution must be one of {DISTRIBUTIONS}, got {self.distribution!r}")
+        if self.action_scale <= 0 or self.z_clip <= 0 or self.init_std <= 0:
+            raise SACConfigError("action_scale, z_clip and init_std must be > 0")
+        if not 0.0 < self.tau <= 1.0:
+            raise SACConfigError(f"tau must be in (0, 1], got {self.tau}")
+        if self.target_update_period < 1 or self.batch_size < 1 or self.updates_per_step < 0:
+            raise SACConfigError("target_update_period and batch_size must be >= 1, updates_per_step >= 0")
+        if not self.log_std_min < math.log(self.init_std) < self.log_std_max:
+            raise SACConfigError("log(init_std) must lie inside (log_std_min, log_std_max)")
+
+    @property
+    def entropy_target(self) -> float:
+        return float(-self.action_dim if self.target_entropy is None else self.target_entropy)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SACConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise SACConfigError(f"unknown SACConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+def config_for_algo(algo: str, **overrides) -> SACConfig:
+    """The SAC config each algorithm uses; only the policy's output space differs.
+
+    parrot: acts in z with the clipped Gaussian starting at N(0, I) (scale 4, clip 6, std <= 1.5).
+    sac, bc-sac: act in [-1, 1] actions with the tanh Gaussian (scale 1).
+    """
+    if algo == "parrot":
+        base = dict(distribution="clipped", action_scale=4.0, z_clip=6.0, log_std_max=math.log(1.5))
+    elif algo in ("sac", "bc-sac"):
+        base = dict(distribution="tanh", action_scale=1.0)
+    else:
+        raise SACConfigError(f"unknown algo {algo!r} (parrot | sac | bc-sac)")
+    base.update(overrides)
+    return SACConfig(**base)
+
+
+# ---- networks ---------------------------------------------------------------------------
+
+class ConvTrunk(nn.Module):
+    """uint8 (B, H, W, 3) -> flat conv features; 3x3 convs, max-pool after the first two."""
+
+    def __init__(self, image_size: int, channels: int):
+        super().__init__()
+        self.image_size = int(image_size)
+        if self.image_size < 4:
+            raise SACConfigError(f"image size must be >= 4, got {image_size}")
+        self.net = nn.Sequential(
+            nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.out_dim = channels * (self.image_size // 4) ** 2
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        return self.net(x)
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), nn.ReLU()]
+        in_dim = h
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class QNetwork(nn.Module):
+    """Q(s, a): own CNN, action concatenated to the conv features, MLP -> scalar."""
+
+    def __init__(self, cfg: SACConfig):
+        super().__init__()
+        self.trunk = ConvTrunk(cfg.image_size, cfg.conv_channels)
+        self.head = mlp(self.trunk.out_dim + cfg.action_dim, cfg.hidden_sizes, 1)
+
+    def forward(self, image: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.trunk(image), action], dim=1)).squeeze(1)
+
+
+def _raw_for_log_std(log_std: float, cfg: SACConfig) -> float:
+    """Inverse of the log-std bound in Actor.params."""
+    lo, hi = cfg.log_std_min, cfg.log_std_max
+    return math.atanh(2.0 * (log_std - lo) / (hi - lo) - 1.0)
+
+
+class Actor(nn.Module):
+    """pi(a|s): own CNN + MLP -> (raw mean, log std); see module docstring for the two kinds."""
+
+    def __init__(self, cfg: SACConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.trunk = ConvTrunk(cfg.image_size, cfg.conv_channels)
+        self.head = mlp(self.trunk.out_dim, cfg.hidden_sizes, 2 * cfg.action_dim)
+        last = self.head[-1]
+        # Start at mean 0 / std init_std for every image (paper 3.2: pi(z|s) := p_z at init).
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        with torch.no_grad():
+            last.bias[cfg.action_dim:] = _raw_for_log_std(math.log(cfg.init_std), cfg)
+
+    def params(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.head(self.trunk(image))
+        raw_mean, raw_std = out.chunk(2, dim=1)
+        # CleanRL's smooth bound: log_std in (log_std_min, log_std_max), gradient everywhere
+        lo, hi = self.cfg.log_std_min, self.cfg.log_std_max
+        log_std = lo + 0.5 * (hi - lo) * (torch.tanh(raw_std) + 1.0)
+        return raw_mean, log_std
+
+    def squash(self, raw_mean: torch.Tensor) -> torch.Tensor:
+        """raw mean -> the deterministic action (what evaluation and ONNX use).
+
+        tanh kind: scale * tanh(raw). clipped kind: scale * tanh(raw / scale), slope 1 at 0,
+        so early Q gradients do not shoot the mean into tanh's flat tails.
+        """
+        s = self.cfg.action_scale
+        return s * torch.tanh(raw_mean) if self.cfg.distribution == "tanh" else s * torch.tanh(raw_mean / s)
+
+    def deterministic(self, image: torch.Tensor) -> torch.Tensor:
+        return self.squash(self.params(image)[0])
+
+    forward = deterministic
+
+    def sample(self, image: torch.Tensor, with_raw: bool = False):
+        """Reparameterised sample and its log-prob (B,) [and the raw mean]."""
+        raw_mean, log_std = self.params(image)
+        action, logp = self._sample(raw_mean, log_std)
+        return (action, logp, raw_mean) if with_raw else (action, logp)
+
+    def _sample(self, raw_mean: torch.Tensor, log_std: torch.Tensor):
+        std = log_std.exp()
+        eps = torch.randn_like(raw_mean)
+        log_normal = (-0.5 * eps.pow(2) - log_std - 0.5 * _LOG_2PI).sum(dim=1)
+        cfg = self.cfg
+        if cfg.distribution == "tanh":
+            u = raw_mean + std * eps
+            action = cfg.action_scale * torch.tanh(u)
+            # log|d a/d u| = log(scale) + log(1 - tanh(u)^2), the stable softplus form
+            log_jac = (math.log(cfg.action_scale) + 2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(dim=1)
+            return action, log_normal - log_jac
+        z = (self.squash(raw_mean) + std * eps).clamp(-cfg.z_clip, cfg.z_clip)
+        return z, log_normal
+
+    def log_prob(self, image: torch.Tensor, action: torch.Tensor, clamp: float = 0.999) -> torch.Tensor:
+        """log pi(action | image) for given actions (behaviour cloning). (B,)"""
+        raw_mean, log_std = self.params(image)
+        cfg = self.cfg
+        if cfg.distribution == "tanh":
+            a = (action / cfg.action_scale).clamp(-clamp, clamp)
+            u = 0.5 * (torch.log1p(a) - torch.log1p(-a))
+            eps = (u - raw_mean) / log_std.exp()
+            log_jac = (math.log(cfg.action_scale) + torch.log1p(-a * a)).sum(dim=1)
+            return (-0.5 * eps.pow(2) - log_std - 0.5 * _LOG_2PI).sum(dim=1) - log_jac
+        eps = (action - self.squash(raw_mean)) / log_std.exp()
+        return (-0.5 * eps.pow(2) - log_std - 0.5 * _LOG_2PI).sum(dim=1)
+
+
+# ---- the agent ----------------------------------------------------------------------------
+
+def _as_image_tensor(images, device) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(images), device=device)
+    if t.dtype != torch.uint8:
+        raise SACConfigError(f"images must be uint8, got {t.dtype}")
+    return t
+
+
+class SACAgent:
+    """Actor, twin Q, target twin Q, log alpha and their optimisers."""
+
+    def __init__(self, config: SACConfig, device: str | torch.device = "cpu"):
+        self.cfg = config
+        self.device = torch.device(device)
+        self.actor = Actor(config).to(self.device)
+        self.qf1 = QNetwork(config).to(self.device)
+        self.qf2 = QNetwork(config).to(self.device)
+        self.qf1_target = copy.deepcopy(self.qf1).requires_grad_(False)
+        self.qf2_target = copy.deepcopy(self.qf2).requires_grad_(False)
+        self.log_alpha = torch.tensor(math.log(config.init_alpha), device=self.device, requires_grad=True)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.policy_lr)
+        self.q_opt = torch.optim.Adam(list(self.qf1.parameters()) + list(self.qf2.parameters()), lr=config.q_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
+        self.num_updates = 0
+
+    @property
+    def alpha(self) -> float:
+        return float(self.log_alpha.detach().exp())
+
+    # -- acting --
+    @torch.no_grad()
+    def act(self, image: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """One uint8 (H, W, 3) image -> (action_dim,) float32 (z for PARROT)."""
+        x = _as_image_tensor(image, self.device)[None]
+        a = self.actor.deterministic(x) if deterministic else self.actor.sample(x)[0]
+        return a[0].cpu().numpy().astype(np.float32)
+
+    # -- one SAC gradient step --
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        cfg = self.cfg
+        obs, actions, rewards = batch["obs"], batch["actions"], batch["rewards"]
+        next_obs, dones = batch["next_obs"], batch["dones"]
+        alpha = self.log_alpha.exp().detach()
+
+        # Q-functions: soft Bellman backup from the target networks
+        with torch.no_grad():
+            next_a, next_logp = self.actor.sample(next_obs)
+            next_q = torch.min(self.qf1_target(next_obs, next_a), self.qf2_target(next_obs, next_a))
+            target = cfg.reward_scale * rewards + (1.0 - dones) * cfg.gamma * (next_q - alpha * next_logp)
+        q1, q2 = self.qf1(obs, actions), self.qf2(obs, actions)
+        q_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.q_opt.zero_grad(set_to_none=True)
+        q_loss.backward()
+        self.q_opt.step()
+
+        # policy: maximise min Q - alpha log pi (Q weights frozen for this step)
+        self.qf1.requires_grad_(False)
+        self.qf2.requires_grad_(False)
+        pi, logp, raw_mean = self.actor.sample(obs, with_raw=True)
+        q_pi = torch.min(self.qf1(obs, pi), self.qf2(obs, pi))
+        # + a weak pull of the pre-tanh mean to 0 (rlkit's mean regulariser): brings a mean that
+        # ran into tanh's flat tail back where Q's gradient reaches it again
+        actor_loss = (alpha * logp - q_pi).mean() + cfg.mean_reg * raw_mean.pow(2).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self.qf1.requires_grad_(True)
+        self.qf2.requires_grad_(True)
+
+        # temperature: automatic entropy tuning towards target entropy -|A|
+        alpha_loss = torch.zeros(())
+        if cfg.autotune_alpha:
+            alpha_loss = -(self.log_alpha * (logp.detach() + cfg.entropy_target)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+
+        # target networks: hard copy every period (Table 1) or Polyak with tau < 1
+        self.num_updates += 1
+        if self.num_updates % cfg.target_update_period == 0:
+            self.update_targets(cfg.tau)
+        return {
+            "q_loss": q_loss.item(), "actor_loss": actor_loss.item(), "alpha_loss": alpha_loss.item(),
+            "alpha": alpha.item(), "q_mean": q1.mean().item(), "entropy": -logp.mean().item(),
+        }
+
+    @torch.no_grad()
+    def update_targets(self, tau: float) -> None:
+        for net, tgt in ((self.qf1, self.qf1_target), (self.qf2, self.qf2_target)):
+            for p, tp in zip(net.parameters(), tgt.parameters()):
+                tp.mul_(1.0 - tau).add_(p, alpha=tau)
+
+    # -- behaviour cloning (BC+SAC baseline) --
+    def bc_update(self, images: torch.Tensor, actions: torch.Tensor, opt: torch.optim.Optimizer) -> dict[str, float]:
+        """Max likelihood of dataset actions + entropy bonus (paper App. D, BC)."""
+        nll = -self.actor.log_prob(images, actions).mean()
+        _, logp = self.actor.sample(images)
+        loss = nll + self.cfg.bc_entropy_weight * logp.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            mse = F.mse_loss(self.actor.deterministic(images), actions.clamp(-1, 1))
+        return {"bc_nll": nll.item(), "bc_entropy": -logp.mean().item(), "bc_mse": mse.item()}
+
+    # -- (de)serialisation: everything resume needs --
+    def state_dict(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(),
+            "actor": self.actor.state_dict(),
+            "qf1": self.qf1.state_dict(), "qf2": self.qf2.state_dict(),
+            "qf1_target": self.qf1_target.state_dict(), "qf2_target": self.qf2_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "actor_opt": self.actor_opt.state_dict(), "q_opt": self.q_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("actor", "qf1", "qf2", "qf1_target", "qf2_target"):
+            getattr(self, name).load_state_dict(state[name])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.q_opt.load_state_dict(state["q_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.num_updates = int(state["num_updates"])
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device="cpu") -> "SACAgent":
+        agent = cls(SACConfig.from_dict(state["config"]), device)
+        agent.load_state_dict(state)
+        return agent
+
+
+# ---- replay buffer --------------------------------------------------------------------------
+
+class ReplayBuffer:
+    """Ring buffer of (obs, action, reward, next_obs, done); images stay uint8.
+
+    ``done`` is *terminated* only: a time-limit truncation still bootstraps from next_obs.
+    """
+
+    def __init__(self, capacity: int, image_shape: tuple[int, ...], action_dim: int):
+        self.capacity = int(capacity)
+        self.obs = np.zeros((self.capacity, *image_shape), np.uint8)
+        self.next_obs = np.zeros((self.capacity, *image_shape), np.uint8)
+        self.actions = np.zeros((self.capacity, action_dim), np.float32)
+        self.rewards = np.zeros((self.capacity,), np.float32)
+        self.dones = np.zeros((self.capacity,), np.float32)
+        self.ptr = 0
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, obs, action, reward, next_obs, terminated) -> None:
+        i = self.ptr
+        self.obs[i] = obs
+        self.next_obs[i] = next_obs
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.dones[i] = float(terminated)
+        self.ptr = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int, rng: np.random.Generator, device="cpu") -> dict[str, torch.Tensor]:
+        idx = rng.integers(0, self.size, size=batch_size)
+        t = lambda a: torch.as_tensor(a[idx], device=device)  # noqa: E731
+        return {"obs": t(self.obs), "actions": t(self.actions), "rewards": t(self.rewards),
+                "next_obs": t(self.next_obs), "dones": t(self.dones)}
+
+    def save(self, path) -> None:
+        n = self.size
+        np.savez(path, obs=self.obs[:n], next_obs=self.next_obs[:n], actions=self.actions[:n],
+                 rewards=self.rewards[:n], dones=self.dones[:n],
+                 meta=np.array([self.capacity, self.ptr, self.size], np.int64))
+
+    def load(self, path) -> None:
+        with np.load(path) as f:
+            capacity, ptr, size = (int(v) for v in f["meta"])
+            if capacity != self.capacity or f["obs"].shape[1:] != self.obs.shape[1:]:
+                raise SACConfigError(
+                    f"{path}: replay buffer capacity/shape {capacity}/{f['obs'].shape[1:]} does not match "
+                    f"{self.capacity}/{self.obs.shape[1:]}")
+            for k in ("obs", "next_obs", "actions", "rewards", "dones"):
+                getattr(self, k)[:size] = f[k]
+        self.ptr, self.size = ptr, size

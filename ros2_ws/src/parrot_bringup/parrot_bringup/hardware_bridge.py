@@ -1,0 +1,446 @@
+"""`hardware_bridge` node: policy commands -> the real arm, every one through the SafetyFilter.
+
+A lifecycle (managed) node: it moves the arm only while **active**. `autostart` (default
+`configure`) brings it to *inactive* at start; activate it with
+`ros2 lifecycle set /hardware_bridge activate` or, on a pip-only install,
+`python -m parrot_bringup.lifecycle_ctl hardware_bridge activate`. Deactivating stops the arm.
+
+In:  `parrot/cmd/twist` + `parrot/cmd/gripper` (paired by stamp, interfaces.CommandAssembler),
+     `camera/image_raw` (only its arrival: stale-image guard), `joint_states` (FK for the
+     workspace box, IK start), `parrot/estop` (std_msgs/Bool; True latches a stop),
+     service `parrot/estop/reset` (std_srvs/Trigger; refused while the e-stop still reads True).
+Out: `output_mode: servo` -> geometry_msgs/TwistStamped on `servo_topic` (MoveIt Servo, m/s and
+     rad/s in `servo_frame`); `output_mode: joint_trajectory` -> trajectory_msgs/JointTrajectory
+     on `trajectory_topic` (one point, IK on the URDF with PyBullet DIRECT); the gripper ->
+     std_msgs/Float64MultiArray [position] on `gripper_topic` (forward command controller).
+     `/diagnostics` (diagnostic_msgs/DiagnosticArray): every stop with its reason, and a
+     periodic status with counters and the image-to-output latency.
+
+Stopping = zero motion: a zero twist (servo), or a one-point trajectory holding the measured
+joints (an empty trajectory if none were measured, which a joint trajectory controller takes
+as "hold"); the gripper holds. The rules are parrot_bringup.safety's, plus two that only the
+bridge can check: `joint_states` (no fresh joint state, so the TCP is unknown) and `ik` (no IK
+solution within tolerance, or one that jumps a joint by more than `max_joint_step_rad`).
+Each stop is logged with its reason: at once for the first stop after motion or a new
+reason, then at most every `stop_log_throttle_s`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import deque
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import TwistStamped
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from parrot_bringup import interfaces as itf
+from parrot_bringup.arm_kinematics import (DEFAULT_EE_LINK, DEFAULT_TCP_OFFSET, XARM6_JOINTS,
+                                           ArmKinematics, KinematicsError)
+from parrot_bringup.node_runtime import declare, run_node
+from parrot_bringup.safety import SafetyConfig, SafetyDecision, SafetyFilter
+
+OUTPUT_MODES = ("servo", "joint_trajectory")
+AUTOSTART = ("none", "configure", "activate")
+_SAFETY_DEFAULTS = SafetyConfig()
+PARAMS = {
+    "output_mode": "servo",
+    "autostart": "configure",
+    "control_rate_hz": 10.0,          # the policy's rate: twist (m/s) = per-step delta * rate
+    "watchdog_rate_hz": 20.0,
+    "servo_topic": itf.TOPIC_SERVO_TWIST,
+    "servo_frame": "link_base",
+    "trajectory_topic": itf.TOPIC_JOINT_TRAJECTORY,
+    "trajectory_duration_s": 0.0,     # time_from_start of a step; 0 -> one control period
+    "hold_duration_s": 0.05,          # time_from_start of a stop (hold) point
+    "gripper_topic": itf.TOPIC_GRIPPER_COMMANDS,
+    "gripper_open_position": 0.0,
+    "gripper_closed_position": 0.85,
+    "joint_states_topic": itf.TOPIC_JOINT_STATES,
+    "joint_state_timeout_s": 0.5,
+    "joint_names": list(XARM6_JOINTS),
+    "urdf_path": "",                  # "" -> pybullet_data xarm/xarm6_with_gripper.urdf
+    "ee_link": DEFAULT_EE_LINK,
+    "tcp_offset_m": list(DEFAULT_TCP_OFFSET),
+    "ik_tolerance_m": 0.005,
+    "max_joint_step_rad": 0.35,
+    "estop_topic": itf.TOPIC_ESTOP,
+    "estop_reset_service": itf.SERVICE_ESTOP_RESET,
+    "image_topic": itf.TOPIC_IMAGE,
+    "image_qos": "sensor",
+    "stop_log_throttle_s": 2.0,
+    "diagnostics_period_s": 1.0,
+    "safety.workspace_min": [float(v) for v in _SAFETY_DEFAULTS.workspace_min],
+    "safety.workspace_max": [float(v) for v in _SAFETY_DEFAULTS.workspace_max],
+    "safety.max_translation_m": _SAFETY_DEFAULTS.max_translation_m,
+    "safety.max_rotation_rad": _SAFETY_DEFAULTS.max_rotation_rad,
+    "safety.command_timeout_s": _SAFETY_DEFAULTS.command_timeout_s,
+    "safety.image_timeout_s": _SAFETY_DEFAULTS.image_timeout_s,
+    "safety.max_image_age_s": _SAFETY_DEFAULTS.max_image_age_s,
+    "safety.require_image": True,
+}
+DIAG_NAME = "parrot: hardware_bridge safety"
+
+
+class BridgeConfigError(RuntimeError):
+    """A parameter the bridge cannot work with (mode, URDF, joint names)."""
+
+
+def safety_config(p: dict) -> SafetyConfig:
+    return SafetyConfig(
+        workspace_min=tuple(float(v) for v in p["safety.workspace_min"]),
+        workspace_max=tuple(float(v) for v in p["safety.workspace_max"]),
+        max_translation_m=float(p["safety.max_translation_m"]),
+        max_rotation_rad=float(p["safety.max_rotation_rad"]),
+        command_timeout_s=float(p["safety.command_timeout_s"]),
+        image_timeout_s=float(p["safety.image_timeout_s"]),
+        max_image_age_s=float(p["safety.max_image_age_s"]),
+        require_image=bool(p["safety.require_image"]))
+
+
+class StopReporter:
+    """Logs stops and turns them into DiagnosticStatus: each new stop episode or new reason
+    at once, repeats of the same reason at most every `throttle_s`."""
+
+    def __init__(self, logger, throttle_s: float):
+        self.log = logger
+        self.throttle_s = float(throttle_s)
+        self.counts: dict[str, int] = {}
+        self.current: str | None = None  # reason of the ongoing stop, None while moving
+        self.detail = ""
+        self._last_log: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def moving(self) -> None:
+        self.current = None
+
+    def stop(self, reason: str, detail: str, now: float) -> bool:
+        """Record a stop; True when it was logged (and should be published)."""
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        new = reason != self.current
+        self.current, self.detail = reason, detail
+        if new or now - self._last_log.get(reason, -1e18) >= self.throttle_s:
+            n = self._suppressed.pop(reason, 0)
+            extra = f" ({n} repeats not logged)" if n else ""
+            self.log.warning(f"STOP [{reason}] {detail}{extra}")
+            self._last_log[reason] = now
+            return True
+        self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+        return False
+
+
+class HardwareBridge(LifecycleNode):
+    def __init__(self, name: str = "hardware_bridge", **kwargs):
+        super().__init__(name, **kwargs)
+        self.p = declare(self, PARAMS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, itf.TOPIC_DIAGNOSTICS, 10)
+        self.reporter = StopReporter(self.get_logger(), self.p["stop_log_throttle_s"])
+        self.active = False
+        self.kin = None
+        self.filter = SafetyFilter(safety_config(self.p))
+        self._entities: list = []
+        self._q = None
+        self._q_time = None
+        self._estop_pressed = False
+        self.applied = 0
+        self.latency_ms: deque = deque(maxlen=1000)
+        autostart = self.p["autostart"]
+        if autostart not in AUTOSTART:
+            raise BridgeConfigError(f"autostart must be one of {AUTOSTART}, got {autostart!r}")
+        if autostart in ("configure", "activate"):
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise BridgeConfigError("configure failed (see the log above)")
+            if autostart == "activate":
+                self.trigger_activate()
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def on_configure(self, state) -> TransitionCallbackReturn:
+        p = self.p = {name: self.get_parameter(name).value for name in PARAMS}
+        try:
+            if p["output_mode"] not in OUTPUT_MODES:
+                raise BridgeConfigError(
+                    f"output_mode must be one of {OUTPUT_MODES}, got {p['output_mode']!r}")
+            if float(p["control_rate_hz"]) <= 0 or float(p["watchdog_rate_hz"]) <= 0:
+                raise BridgeConfigError("control_rate_hz and watchdog_rate_hz must be > 0")
+            self.kin = ArmKinematics(p["urdf_path"], p["joint_names"], p["ee_link"],
+                                     p["tcp_offset_m"])
+        except (BridgeConfigError, KinematicsError) as e:
+            self.get_logger().error(f"cannot configure: {e}")
+            return TransitionCallbackReturn.FAILURE
+        self.rate = float(p["control_rate_hz"])
+        self.filter = SafetyFilter(safety_config(p))
+        self.reporter.throttle_s = float(p["stop_log_throttle_s"])
+        self.assembler = itf.CommandAssembler(self.rate)
+        cq = itf.command_qos()
+        if p["output_mode"] == "servo":
+            self.pub_motion = self.create_publisher(TwistStamped, p["servo_topic"], cq)
+        else:
+            self.pub_motion = self.create_publisher(JointTrajectory, p["trajectory_topic"], cq)
+        self.pub_grip = self.create_publisher(Float64MultiArray, p["gripper_topic"], cq)
+        img_qos = itf.image_qos(p["image_qos"])
+        img_qos = QoSProfile(depth=1, reliability=img_qos.reliability,
+                             durability=img_qos.durability, history=img_qos.history)
+        self._entities = [
+            self.pub_motion, self.pub_grip,
+            self.create_subscription(TwistStamped, itf.TOPIC_TWIST, self._on_twist, cq),
+            self.create_subscription(JointState, itf.TOPIC_GRIPPER, self._on_gripper, cq),
+            self.create_subscription(Image, p["image_topic"], self._on_image, img_qos),
+            self.create_subscription(JointState, p["joint_states_topic"], self._on_joints,
+                                     itf.image_qos("sensor")),
+            self.create_subscription(Bool, p["estop_topic"], self._on_estop, itf.estop_qos()),
+            self.create_service(Trigger, p["estop_reset_service"], self._on_reset),
+            self.create_timer(1.0 / float(p["watchdog_rate_hz"]), self._on_watchdog),
+            self.create_timer(float(p["diagnostics_period_s"]), self._publish_status),
+        ]
+        self.get_logger().info(
+            f"configured: output {p['output_mode']} -> "
+            f"{p['servo_topic'] if p['output_mode'] == 'servo' else p['trajectory_topic']}, "
+            f"gripper -> {p['gripper_topic']}, URDF {self.kin.urdf}; inactive until activated")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state) -> TransitionCallbackReturn:
+        self.assembler = itf.CommandAssembler(self.rate)
+        self.active = True
+        self.get_logger().info("active: commands that pass the safety filter move the arm")
+        self._publish_status()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state) -> TransitionCallbackReturn:
+        self._halt(SafetyDecision(stop_reason="deactivated", detail="bridge deactivated"),
+                   self._now())
+        self.active = False
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state) -> TransitionCallbackReturn:
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state) -> TransitionCallbackReturn:
+        if self.active:
+            self.on_deactivate(state)
+        self._teardown()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _teardown(self) -> None:
+        for e in self._entities:
+            self._destroy(e)
+        self._entities = []
+        if self.kin is not None:
+            self.kin.close()
+            self.kin = None
+
+    def _destroy(self, e) -> None:
+        for kind in ("publisher", "subscription", "service", "timer"):
+            fn = getattr(self, f"destroy_{kind}")
+            try:
+                if fn(e):
+                    return
+            except (TypeError, AttributeError):
+                continue
+
+    def close(self) -> None:  # node_runtime calls this on Ctrl-C: stop the arm first
+        if self.active:
+            try:
+                self._halt(SafetyDecision(stop_reason="shutdown", detail="node shutting down"),
+                           self._now())
+            except Exception:  # noqa: BLE001 - best effort while the context goes down
+                pass
+            self.active = False
+
+    # ---- inputs ---------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_image(self, msg: Image) -> None:
+        self.filter.on_image(self._now())
+
+    def _on_joints(self, msg: JointState) -> None:
+        names = list(msg.name)
+        try:
+            q = [msg.position[names.index(n)] for n in self.p["joint_names"]]
+        except (ValueError, IndexError):
+            return  # another group's joint states (e.g. the gripper alone)
+        self._q = np.asarray(q, float)
+        self._q_time = self._now()
+
+    def _on_estop(self, msg: Bool) -> None:
+        self._estop_pressed = bool(msg.data)
+        if msg.data:
+            self._halt(self.filter.estop(f"e-stop on {self.p['estop_topic']}"), self._now())
+        elif self.filter.estopped:
+            self.get_logger().info("e-stop released; call the reset service "
+                                   f"{self.p['estop_reset_service']} to move again")
+
+    def _on_reset(self, request, response):
+        if self._estop_pressed:
+            response.success = False
+            response.message = f"e-stop still pressed ({self.p['estop_topic']} is True)"
+        else:
+            was = self.filter.estopped
+            self.filter.reset_estop()
+            response.success = True
+            response.message = "e-stop reset" if was else "no e-stop was latched"
+            self.get_logger().info(response.message)
+        return response
+
+    def _on_twist(self, msg: TwistStamped) -> None:
+        t = msg.twist
+        raw = [t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z]
+        if not np.all(np.isfinite(raw)):  # never pair it: the filter rejects it now
+            return self._decide(np.array(raw + [0.0]), itf.stamp_to_ns(msg.header.stamp))
+        self._assembled(self.assembler.add_twist, msg)
+
+    def _on_gripper(self, msg: JointState) -> None:
+        if not np.all(np.isfinite(list(msg.position))):
+            return self._decide(np.array([0.0] * 6 + [float("nan")]),
+                                itf.stamp_to_ns(msg.header.stamp))
+        self._assembled(self.assembler.add_gripper, msg)
+
+    def _assembled(self, add, msg) -> None:
+        try:
+            out = add(msg)
+        except ValueError as e:  # InterfaceError / InvalidActionError: malformed command
+            return self._reject(SafetyDecision(stop_reason="nan_or_inf",
+                                               detail=f"malformed command: {e}"), self._now())
+        if out is not None:
+            stamp_ns, action = out
+            self._decide(action, stamp_ns)
+
+    # ---- decisions ------------------------------------------------------------------------
+    def _decide(self, action, stamp_ns: int) -> None:
+        now = self._now()
+        if not self.active:
+            return self._halt(SafetyDecision(
+                stop_reason="inactive", detail="command ignored: bridge not active "
+                "(lifecycle activate to move the arm)"), now)
+        ee_pos = ee_orn = None
+        if self.filter.estopped:
+            return self._reject(self.filter.check_command(action, now), now)
+        if self._q is None or now - self._q_time > float(self.p["joint_state_timeout_s"]):
+            age = "none received" if self._q is None else f"last {now - self._q_time:.2f} s ago"
+            return self._reject(SafetyDecision(
+                stop_reason="joint_states",
+                detail=f"no fresh joint state on {self.p['joint_states_topic']} ({age}; "
+                       f"> {self.p['joint_state_timeout_s']} s): TCP unknown"), now)
+        q = self._q.copy()
+        ee_pos, ee_orn = self.kin.fk(q)
+        d = self.filter.check_command(action, now, image_stamp=stamp_ns * 1e-9, ee_pos=ee_pos)
+        if d.stopped:
+            return self._reject(d, now)
+        if self.p["output_mode"] == "servo":
+            msg = self._twist(d.pos_delta * self.rate, d.rot_delta * self.rate)
+        else:
+            target_pos, target_orn = self.kin.apply_delta(ee_pos, ee_orn, d.pos_delta, d.rot_delta)
+            try:
+                q_new = self.kin.ik(q, target_pos, target_orn,
+                                    tolerance_m=float(self.p["ik_tolerance_m"]))
+            except KinematicsError as e:
+                return self._reject(SafetyDecision(stop_reason="ik", detail=str(e)), now)
+            jump = float(np.max(np.abs(q_new - q)))
+            if jump > float(self.p["max_joint_step_rad"]):
+                return self._reject(SafetyDecision(
+                    stop_reason="ik", detail=f"IK solution moves a joint by {jump:.3f} rad "
+                    f"(> max_joint_step_rad {self.p['max_joint_step_rad']})"), now)
+            dur = float(self.p["trajectory_duration_s"]) or 1.0 / self.rate
+            msg = self._trajectory(q_new, dur)
+        self.pub_motion.publish(msg)
+        if d.gripper != 0:
+            pos = self.p["gripper_open_position"] if d.gripper > 0 else \
+                self.p["gripper_closed_position"]
+            self.pub_grip.publish(Float64MultiArray(data=[float(pos)]))
+        self.applied += 1
+        self.latency_ms.append((self._now() - stamp_ns * 1e-9) * 1e3)
+        if self.reporter.current is not None:
+            self.get_logger().info(f"moving again after stop [{self.reporter.current}]")
+        self.reporter.moving()
+
+    def _reject(self, d: SafetyDecision, now: float) -> None:
+        """A command that did not pass: stop the arm (every time) and report."""
+        self._halt(d, now)
+
+    def _halt(self, d: SafetyDecision, now: float) -> None:
+        if self.active:
+            self.pub_motion.publish(self._stop_motion())
+        if self.reporter.stop(d.stop_reason, d.detail, now):
+            level = DiagnosticStatus.WARN if d.stop_reason in ("inactive", "deactivated") \
+                else DiagnosticStatus.ERROR
+            self._publish_diag(level, f"stopped: {d.stop_reason}: {d.detail}", d.stop_reason)
+
+    def _on_watchdog(self) -> None:
+        if not self.active:
+            return
+        now = self._now()
+        d = self.filter.check_watchdog(now)
+        if d is not None and d.stop_reason != self.reporter.current:
+            self._halt(d, now)  # once per stop: a transition from moving (or another reason)
+
+    # ---- outputs --------------------------------------------------------------------------
+    def _twist(self, lin, ang) -> TwistStamped:
+        msg = TwistStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.p["servo_frame"]
+        t = msg.twist
+        t.linear.x, t.linear.y, t.linear.z = (float(v) for v in lin)
+        t.angular.x, t.angular.y, t.angular.z = (float(v) for v in ang)
+        return msg
+
+    def _trajectory(self, q, duration_s: float) -> JointTrajectory:
+        msg = JointTrajectory()  # header stamp 0: start now
+        msg.joint_names = list(self.p["joint_names"])
+        if q is not None:
+            pt = JointTrajectoryPoint()
+            pt.positions = [float(v) for v in q]
+            pt.velocities = [0.0] * len(pt.positions)
+            sec = int(duration_s)
+            pt.time_from_start.sec, pt.time_from_start.nanosec = sec, int((duration_s - sec) * 1e9)
+            msg.points = [pt]
+        return msg
+
+    def _stop_motion(self):
+        if self.p["output_mode"] == "servo":
+            return self._twist((0, 0, 0), (0, 0, 0))
+        return self._trajectory(self._q, float(self.p["hold_duration_s"]))
+
+    # ---- diagnostics ----------------------------------------------------------------------
+    def _publish_diag(self, level, message: str, reason: str | None) -> None:
+        st = DiagnosticStatus(level=level, name=DIAG_NAME, message=message,
+                              hardware_id=self.p.get("servo_frame", ""))
+        vals = {"reason": reason or "", "active": str(self.active).lower(),
+                "estopped": str(self.filter.estopped).lower(),
+                "output_mode": self.p["output_mode"], "commands_applied": str(self.applied)}
+        vals.update({f"stops.{k}": str(v) for k, v in sorted(self.reporter.counts.items())})
+        if self.latency_ms:
+            lat = sorted(self.latency_ms)
+            vals["latency_ms.last"] = f"{self.latency_ms[-1]:.3f}"
+            vals["latency_ms.median"] = f"{statistics.median(lat):.3f}"
+            vals["latency_ms.p99"] = f"{lat[min(len(lat) - 1, int(0.99 * len(lat)))]:.3f}"
+            vals["latency_ms.n"] = str(len(lat))
+        st.values = [KeyValue(key=k, value=v) for k, v in vals.items()]
+        arr = DiagnosticArray(status=[st])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(arr)
+
+    def _publish_status(self) -> None:
+        if not self.active:
+            level, msg = DiagnosticStatus.WARN, "inactive: not moving the arm"
+        elif self.reporter.current is not None:
+            level = DiagnosticStatus.ERROR
+            msg = f"stopped: {self.reporter.current}: {self.reporter.detail}"
+        else:
+            level, msg = DiagnosticStatus.OK, "active"
+        self._publish_diag(level, msg, self.reporter.current)
+
+
+def main(argv=None) -> int:
+    return run_node(HardwareBridge, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

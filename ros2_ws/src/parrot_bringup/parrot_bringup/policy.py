@@ -1,0 +1,160 @@
+"""`policy` node: camera image in, 7D command out, with onnxruntime only (never torch).
+
+For every image: validate encoding/size (rgb8/bgr8; anything else is logged as an error and
+answered with no command), convert to RGB, resize with cv2.INTER_AREA to the model's
+input size, run the model, publish the command stamped with the image's stamp.
+
+Modes (`mode` parameter, changeable at run time):
+- `policy`: the exported SAC policy (`policy_dir`, policy.onnx) picks z from the image and
+  the prior maps it to an action, a = f(z; image) (PARROT). A policy exported to act
+  directly in action space (baselines) needs no prior.
+- `prior`:  random exploration through the prior, z ~ N(0, I) (`seed`).
+- `off`:    publishes nothing.
+
+Images are taken newest-first (keep-last-1 subscription), so a slow model drops frames
+instead of building latency.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from geometry_msgs.msg import TwistStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import Image, JointState
+
+from parrot_bringup import interfaces as itf
+from parrot_bringup.node_runtime import declare, run_node
+
+MODES = ("policy", "prior", "off")
+PARAMS = {
+    "mode": "off",
+    "prior_dir": "",
+    "policy_dir": "",
+    "seed": 0,
+    "control_rate_hz": 10.0,
+    "command_frame": itf.DEFAULT_COMMAND_FRAME,
+    "image_qos": "sensor",
+    # Reject images of any other size (HxW); [0, 0] accepts every size and resizes.
+    "expected_image_size": [0, 0],
+    "threads": 1,
+}
+
+
+class PolicyConfigError(RuntimeError):
+    """The node cannot run in the requested mode (missing or unloadable model)."""
+
+
+class Models:
+    """The ONNX prior and/or SAC policy of one mode, with its input size."""
+
+    def __init__(self, mode: str, prior_dir: str, policy_dir: str, seed: int, threads: int = 1):
+        self.mode = mode
+        self.prior = self.policy = None
+        self.rng = np.random.default_rng(seed)
+        self.image_size = None
+        if mode == "off":
+            return
+        if mode == "policy":
+            if not policy_dir:
+                raise PolicyConfigError("mode 'policy' needs the `policy_dir` parameter")
+            from parrot_core.onnx_policy import OnnxPolicy
+            self.policy = OnnxPolicy(policy_dir, threads=threads)
+        if mode == "prior" or (self.policy is not None and self.policy.outputs == "z"):
+            if not prior_dir:
+                raise PolicyConfigError(f"mode {mode!r} needs the `prior_dir` parameter"
+                                        + (" (the policy acts in z)" if mode == "policy" else ""))
+            from parrot_core.onnx_prior import OnnxPrior
+            self.prior = OnnxPrior(prior_dir, threads=threads)
+        if self.policy is not None:
+            if self.prior is not None:
+                self.policy.check_prior(self.prior)
+                if tuple(self.policy.image_size) != tuple(self.prior.image_size):
+                    raise PolicyConfigError(
+                        f"policy takes {tuple(self.policy.image_size)} images, prior "
+                        f"{tuple(self.prior.image_size)}: export them from the same setup")
+            self.image_size = tuple(int(s) for s in self.policy.image_size)
+        else:
+            self.image_size = tuple(int(s) for s in self.prior.image_size)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        batch = image[None]
+        if self.mode == "prior":
+            return self.prior.sample(batch, self.rng)[0]
+        return self.policy.act(batch, self.prior)[0]
+
+
+class PolicyNode(Node):
+    def __init__(self, name: str = "policy", **kwargs):
+        super().__init__(name, **kwargs)
+        self.p = declare(self, PARAMS)
+        self.rate = float(self.p["control_rate_hz"])
+        size = [int(s) for s in self.p["expected_image_size"]]
+        self.expected = tuple(size) if len(size) == 2 and all(size) else None
+        self.pub_twist = self.create_publisher(TwistStamped, itf.TOPIC_TWIST, itf.command_qos())
+        self.pub_grip = self.create_publisher(JointState, itf.TOPIC_GRIPPER, itf.command_qos())
+        qos = itf.image_qos(self.p["image_qos"])
+        qos = QoSProfile(depth=1, reliability=qos.reliability, durability=qos.durability,
+                         history=qos.history)
+        self.models = self._load(self.p["mode"])
+        self.create_subscription(Image, itf.TOPIC_IMAGE, self._on_image, qos)
+        self.add_on_set_parameters_callback(self._on_params)
+        self.inference_ms: list[float] = []
+        self.last_stamp = None
+        self.errors = 0
+
+    def _load(self, mode: str) -> Models:
+        if mode not in MODES:
+            raise PolicyConfigError(f"mode must be one of {MODES}, got {mode!r}")
+        models = Models(mode, self.p["prior_dir"], self.p["policy_dir"], int(self.p["seed"]),
+                        int(self.p["threads"]))
+        self.get_logger().info(f"mode {mode}" + (
+            f", model input {models.image_size[0]}x{models.image_size[1]}"
+            if models.image_size else ""))
+        return models
+
+    def _on_params(self, params):
+        for prm in params:
+            if prm.name == "mode":
+                try:
+                    self.models = self._load(prm.value)
+                except Exception as e:  # keep the running mode
+                    return SetParametersResult(successful=False, reason=str(e))
+                self.p["mode"] = prm.value
+        return SetParametersResult(successful=True)
+
+    def _on_image(self, msg: Image):
+        if self.models.mode == "off":
+            return
+        stamp_ns = itf.stamp_to_ns(msg.header.stamp)
+        if stamp_ns == self.last_stamp:
+            return  # a re-sent image (lock-step twin): answered already
+        try:
+            img = itf.image_to_numpy(msg, self.expected)
+        except itf.ImageFormatError as e:
+            self.errors += 1
+            self.get_logger().error(f"image rejected, no command: {e}")
+            return
+        t0 = time.perf_counter()
+        try:
+            action = self.models(itf.resize_for_model(img, self.models.image_size))
+            twist, grip = itf.action_to_msgs(action, stamp_ns, self.rate, self.p["command_frame"])
+        except ValueError as e:  # InvalidActionError (NaN/inf) or a model input error
+            self.errors += 1
+            self.get_logger().error(f"no command for image {stamp_ns}: {e}")
+            return
+        self.inference_ms.append((time.perf_counter() - t0) * 1e3)
+        self.last_stamp = stamp_ns
+        self.pub_twist.publish(twist)
+        self.pub_grip.publish(grip)
+
+
+def main(argv=None) -> int:
+    return run_node(PolicyNode, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,291 @@
+"""`recorder` node: rosbag2 (MCAP + metadata.yaml) bags of images, commands, episode markers.
+
+Written with the `rosbags` library from serialized bytes (raw subscriptions: no
+deserialize/serialize round trip), so any rosbag2 tool (`ros2 bag info`, rosbags, Foxglove)
+reads them.
+
+Kill safety -- `split` parameter:
+- `episode` (default): one bag per episode, `<out_dir>/<session>/ep<NNNNNN>_seed<S>/`, each
+  closed (index + metadata.yaml) as soon as its episode is complete. A recorder killed at any
+  time leaves every finished episode as a complete bag; only the episode in flight is a
+  truncated bag (no metadata.yaml), which `parrot bag2dataset` reports and skips.
+- `none`: one bag for the whole session, `<out_dir>/<session>/`. At every episode end the
+  pending MCAP chunk is written and flushed, so after a kill the file holds every finished
+  episode; `bag2dataset` reads such a truncated MCAP (no footer, no metadata.yaml) record
+  by record and converts the episodes that have an end marker.
+
+Messages are routed to episodes by stamp: the start event carries the stamp of the
+episode's first image, every state message (with its episode number) the stamp of a step's
+image, the end event that of the last step's image; a message is written into an episode
+once a stamp at or after its own is confirmed for that episode, so reordering across
+topics cannot put a message in the wrong episode. A bag is closed when its last
+step's image, twist, gripper and state are all in, or `episode_grace_s` after the end event.
+Images repeated with the same stamp (lock-step re-sends) are written once.
+Bag timestamps are receive times (as `ros2 bag record` writes them); pairing uses header
+stamps.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+from std_msgs.msg import String
+
+from parrot_bringup import interfaces as itf
+from parrot_bringup.node_runtime import declare, run_node
+
+PARAMS = {
+    "out_dir": "bags",
+    "session": "",  # default: rec-<UTC time>-<pid>
+    "split": "episode",
+    "image_qos": "sensor",
+    "episode_grace_s": 2.0,
+    "pending_limit": 500,
+}
+
+STAMPED = (itf.TOPIC_IMAGE, itf.TOPIC_TWIST, itf.TOPIC_GRIPPER)
+
+
+class RecorderError(RuntimeError):
+    pass
+
+
+def header_stamp_ns(cdr: bytes) -> int:
+    """stamp of a message whose first field is std_msgs/Header, from its CDR bytes."""
+    sec, nsec = struct.unpack_from("<iI", cdr, 4)  # after the 4-byte encapsulation header
+    return sec * 1_000_000_000 + nsec
+
+
+_TYPESTORE = None
+
+
+def typestore():
+    """rosbags' message definitions (built once: it takes a while, not mid-episode)."""
+    global _TYPESTORE
+    if _TYPESTORE is None:
+        from rosbags.typesys import Stores, get_typestore
+        _TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+    return _TYPESTORE
+
+
+class BagFile:
+    """A rosbags MCAP writer with the typestore connections Parrot records."""
+
+    def __init__(self, path: Path, topics: dict[str, str]):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        self.path = path
+        self.writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.writer.open()
+        ts = typestore()
+        self.conns = {topic: self.writer.add_connection(topic, msgtype, typestore=ts)
+                      for topic, msgtype in topics.items()}
+
+    def write(self, topic: str, recv_ns: int, data: bytes) -> None:
+        self.writer.write(self.conns[topic], recv_ns, data)
+
+    def flush(self) -> None:
+        """Put everything written so far on disk (finished episodes survive a kill)."""
+        storage = getattr(self.writer, "storage", None)
+        chunk = getattr(storage, "chunk", None)
+        if chunk is not None and hasattr(storage, "close_chunk") and chunk.bio.tell():
+            storage.close_chunk()
+        bio = getattr(storage, "bio", None)
+        if bio is not None:
+            bio.flush()
+            os.fsync(bio.fileno())
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class EpisodeRec:
+    episode: int
+    start: dict
+    first_ns: int
+    confirmed_ns: int = 0  # stamps in [first_ns, confirmed_ns] surely belong to this episode
+    bag: BagFile | None = None
+    end: dict | None = None
+    end_seen_at: float = 0.0
+    last_seen: dict = field(default_factory=dict)  # topic -> set of stamps (dedup)
+    closed: bool = False
+
+    def owns(self, ns: int) -> bool:
+        return self.first_ns <= ns <= self.confirmed_ns
+
+
+class RecorderNode(Node):
+    def __init__(self, name: str = "recorder", **kwargs):
+        super().__init__(name, **kwargs)
+        self.p = declare(self, PARAMS)
+        if self.p["split"] not in ("episode", "none"):
+            raise RecorderError(f"split must be 'episode' or 'none', got {self.p['split']!r}")
+        session = self.p["session"] or time.strftime("rec-%Y%m%dT%H%M%S", time.gmtime()) + \
+            f"-{os.getpid()}"
+        self.root = Path(self.p["out_dir"]).expanduser() / session
+        self.root.mkdir(parents=True, exist_ok=True)
+        typestore()
+        qos = {itf.TOPIC_IMAGE: itf.image_qos(self.p["image_qos"]),
+               itf.TOPIC_TWIST: itf.command_qos(), itf.TOPIC_GRIPPER: itf.command_qos(),
+               itf.TOPIC_EPISODE_EVENT: itf.event_qos(),
+               itf.TOPIC_EPISODE_STATE: itf.state_qos()}
+        self.names: dict[str, str] = {}  # relative name -> resolved name (bag topic)
+        for topic in itf.RECORDED_TOPICS:
+            msg_cls = _msg_class(itf.MSGTYPE[topic])
+            sub = self.create_subscription(msg_cls, topic, self._cb(topic), qos[topic], raw=True)
+            self.names[topic] = sub.topic_name
+        self.bag_topics = {self.names[t]: itf.MSGTYPE[t] for t in itf.RECORDED_TOPICS}
+        self.episodes: dict[int, EpisodeRec] = {}
+        self.pending: list[tuple[str, int, int, bytes]] = []  # episode not known yet
+        self.session_bag: BagFile | None = None
+        self.finished_bags: list[Path] = []
+        self.dropped = 0
+        self.received: dict[str, int] = {}
+        self.create_timer(0.1, self._check_complete)
+        self.get_logger().info(f"recording to {self.root} (split={self.p['split']})")
+
+    # ---- routing ---------------------------------------------------------------------
+    # A message is written once its episode is certain: its stamp is at or before a stamp
+    # the twin has confirmed for that episode (start: first image; each state message:
+    # that step's image; end: last step's image). Until then it waits in `pending`, so a
+    # start/end event arriving after the messages around it cannot misfile them.
+    def _cb(self, topic):
+        return lambda data: self._on_msg(topic, bytes(data))
+
+    def _on_msg(self, topic: str, data: bytes):
+        recv_ns = self.get_clock().now().nanoseconds
+        self.received[topic] = self.received.get(topic, 0) + 1
+        if topic == itf.TOPIC_EPISODE_EVENT:
+            return self._on_event(data, recv_ns)
+        if topic == itf.TOPIC_EPISODE_STATE:
+            try:
+                payload = itf.parse_json_msg(deserialize_message(data, String))
+                ns, k = int(payload["stamp_ns"]), int(payload["episode"])
+            except (itf.InterfaceError, KeyError, ValueError, TypeError):
+                self.dropped += 1
+                return
+            ep = self.episodes.get(k)
+            if ep is not None and not ep.closed and ns > ep.confirmed_ns:
+                ep.confirmed_ns = ns
+        else:
+            ns = header_stamp_ns(data)
+        self.pending.append((topic, ns, recv_ns, data))
+        self._flush_pending()
+
+    def _flush_pending(self):
+        keep = []
+        for item in self.pending:
+            ep = next((e for e in self.episodes.values() if e.owns(item[1])), None)
+            if ep is None:
+                keep.append(item)
+            elif ep.closed:
+                self.dropped += 1
+            else:
+                self._write(ep, *item)
+        limit = int(self.p["pending_limit"])
+        if len(keep) > limit:  # outside every episode (e.g. idle views between episodes)
+            self.dropped += len(keep) - limit
+            keep = keep[-limit:]
+        self.pending = keep
+
+    def _write(self, ep: EpisodeRec, topic, ns, recv_ns, data):
+        seen = ep.last_seen.setdefault(topic, set())
+        if topic in STAMPED and ns in seen:
+            return  # re-sent (lock-step) -- write once
+        seen.add(ns)
+        self._bag_for(ep).write(self.names[topic], recv_ns, data)
+
+    def _bag_for(self, ep: EpisodeRec) -> BagFile:
+        if self.p["split"] == "none":
+            if self.session_bag is None:
+                self.session_bag = BagFile(self.root / "bag", self.bag_topics)
+            return self.session_bag
+        if ep.bag is None:
+            seed = ep.start.get("seed", "x")
+            ep.bag = BagFile(self.root / f"ep{ep.episode:06d}_seed{seed}", self.bag_topics)
+        return ep.bag
+
+    def _on_event(self, data: bytes, recv_ns: int):
+        try:
+            ev = itf.EpisodeEvent.from_payload(
+                itf.parse_json_msg(deserialize_message(data, String)))
+        except itf.InterfaceError as e:
+            self.get_logger().error(f"bad episode event: {e}")
+            return
+        if ev.kind == "start":
+            if ev.episode in self.episodes:
+                return  # latched re-delivery
+            first = int(ev.fields["first_stamp_ns"])
+            ep = EpisodeRec(ev.episode, ev.fields, first, confirmed_ns=first)
+            self.episodes[ev.episode] = ep
+        else:
+            ep = self.episodes.get(ev.episode)
+            if ep is None or ep.end is not None:
+                return  # started before we joined, or latched re-delivery
+            ep.end = ev.fields
+            ep.end_seen_at = time.monotonic()
+            ep.confirmed_ns = max(ep.confirmed_ns, int(ev.fields["last_stamp_ns"]))
+        self._bag_for(ep).write(self.names[itf.TOPIC_EPISODE_EVENT], recv_ns, data)
+        self._flush_pending()
+        self._check_complete()
+
+    def _check_complete(self):
+        now = time.monotonic()
+        for ep in list(self.episodes.values()):
+            if ep.end is None or ep.closed:
+                continue
+            last = int(ep.end["last_stamp_ns"])
+            have_all = int(ep.end.get("steps", 1)) == 0 or all(
+                last in ep.last_seen.get(t, ()) for t in (*STAMPED, itf.TOPIC_EPISODE_STATE))
+            if have_all or now - ep.end_seen_at > float(self.p["episode_grace_s"]):
+                self._close_episode(ep, complete=have_all)
+
+    def _close_episode(self, ep: EpisodeRec, complete: bool):
+        ep.closed = True
+        if self.p["split"] == "none":
+            self._bag_for(ep).flush()
+            where = self.root / "bag"
+        else:
+            self._bag_for(ep).close()
+            where = ep.bag.path
+            ep.bag = None
+        self.finished_bags.append(where)
+        self.get_logger().info(
+            f"episode {ep.episode} saved to {where}" +
+            ("" if complete else " (some of its last messages never arrived)"))
+        # forget old episodes, keep recent ones for late messages' routing
+        for k in sorted(self.episodes)[:-8]:
+            if self.episodes[k].closed:
+                del self.episodes[k]
+
+    def close(self):
+        """Clean shutdown: episodes in flight are still written, as unfinished bags."""
+        self.get_logger().info(f"received {self.received}, dropped {self.dropped}, "
+                               f"pending {len(self.pending)}")
+        for ep in self.episodes.values():
+            if ep.bag is not None:
+                ep.bag.close()
+                ep.bag = None
+        if self.session_bag is not None:
+            self.session_bag.close()
+            self.session_bag = None
+
+
+def _msg_class(msgtype: str):
+    import importlib
+    pkg, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{pkg}.msg"), name)
+
+
+def main(argv=None) -> int:
+    return run_node(RecorderNode, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

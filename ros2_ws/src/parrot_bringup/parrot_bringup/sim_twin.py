@@ -1,0 +1,279 @@
+"""`sim_twin` node: the PyBullet twin (sim.env.ParrotEnv) behind Parrot's ROS 2 interface.
+
+Publishes the camera image, the per-step episode state, episode start/end events and (sim
+only) the privileged state JSON the scripted node needs; applies commands (twist +
+gripper joined by stamp, see interfaces.py). Two stepping modes:
+
+- free-running (`lockstep: false`): a timer at `control_rate_hz`; each tick applies the
+  newest command received since the last step, or, without one, re-publishes the current
+  view with a fresh stamp (or steps with a zero action if `step_without_command`).
+- lock-step (`lockstep: true`): after publishing an image the twin waits for the command
+  stamped with exactly that image's stamp, steps once, publishes the next image. Nothing
+  depends on timing, so a run is reproducible step for step (used for collection). If no
+  command comes within `lockstep_resend_s`, the same image (same stamp) is re-sent;
+  subscribers treat a repeated stamp as one message.
+
+Episodes: seed of episode k = `seed` + k (setting the `seed` parameter at run time restarts
+the sequence there). `auto_reset` starts the next episode when one ends, up to `episodes`
+(0 = forever); `parrot/sim/reset` (std_srvs/Trigger) ends the current one (reason
+"reset") and starts the next seed. `start_when_matched` holds the first episode until a
+command publisher (and `min_image_subscribers` image subscribers, e.g. the recorder) are
+discovered, then `start_delay_s` more.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from rclpy.node import Node
+from rcl_interfaces.msg import SetParametersResult
+from geometry_msgs.msg import TwistStamped
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from parrot_bringup import interfaces as itf
+from parrot_bringup.node_runtime import declare, run_node
+from parrot_core.action_space import InvalidActionError, validate_action
+
+PARAMS = {
+    "task": "grasp",
+    "objects": "train",
+    "image_size": 48,
+    "max_steps": 25,
+    # False for collection: episodes run max_steps and success is judged at the end.
+    "terminate_on_success": True,
+    "control_rate_hz": 10.0,
+    "lockstep": False,
+    "lockstep_resend_s": 1.0,
+    "seed": 0,
+    "episodes": 0,
+    "auto_reset": True,
+    "start_when_matched": False,
+    "start_delay_s": 0.5,
+    "min_image_subscribers": 0,  # with start_when_matched: e.g. 1 to wait for the recorder
+    "step_without_command": False,
+    "image_qos": "sensor",
+    "image_encoding": "rgb8",
+    "camera_frame": itf.DEFAULT_CAMERA_FRAME,
+    "publish_info": True,
+    "exit_when_done": False,
+}
+
+
+def make_env(task: str, objects: str, image_size: int, max_steps: int,
+             terminate_on_success: bool = True):
+    from sim.env import EnvConfig, ParrotEnv
+    return ParrotEnv(EnvConfig(task=task, objects=objects, image_size=image_size,
+                               max_steps=max_steps, terminate_on_success=terminate_on_success))
+
+
+class SimTwinNode(Node):
+    def __init__(self, name: str = "sim_twin", env=None, **kwargs):
+        super().__init__(name, **kwargs)
+        self.p = declare(self, PARAMS)
+        p = self.p
+        self.env = env if env is not None else make_env(
+            p["task"], p["objects"], int(p["image_size"]), int(p["max_steps"]),
+            bool(p["terminate_on_success"]))
+        self.rate = float(p["control_rate_hz"])
+        self.lockstep = bool(p["lockstep"])
+        self.finished = False
+        self.exit_code = 0
+        # Hook for the safety layer (issue 6): callable(action) -> action or None (stop).
+        self.command_filter = None
+
+        self.pub_image = self.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos(p["image_qos"]))
+        self.pub_event = self.create_publisher(String, itf.TOPIC_EPISODE_EVENT, itf.event_qos())
+        self.pub_state = self.create_publisher(String, itf.TOPIC_EPISODE_STATE, itf.state_qos())
+        self.pub_info = self.create_publisher(String, itf.TOPIC_SIM_INFO, itf.info_qos())
+        self.assembler = itf.CommandAssembler(self.rate)
+        self.create_subscription(TwistStamped, itf.TOPIC_TWIST,
+                                 lambda m: self._on_half(self.assembler.add_twist(m)),
+                                 itf.command_qos())
+        self.create_subscription(JointState, itf.TOPIC_GRIPPER,
+                                 lambda m: self._on_half(self.assembler.add_gripper(m)),
+                                 itf.command_qos())
+        self.create_service(Trigger, itf.SERVICE_RESET, self._on_reset)
+        self.add_on_set_parameters_callback(self._on_params)
+
+        self.next_seed = int(p["seed"])
+        self.episode = -1
+        self.active = False
+        self.started = False
+        self.obs = self.info = None
+        self.stamp_ns = 0  # stamp of the image the next command must answer
+        self.published_at = 0.0
+        self.latest = None  # free-running: newest (stamp_ns, action) not yet applied
+        self.steps = 0
+        self.ret = 0.0
+        self.episodes_done = 0
+        self.matched_at = None
+        self.done_at = None
+        self.timer = self.create_timer(1.0 / self.rate, self._tick)
+        self.get_logger().info(
+            f"twin up: task={p['task']} objects={p['objects']} {p['image_size']}px "
+            f"{'lock-step' if self.lockstep else f'{self.rate:g} Hz'}, seed={self.next_seed}")
+
+    # ---- parameters / service --------------------------------------------------------
+    def _on_params(self, params):
+        for prm in params:
+            if prm.name == "seed":
+                self.next_seed = int(prm.value)
+        return SetParametersResult(successful=True)
+
+    def _on_reset(self, request, response):
+        if self.active:
+            self._end_episode(reason="reset")
+        self._begin_episode()
+        response.success = True
+        response.message = f"episode {self.episode} seed {self.seed_of_episode}"
+        return response
+
+    # ---- episode flow ----------------------------------------------------------------
+    def _now_ns(self) -> int:
+        ns = self.get_clock().now().nanoseconds
+        return max(ns, self.stamp_ns + 1)  # stamps are unique and increasing
+
+    def _begin_episode(self):
+        seed = self.next_seed
+        self.next_seed += 1
+        self.obs, self.info = self.env.reset(seed=seed)
+        self.episode += 1
+        self.seed_of_episode = seed
+        self.steps, self.ret, self.latest = 0, 0.0, None
+        self.active = True
+        self.started = True
+        stamp = self._now_ns()
+        self.pub_event.publish(itf.EpisodeEvent("start", self.episode, {
+            "seed": seed, "task": self.p["task"], "object_pool": self.p["objects"],
+            "objects": list(self.info.get("object_names", [])),
+            "image_size": [int(self.obs.shape[0]), int(self.obs.shape[1])],
+            "control_rate_hz": self.rate, "lockstep": self.lockstep,
+            "max_steps": int(self.p["max_steps"]), "first_stamp_ns": stamp}).to_msg())
+        self._publish_view(stamp)
+
+    def _publish_view(self, stamp_ns: int):
+        self.stamp_ns = stamp_ns
+        self.published_at = time.monotonic()
+        if self.p["publish_info"]:
+            self.pub_info.publish(itf.json_msg({
+                "stamp_ns": stamp_ns, "episode": self.episode, "seed": self.seed_of_episode,
+                "step": self.steps, "task": self.p["task"], "info": self.info}))
+        self.pub_image.publish(itf.numpy_to_image(
+            self.obs, stamp_ns, self.p["camera_frame"], self.p["image_encoding"]))
+
+    def _end_episode(self, reason: str, last_stamp_ns: int | None = None):
+        success = bool(self.info.get("success", False))
+        self.pub_event.publish(itf.EpisodeEvent("end", self.episode, {
+            "seed": self.seed_of_episode, "success": success, "steps": self.steps,
+            "return": self.ret, "reason": reason,
+            "last_stamp_ns": self.stamp_ns if last_stamp_ns is None else last_stamp_ns}).to_msg())
+        self.get_logger().info(f"episode {self.episode} (seed {self.seed_of_episode}) ended: "
+                               f"{reason}, success={success}, steps={self.steps}")
+        self.active = False
+        self.episodes_done += 1
+
+    def _more_episodes(self) -> bool:
+        n = int(self.p["episodes"])
+        return n <= 0 or self.episodes_done < n
+
+    def _step(self, action: np.ndarray, stamp_ns: int):
+        if self.command_filter is not None:
+            action = self.command_filter(action)
+            if action is None:
+                return
+        self.obs, reward, terminated, truncated, self.info = self.env.step(action)
+        self.steps += 1
+        self.ret += float(reward)
+        self.pub_state.publish(itf.json_msg({
+            "stamp_ns": stamp_ns, "episode": self.episode, "step": self.steps - 1,
+            "reward": float(reward), "success": bool(self.info.get("success", False)),
+            "terminated": bool(terminated), "truncated": bool(truncated)}))
+        if terminated or truncated:
+            self._end_episode("success" if terminated and self.info.get("success") else
+                              ("terminated" if terminated else "time_limit"), stamp_ns)
+            if self.p["auto_reset"] and self._more_episodes():
+                if self.lockstep:
+                    self._begin_episode()
+            elif not self._more_episodes():
+                self.done_at = time.monotonic()
+            return
+        self._publish_view(self._now_ns())
+
+    def _on_half(self, joined):
+        if joined is None:
+            return
+        stamp_ns, action = joined
+        if not self.active:
+            return
+        if self.lockstep:
+            if stamp_ns != self.stamp_ns:
+                self.get_logger().debug(f"command for stamp {stamp_ns} ignored: waiting for "
+                                        f"{self.stamp_ns}")
+                return
+            self._step(action, stamp_ns)
+        else:
+            self.latest = (stamp_ns, action)
+
+    def _matched(self) -> bool:
+        return (self.count_publishers(itf.TOPIC_TWIST) > 0
+                and self.pub_image.get_subscription_count() >= int(self.p["min_image_subscribers"]))
+
+    def _tick(self):
+        now = time.monotonic()
+        if self.done_at is not None:
+            if self.p["exit_when_done"] and now - self.done_at > 1.0:
+                self.finished = True  # let the last events go out first
+            return
+        if not self.started:
+            if not self.p["auto_reset"]:
+                return
+            if self.p["start_when_matched"]:
+                if not self._matched():
+                    self.matched_at = None
+                    return
+                self.matched_at = self.matched_at or now
+                if now - self.matched_at < float(self.p["start_delay_s"]):
+                    return
+            self._begin_episode()
+            return
+        if not self.active:
+            if self.p["auto_reset"] and self._more_episodes() and not self.lockstep:
+                self._begin_episode()
+            return
+        if self.lockstep:
+            if now - self.published_at > float(self.p["lockstep_resend_s"]):
+                self._publish_view(self.stamp_ns)  # same stamp: idempotent for subscribers
+            return
+        if self.latest is not None:
+            stamp_ns, action = self.latest
+            self.latest = None
+            self._step(action, stamp_ns)
+        elif self.p["step_without_command"]:
+            self._step(np.zeros(7, np.float32), self.stamp_ns)
+        else:
+            self._publish_view(self._now_ns())
+
+    def apply_action(self, action) -> None:
+        """Direct (in-process) command, e.g. from a test; same validation as the topic path."""
+        try:
+            a = validate_action(action)
+        except InvalidActionError as e:
+            self.get_logger().error(f"rejected command: {e}")
+            return
+        self._on_half((self.stamp_ns, a))
+
+    def close(self):
+        close = getattr(self.env, "close", None)
+        if close is not None:
+            close()
+
+
+def main(argv=None) -> int:
+    return run_node(SimTwinNode, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

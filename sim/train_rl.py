@@ -1,0 +1,133 @@
+"""`parrot train-rl`: SAC on a twin task, as PARROT (in the prior's z) or a baseline.
+
+    parrot train-rl --task grasp --objects heldout --algo parrot --prior PRIOR_RUN_OR_EXPORT \\
+        --steps 20000 --seed 0 --out runs/grasp/parrot/s0
+    parrot train-rl --task grasp --objects heldout --algo sac    --steps 20000 --seed 0 --out ...
+    parrot train-rl --task grasp --objects heldout --algo bc-sac --data DATASET --steps 20000 ...
+
+* ``parrot``: the policy picks z; the env executes ``a = f(z; s)`` of the frozen prior, loaded
+  from a ``parrot train-prior`` run dir or a ``parrot export`` ONNX dir (``--prior``). The
+  policy starts at the prior's base distribution N(0, I) (parrot_core.sac).
+* ``sac``: SAC from scratch, directly in the [-1, 1] action space.
+* ``bc-sac``: behaviour cloning of the same policy on the prior's dataset (``--data``,
+  ``--bc-steps`` gradient steps), then SAC fine-tuning.
+
+All three use the same networks, hyperparameters and env-step budget (``--steps``); the
+defaults are the paper's (Table 1, Figure 7), the size flags exist for small machines.
+Output: see ``parrot_core.rl_loop`` (config.json, metrics.jsonl, checkpoint.pt). ``--resume``
+continues an interrupted run from its last checkpoint (or extends a finished one to a larger
+``--steps``). Plot with ``parrot plot-curves``; export with ``parrot export-policy``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ALGOS = ("parrot", "sac", "bc-sac")
+TASKS = ("grasp", "lift", "pick_place", "place_on_target")
+
+
+class TrainRLError(RuntimeError):
+    """A train-rl invocation that cannot run as given."""
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise TrainRLError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_arguments(parser) -> None:
+    g = parser.add_argument_group("run")
+    g.add_argument("--task", required=True, choices=TASKS)
+    g.add_argument("--objects", default="heldout", choices=("train", "heldout"),
+                   help="object pool of the new task (default heldout: objects the prior never saw)")
+    g.add_argument("--algo", required=True, choices=ALGOS)
+    g.add_argument("--steps", type=int, required=True, help="environment-step budget")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True, help="run directory")
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    g.add_argument("--prior", help="parrot: prior run dir (parrot train-prior) or ONNX export dir")
+    g.add_argument("--prior-backend", choices=("auto", "onnx", "torch"), default="auto",
+                   help="auto: ONNX if the dir holds prior_forward.onnx, else the torch checkpoint")
+    g.add_argument("--data", help="bc-sac: the prior's dataset directory")
+    g.add_argument("--bc-steps", type=int, default=10_000, help="bc-sac: BC gradient steps before SAC")
+    g.add_argument("--eval-every", type=int, default=5000, help="env steps between evaluations")
+    g.add_argument("--eval-episodes", type=int, default=20, help="fixed-seed episodes per evaluation")
+    g.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default: --eval-every)")
+    g.add_argument("--max-steps", type=int, default=25, help="episode length (paper: 25)")
+    g.add_argument("--image-size", type=int, default=48)
+    g.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    s = parser.add_argument_group("SAC (defaults: paper Table 1 / Figure 7)")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--hidden", default="1024,512,256", help="MLP sizes of policy and Q")
+    s.add_argument("--channels", type=int, default=16, help="conv channels of policy and Q CNNs")
+    s.add_argument("--lr", type=float, default=3e-4, help="policy, Q and alpha learning rate")
+    s.add_argument("--gamma", type=float, default=0.99)
+    s.add_argument("--learning-starts", type=int, default=1000)
+    s.add_argument("--updates-per-step", type=float, default=1.0)
+    s.add_argument("--target-update-period", type=int, default=1000)
+    s.add_argument("--tau", type=float, default=1.0, help="1 = hard copy every period (Table 1)")
+    s.add_argument("--buffer-size", type=int, default=100_000)
+    s.add_argument("--init-alpha", type=float, default=1.0, help="initial entropy temperature (rlkit: 1)")
+    s.add_argument("--target-entropy", type=float, help="automatic entropy tuning target (default -7)")
+
+
+def _bc_data(path: str | None, image_size: int) -> dict:
+    from parrot_core.dataset import load_arrays
+
+    if not path:
+        raise TrainRLError("--algo bc-sac needs --data DATASET (the prior's training data)")
+    arrays = load_arrays(path)
+    if arrays["images"].shape[1:3] != (image_size, image_size):
+        raise TrainRLError(f"{path}: images are {arrays['images'].shape[1:3]}, --image-size is {image_size}")
+    return {"images": arrays["images"], "actions": arrays["actions"].astype("float32")}
+
+
+def make_env_factory(task: str, objects: str, image_size: int, max_steps: int):
+    from sim.env import EnvConfig, ParrotEnv
+
+    return lambda: ParrotEnv(EnvConfig(task=task, objects=objects, image_size=image_size, max_steps=max_steps))
+
+
+def main(args) -> int:
+    import torch
+
+    from parrot_core.action_transform import IdentityTransform, load_prior_transform
+    from parrot_core.rl_loop import LoopConfig, make_agent, train
+    from parrot_core.sac import config_for_algo
+
+    torch.set_num_threads(max(1, args.threads))
+    if args.algo == "parrot" and not args.prior:
+        raise TrainRLError("--algo parrot needs --prior (a prior run dir or ONNX export dir)")
+    if args.algo != "parrot" and args.prior:
+        raise TrainRLError(f"--prior is only used by --algo parrot, not {args.algo}")
+    if args.algo != "bc-sac" and args.data:
+        raise TrainRLError(f"--data is only used by --algo bc-sac, not {args.algo}")
+    cfg = config_for_algo(
+        args.algo, image_size=args.image_size, conv_channels=args.channels, hidden_sizes=_int_tuple(args.hidden),
+        batch_size=args.batch_size, policy_lr=args.lr, q_lr=args.lr, alpha_lr=args.lr, bc_lr=args.lr,
+        gamma=args.gamma, learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
+        target_update_period=args.target_update_period, tau=args.tau,
+        buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy)
+    transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
+                 else IdentityTransform())
+    bc_data = _bc_data(args.data, args.image_size) if args.algo == "bc-sac" else None
+    run_meta = {"algo": args.algo, "task": args.task, "objects": args.objects, "seed": args.seed,
+                "max_steps": args.max_steps, "image_size": args.image_size,
+                "prior": str(Path(args.prior).resolve()) if args.prior else None,
+                "data": str(Path(args.data).resolve()) if args.data else None,
+                "bc_steps": args.bc_steps if args.algo == "bc-sac" else 0}
+    loop = LoopConfig(total_steps=args.steps, seed=args.seed, eval_every=args.eval_every,
+                      eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
+                      bc_steps=run_meta["bc_steps"], progress=not args.no_progress)
+    agent = make_agent(cfg, args.seed)
+    factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps)
+    row = train(agent, factory, transform, args.out, loop, resume=args.resume, run_meta=run_meta,
+                bc_data=bc_data)
+    print(f"parrot train-rl: {args.out}: {args.algo} on {args.task}/{args.objects} seed {args.seed}: "
+          f"env step {row.get('env_step')}, eval success {row.get('eval_success', float('nan')):.2f} "
+          f"over {row.get('eval_episodes', 0)} episodes")
+    return 0

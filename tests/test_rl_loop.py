@@ -1,0 +1,86 @@
+"""The RL loop (parrot_core.rl_loop): replay semantics, checkpoints and --resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from parrot_core.action_transform import IdentityTransform
+from parrot_core.rl_loop import CHECKPOINT, LoopConfig, RunError, make_agent, read_metrics, train
+from parrot_core.sac import ReplayBuffer
+from rl_toy import ColorSignEnv, tiny_config
+
+torch.set_num_threads(1)
+CFG = dict(learning_starts=20, batch_size=16, hidden_sizes=(32,))
+
+
+def _run(out, steps, fail_at=None, resume=False, seed=3, **cfg):
+    agent = make_agent(tiny_config("sac", **{**CFG, **cfg}), seed=seed)
+    loop = LoopConfig(total_steps=steps, seed=seed, eval_every=30, eval_episodes=4, progress=False)
+    train(agent, lambda: ColorSignEnv(horizon=3, fail_at_step=fail_at), IdentityTransform(), out, loop,
+          resume=resume, run_meta={"algo": "sac", "task": "toy"},
+          eval_env_factory=lambda: ColorSignEnv(horizon=3))
+    return agent
+
+
+def _rows(out):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in read_metrics(out)]
+
+
+def test_resume_after_crash_continues_from_the_same_step(tmp_path):
+    """A run killed at env step 50 resumes from its checkpoint at step 30 (rows after it are
+    dropped) and, with replay, optimiser and RNG states restored, ends bit-identical to an
+    uninterrupted run: same final weights, same metrics rows at the same env steps."""
+    straight = _run(tmp_path / "a", 90)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path / "b", 90, fail_at=50)
+    ckpt = torch.load(tmp_path / "b" / CHECKPOINT, weights_only=False)
+    assert ckpt["loop"]["global_step"] == 30 and sorted(p.name for p in (tmp_path / "b").glob("replay_*")) == \
+        ["replay_30.npz"]
+    resumed = _run(tmp_path / "b", 90, resume=True)
+    assert [r["env_step"] for r in _rows(tmp_path / "b") if r["kind"] == "eval"] == [0, 30, 60, 90]
+    assert _rows(tmp_path / "a") == _rows(tmp_path / "b")
+    for k, v in straight.actor.state_dict().items():
+        assert torch.equal(v, resumed.actor.state_dict()[k]), k
+    assert straight.num_updates == resumed.num_updates == 90 - 20 + 1
+
+
+def test_resume_extends_a_finished_run_and_refuses_misuse(tmp_path):
+    """A finished run continues to a larger --steps with --resume; without --resume the run
+    dir is protected; a different config on --resume is refused with RunError."""
+    _run(tmp_path, 30)
+    with pytest.raises(RunError, match="--resume"):
+        _run(tmp_path, 60)
+    with pytest.raises(RunError, match="different sac config"):
+        _run(tmp_path, 60, resume=True, batch_size=8)
+    _run(tmp_path, 60, resume=True)
+    steps = [r["env_step"] for r in read_metrics(tmp_path) if r["kind"] == "eval"]
+    assert steps == [0, 30, 60]
+    assert json.loads((tmp_path / "config.json").read_text())["loop"]["total_steps"] == 60
+
+
+def test_truncation_bootstraps_termination_does_not():
+    """Replay 'done' is `terminated` only: time-limit truncations keep bootstrapping."""
+    buf = ReplayBuffer(8, (8, 8, 3), 7)
+    img = np.zeros((8, 8, 3), np.uint8)
+    buf.add(img, np.zeros(7), 0.0, img, terminated=False)  # truncated at max_steps
+    buf.add(img, np.zeros(7), 1.0, img, terminated=True)
+    assert buf.dones[:2].tolist() == [0.0, 1.0]
+
+
+def test_replay_buffer_round_trip(tmp_path):
+    """save/load keeps the filled part, the write pointer and uint8 images."""
+    rng = np.random.default_rng(0)
+    buf = ReplayBuffer(5, (4, 4, 3), 7)
+    for i in range(7):  # wraps around
+        buf.add(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), rng.standard_normal(7), i, 
+                rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), i % 2)
+    buf.save(tmp_path / "r.npz")
+    other = ReplayBuffer(5, (4, 4, 3), 7)
+    other.load(tmp_path / "r.npz")
+    assert (other.ptr, other.size) == (2, 5) and other.obs.dtype == np.uint8
+    for k in ("obs", "next_obs", "actions", "rewards", "dones"):
+        assert np.array_equal(getattr(buf, k), getattr(other, k))

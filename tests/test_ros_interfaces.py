@@ -1,0 +1,80 @@
+"""parrot_bringup.interfaces conversions (no DDS traffic; needs the message packages)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy")
+from parrot_bringup import interfaces as itf  # noqa: E402
+from parrot_core.action_space import POS_SCALE_M, ROT_SCALE_RAD, InvalidActionError  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+
+def test_image_round_trip_rgb8_bgr8_and_padded_rows():
+    """numpy -> Image -> numpy is exact for rgb8 and bgr8 (converted to RGB), and row
+    padding (step > 3 * width) is stripped."""
+    img = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    for enc in ("rgb8", "bgr8"):
+        msg = itf.numpy_to_image(img, 123, encoding=enc)
+        assert msg.encoding == enc and itf.stamp_to_ns(msg.header.stamp) == 123
+        np.testing.assert_array_equal(itf.image_to_numpy(msg), img)
+    msg = itf.numpy_to_image(img, 1)
+    padded = np.zeros((5, 24), np.uint8)
+    padded[:, :21] = img.reshape(5, 21)
+    msg.step, msg.data = 24, padded.tobytes()
+    np.testing.assert_array_equal(itf.image_to_numpy(msg), img)
+
+
+def test_image_errors_name_what_was_expected():
+    """Unsupported encoding, inconsistent data length and unexpected size raise
+    ImageFormatError with the expectation in the message."""
+    msg = itf.numpy_to_image(np.zeros((4, 4, 3), np.uint8), 1)
+    with pytest.raises(itf.ImageFormatError, match="expected 8x8"):
+        itf.image_to_numpy(msg, (8, 8))
+    msg.encoding = "rgba8"
+    with pytest.raises(itf.ImageFormatError, match="'rgba8' not supported: expected one of rgb8, bgr8"):
+        itf.image_to_numpy(msg)
+    msg.encoding = "rgb8"
+    msg.data = bytes(47)
+    with pytest.raises(itf.ImageFormatError, match="47 bytes, expected height \\* step = 4 \\* 12 = 48"):
+        itf.image_to_numpy(msg)
+
+
+def test_action_round_trip_units_and_validation():
+    """Twist is delta * rate (m/s, rad/s), gripper rides in JointState 'gripper'; the round
+    trip is exact in float32; NaN/wrong shape are rejected by validate_action; the assembler
+    joins halves by stamp in either order."""
+    a = np.array([0.5, -1.0, 0.25, 0.1, -0.2, 0.3, -0.9], np.float32)
+    twist, grip = itf.action_to_msgs(a, 42, control_rate_hz=10.0)
+    assert twist.twist.linear.x == pytest.approx(0.5 * POS_SCALE_M * 10)
+    assert twist.twist.angular.z == pytest.approx(0.3 * ROT_SCALE_RAD * 10)
+    assert list(grip.name) == ["gripper"] and grip.position[0] == pytest.approx(-0.9)
+    np.testing.assert_array_equal(itf.msgs_to_action(twist, grip, 10.0), a)
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        b = rng.uniform(-1, 1, 7).astype(np.float32)
+        np.testing.assert_array_equal(itf.msgs_to_action(*itf.action_to_msgs(b, 1, 30.0), 30.0), b)
+    with pytest.raises(InvalidActionError):
+        itf.action_to_msgs([np.nan] * 7, 1, 10.0)
+    with pytest.raises(InvalidActionError):
+        itf.action_to_msgs([0.0] * 6, 1, 10.0)
+    asm = itf.CommandAssembler(10.0)
+    assert asm.add_gripper(grip) is None
+    stamp, joined = asm.add_twist(twist)
+    assert stamp == 42
+    np.testing.assert_array_equal(joined, a)
+
+
+def test_json_codec_keeps_numpy_dtypes_exactly():
+    """Privileged-state JSON round-trips arrays with dtype and shape, scalars, tuples, None."""
+    info = {"ee_pos": np.array([0.1, 0.2, 0.3], np.float32), "q": np.arange(6.0).reshape(2, 3),
+            "names": ["a", "b"], "pos": {"a": np.array([1e-9, 2.0, 3.0])}, "t": np.int64(3),
+            "none": None, "tup": (1, 2.5)}
+    back = itf.parse_json_msg(itf.json_msg(info))
+    assert back["ee_pos"].dtype == np.float32
+    np.testing.assert_array_equal(back["ee_pos"], info["ee_pos"])
+    np.testing.assert_array_equal(back["q"], info["q"])
+    np.testing.assert_array_equal(back["pos"]["a"], info["pos"]["a"])
+    assert back["t"] == 3 and back["none"] is None and back["tup"] == (1, 2.5)

@@ -1,0 +1,141 @@
+"""SAC agent (parrot_core.sac): the initial policy, its log-probs, and learning on a toy task."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from parrot_core.action_transform import IdentityTransform, PriorTransform
+from parrot_core.rl_loop import LoopConfig, make_agent, read_metrics, train
+from parrot_core.sac import SACConfig, SACConfigError, config_for_algo
+from rl_toy import ColorSignEnv, negating_prior, tiny_config
+
+torch.set_num_threads(1)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
+
+
+def _ks_statistic(samples: np.ndarray) -> float:
+    """Kolmogorov-Smirnov distance between the empirical CDF and N(0, 1)."""
+    x = np.sort(samples)
+    n = len(x)
+    cdf = _normal_cdf(x)
+    return float(max((np.arange(1, n + 1) / n - cdf).max(), (cdf - np.arange(n) / n).max()))
+
+
+def test_initial_parrot_policy_is_the_base_distribution():
+    """Paper 3.2: PARROT's policy starts at pi(z|s) = N(0, I) for every image. Per z dim, 8192
+    samples over 32 random images pass a KS test against N(0, 1) (alpha = 0.001), mean 0 and
+    variance 1 within 5 standard errors, off-diagonal correlations ~0; the deterministic (mean)
+    output is exactly 0 and log-probs are the standard normal's."""
+    torch.manual_seed(0)
+    agent = make_agent(config_for_algo("parrot", image_size=48, conv_channels=8, hidden_sizes=(64, 64)), seed=0)
+    images = torch.randint(0, 256, (32, 48, 48, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        raw_mean, log_std = agent.actor.params(images)  # one network pass per image,
+        z, logp = agent.actor._sample(raw_mean.repeat_interleave(256, 0),  # 256 draws each
+                                      log_std.repeat_interleave(256, 0))
+        mean = agent.actor.deterministic(images)
+    z = z.numpy().astype(np.float64)
+    n = len(z)
+    assert torch.equal(mean, torch.zeros_like(mean))
+    expected_logp = -0.5 * (z ** 2).sum(1) - 3.5 * math.log(2 * math.pi)
+    assert np.allclose(logp.numpy(), expected_logp, atol=1e-4)
+    crit = 1.95 / math.sqrt(n)  # KS critical value, alpha = 0.001
+    for d in range(7):
+        assert _ks_statistic(z[:, d]) < crit, f"dim {d}"
+    assert np.all(np.abs(z.mean(0)) < 5 / math.sqrt(n))
+    assert np.all(np.abs(z.var(0) - 1.0) < 5 * math.sqrt(2.0 / n))
+    corr = np.corrcoef(z.T)
+    assert np.abs(corr - np.eye(7)).max() < 5 / math.sqrt(n)
+    assert np.abs(z).max() > 3.0  # not squashed into [-1, 1] like a scale-1 tanh policy
+
+
+def test_baseline_policy_acts_in_the_action_box():
+    """SAC / BC+SAC act directly in [-1, 1]: tanh-squashed samples stay inside, mean is 0."""
+    torch.manual_seed(0)
+    agent = make_agent(config_for_algo("sac", image_size=16, conv_channels=4, hidden_sizes=(32,)), seed=0)
+    images = torch.randint(0, 256, (256, 16, 16, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        a, _ = agent.actor.sample(images)
+        assert torch.equal(agent.actor.deterministic(images), torch.zeros(256, 7))
+    assert a.abs().max() < 1.0 and a.std() > 0.4
+
+
+@pytest.mark.parametrize("algo", ["parrot", "sac"])
+def test_sample_log_prob_matches_density_of_given_actions(algo):
+    """The log-prob a reparameterised sample reports equals log_prob() of that action (the
+    density BC maximises), after randomising the head so mean and std vary."""
+    torch.manual_seed(1)
+    agent = make_agent(tiny_config(algo), seed=1)
+    with torch.no_grad():
+        for p in agent.actor.head[-1].parameters():
+            p.normal_(0, 0.3)
+    images = torch.randint(0, 256, (64, 8, 8, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        a, logp = agent.actor.sample(images)
+        keep = a.abs().max(1).values < 0.99 if algo == "sac" else torch.ones(64, dtype=torch.bool)
+        assert torch.allclose(agent.actor.log_prob(images, a)[keep], logp[keep], atol=1e-3)
+
+
+def test_config_rejects_nonsense():
+    """Bad SAC settings fail at construction with SACConfigError."""
+    with pytest.raises(SACConfigError):
+        SACConfig(distribution="beta")
+    with pytest.raises(SACConfigError):
+        config_for_algo("ppo")
+    with pytest.raises(SACConfigError):
+        SACConfig(tau=0.0)
+
+
+def _learn(algo, transform, tmp_path, steps=500):
+    agent = make_agent(tiny_config(algo), seed=0)
+    loop = LoopConfig(total_steps=steps, seed=0, eval_every=250, eval_episodes=20, progress=False)
+    train(agent, lambda: ColorSignEnv(), transform, tmp_path, loop, run_meta={"algo": algo})
+    return [r for r in read_metrics(tmp_path) if r["kind"] == "eval"]
+
+
+def test_sac_learns_trivially_easy_task(tmp_path):
+    """SAC in action space learns 'push a[0] towards the image's colour' within 500 env steps:
+    eval success goes from 0 (zero mean action) to >= 0.9."""
+    rows = _learn("sac", IdentityTransform(), tmp_path)
+    assert rows[0]["env_step"] == 0 and rows[0]["eval_success"] == 0.0
+    assert rows[-1]["env_step"] == 500 and rows[-1]["eval_success"] >= 0.9
+
+
+def test_parrot_learns_through_a_frozen_prior(tmp_path):
+    """PARROT acts in z and the env executes a = prior(z, s): with a stand-in prior that
+    negates (a = -tanh(z)), the policy learns the opposite z sign and reaches >= 0.9 success;
+    the prior's weights never change."""
+    prior = negating_prior()
+    transform = PriorTransform(prior)
+    assert not any(p.requires_grad for p in prior.parameters()) and not prior.training
+    rows = _learn("parrot", transform, tmp_path)
+    assert rows[-1]["eval_success"] >= 0.9
+    assert float(prior.dummy) == 0.0
+
+
+def test_prior_transform_runs_the_real_flow():
+    """PriorTransform over the real ConditionalRealNVP returns flow.forward(z, image) for one
+    (z, image) pair, frozen and without building a graph."""
+    from parrot_core.flow import ConditionalRealNVP, PriorConfig
+
+    torch.manual_seed(0)
+    flow = ConditionalRealNVP(PriorConfig(image_size=8, conv_channels=4, encoder_hidden=(16,), feature_dim=8,
+                                          coupling_hidden=(16,)))
+    with torch.no_grad():
+        for layer in flow.couplings:
+            layer.net[-1].weight.normal_(0, 0.2)
+    t = PriorTransform(flow)
+    z = np.random.default_rng(0).standard_normal(7).astype(np.float32)
+    img = np.random.default_rng(1).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    a = t(z, img)
+    with torch.no_grad():
+        ref = flow(torch.from_numpy(z)[None], torch.from_numpy(img)[None])[0].numpy()
+    assert a.shape == (7,) and a.dtype == np.float32 and np.allclose(a, ref, atol=1e-6)
+    assert np.all(np.abs(a) < 1) and not np.allclose(a, np.tanh(z), atol=1e-3)
