@@ -1,0 +1,220 @@
+"""Deploy-bundle latency: policy inference (onnxruntime, 1 thread) at a real 30 Hz, and
+end-to-end camera -> policy -> hardware_bridge latency across processes.
+
+1. inference: in a subprocess that blocks torch, the bundle's policy + prior (PARROT: z from
+   the policy, a = prior(z; image)) run batch-1 on a fresh image every 1/30 s (sleeping to
+   the next tick like a control loop, so caches and the CPU cool down between calls as they
+   do on the robot). Reported: model only, and model + OpenCV resize of a 640x480 frame.
+2. end to end: `usb_camera` (a 640x480 MJPG file at 30 Hz) -> `policy` (the bundle's YAML) ->
+   `hardware_bridge` (servo output, safety filter, activated) -> a fake arm in this process
+   that publishes joint_states. Latency = the bridge's publish time of the arm command - the
+   camera's capture stamp (the bridge reports median/p99 in /diagnostics), plus the camera ->
+   policy-command part measured here. Per-step limits are widened so a random policy is
+   not stopped by them (stops would not be commands).
+
+    python benchmarks/bundle_latency.py                  # random-init 48x48 prior + policy
+    python benchmarks/bundle_latency.py --bundle DIR     # an existing deploy bundle
+
+Writes benchmarks/results/bundle_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "bundle_latency.json"
+RATE_HZ = 30.0
+
+
+def make_bundle(out: Path) -> Path:
+    """A bundle of a random-init default-size prior and an untrained PARROT policy on it."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import torch
+
+    from parrot_core.action_transform import PriorTransform
+    from parrot_core.bundle import deploy_bundle
+    from parrot_core.export import export_prior, weights_sha256
+    from parrot_core.export_policy import export_policy
+    from parrot_core.flow import ConditionalRealNVP, PriorConfig
+    from parrot_core.rl_loop import LoopConfig, make_agent, train
+    from parrot_core.sac import config_for_algo
+    from rl_toy import ColorSignEnv
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    prior = ConditionalRealNVP(PriorConfig())
+    size = prior.config.image_size
+    export_prior(prior, out / "prior", exporter="torchscript")
+    agent = make_agent(config_for_algo("parrot", image_size=size, learning_starts=10_000), seed=0)
+    train(agent, lambda: ColorSignEnv(image_size=size), PriorTransform(prior, "bench",
+                                                                       weights_sha256(prior)),
+          out / "run", LoopConfig(total_steps=5, eval_every=5, eval_episodes=0, progress=False),
+          run_meta={"algo": "parrot", "task": "bench", "objects": "train", "seed": 0})
+    export_policy(out / "run", out / "policy", exporter="torchscript")
+    deploy_bundle(out / "prior", out / "bundle", policy_dir=out / "policy")
+    return out / "bundle"
+
+
+def measure_inference(bundle: Path, seconds: float) -> dict:
+    """Runs in a subprocess with torch blocked."""
+    sys.modules["torch"] = None  # any torch import on this path fails loudly
+    import cv2
+
+    from parrot_core.onnx_policy import OnnxPolicy
+    from parrot_core.onnx_prior import OnnxPrior
+    meta = json.loads((bundle / "bundle.json").read_text())
+    prior = OnnxPrior(bundle / "prior", threads=1)
+    policy = OnnxPolicy(bundle / "policy", threads=1) if meta.get("policy") else None
+    h, w = prior.image_size
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (8, 480, 640, 3), dtype=np.uint8)
+
+    def act(img):
+        batch = img[None]
+        return policy.act(batch, prior) if policy else prior.sample(batch, rng)
+
+    for i in range(10):
+        act(cv2.resize(frames[i % 8], (w, h), interpolation=cv2.INTER_AREA))
+    model_ms, total_ms, late = [], [], 0
+    period = 1.0 / RATE_HZ
+    n = int(seconds * RATE_HZ)
+    t_next = time.perf_counter() + period
+    for i in range(n):
+        delay = t_next - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            late += 1
+        t_next += period
+        t0 = time.perf_counter()
+        img = cv2.resize(frames[i % 8], (w, h), interpolation=cv2.INTER_AREA)
+        t1 = time.perf_counter()
+        act(img)
+        t2 = time.perf_counter()
+        model_ms.append((t2 - t1) * 1e3)
+        total_ms.append((t2 - t0) * 1e3)
+    return {"rate_hz": RATE_HZ, "steps": n, "late_ticks": late, "image_size": [h, w],
+            "model": "policy + prior (PARROT)" if policy else "prior sample",
+            "model_ms": _stats(model_ms), "resize_640x480_plus_model_ms": _stats(total_ms),
+            "torch_imported": False}
+
+
+def _stats(xs) -> dict:
+    xs = np.asarray(xs)
+    return {"median": round(float(np.median(xs)), 3), "p99": round(float(np.percentile(xs, 99)), 3),
+            "max": round(float(xs.max()), 3), "n": int(xs.size)}
+
+
+def measure_end_to_end(bundle: Path, seconds: float, tmp: Path) -> dict:
+    import cv2
+    import yaml
+    sys.path.insert(0, str(ROOT / "tests"))
+    from hardware_fakes import SERVO_TOPIC, FakeArm, domain_for, ros_env, stop_process
+
+    from parrot_bringup import interfaces as itf
+    video = tmp / "camera.avi"
+    wr = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), RATE_HZ, (640, 480))
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        wr.write(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    wr.release()
+    params = yaml.safe_load((bundle / "config" / "hardware.yaml").read_text())
+    params["usb_camera"]["ros__parameters"].update(device=str(video), rate_hz=RATE_HZ, loop=True)
+    params["policy"]["ros__parameters"]["control_rate_hz"] = RATE_HZ
+    br = params["hardware_bridge"]["ros__parameters"]
+    br.update(autostart="activate", control_rate_hz=RATE_HZ, diagnostics_period_s=0.5)
+    br["safety"].update(max_translation_m=0.06, max_rotation_rad=0.3)
+    pfile = tmp / "bench.yaml"
+    pfile.write_text(yaml.safe_dump(params))
+    domain = domain_for("bundle_latency_bench")
+    env = ros_env(domain)
+    procs = [subprocess.Popen([sys.executable, "-m", f"parrot_bringup.{n}", "--ros-args", "-r",
+                               f"__node:={n}", "--params-file", str(pfile)], env=env, cwd=ROOT,
+                              stdout=open(tmp / f"{n}.log", "wb"), stderr=subprocess.STDOUT)
+             for n in ("hardware_bridge", "policy", "usb_camera")]
+    arm = FakeArm(domain, control_rate_hz=RATE_HZ)
+    arm.publish_images = False  # the usb_camera node is the camera
+    from geometry_msgs.msg import TwistStamped
+    cmd_lat = []
+    arm.node.create_subscription(
+        TwistStamped, itf.TOPIC_TWIST,
+        lambda m: cmd_lat.append((arm.now_ns() - itf.stamp_to_ns(m.header.stamp)) / 1e6),
+        itf.command_qos())
+    try:
+        start = time.monotonic()
+        while time.monotonic() - start < 30 and not arm.snapshot(arm.twists):
+            time.sleep(0.1)
+        if not arm.snapshot(arm.twists):
+            logs = {n: (tmp / f"{n}.log").read_text()[-1500:] for n in
+                    ("hardware_bridge", "policy", "usb_camera")}
+            raise RuntimeError(f"no arm command within 30 s: {logs}")
+        arm.clear()
+        cmd_lat.clear()
+        time.sleep(seconds)
+        twists = arm.snapshot(arm.twists)
+        diags = arm.snapshot(arm.diags)
+    finally:
+        arm.close()
+        for p in procs:
+            stop_process(p)
+    last = {kv.key: kv.value for kv in diags[-1][1].status[0].values}
+    return {
+        "seconds": seconds, "arm_commands": len(twists),
+        "arm_command_rate_hz": round(len(twists) / seconds, 2),
+        "camera_to_policy_command_ms": _stats(cmd_lat),
+        "camera_to_bridge_output_ms": {
+            "median": float(last.get("latency_ms.median", "nan")),
+            "p99": float(last.get("latency_ms.p99", "nan")),
+            "n": int(last.get("latency_ms.n", 0)), "includes_warmup": True},
+        "bridge_stops": {k[len("stops."):]: int(v) for k, v in last.items()
+                         if k.startswith("stops.")},
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", default=None)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--_inference", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._inference:
+        print(json.dumps(measure_inference(Path(args._inference), args.seconds)))
+        return 0
+    os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        bundle = Path(args.bundle) if args.bundle else make_bundle(tmp)
+        r = subprocess.run([sys.executable, __file__, "--_inference", str(bundle),
+                            "--seconds", str(args.seconds)], capture_output=True, text=True,
+                           check=True, cwd=ROOT)
+        inference = json.loads(r.stdout.strip().splitlines()[-1])
+        e2e = measure_end_to_end(bundle, args.seconds, tmp)
+    result = {
+        "benchmark": "bundle_latency",
+        "bundle": args.bundle or "random-init default PriorConfig (48x48) + untrained PARROT policy",
+        "onnxruntime_threads": 1,
+        "inference_30hz": inference,
+        "end_to_end_30hz": e2e,
+        "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
+                 "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
+                 "python": platform.python_version()},
+        "command": "python benchmarks/bundle_latency.py " + " ".join(argv or sys.argv[1:]),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,442 @@
+"""The robot-compute deploy bundle: `parrot deploy-bundle` writes it, `parrot verify-bundle` checks it.
+
+    parrot deploy-bundle --prior EXPORT [--policy EXPORT] --out bundle/ [--install-dir /opt/parrot/bundle]
+    parrot verify-bundle bundle/ [--ros]
+
+A bundle is everything the robot's computer needs besides the Parrot code and its wheels::
+
+    prior/prior_forward.onnx, prior/prior_inverse.onnx, prior/prior_meta.json
+    policy/policy.onnx, policy/policy_meta.json      (optional: a prior-only bundle explores)
+    config/hardware.yaml   parameters of usb_camera, policy, hardware_bridge (+ its safety.*)
+                           with prior_dir/policy_dir pointing at --install-dir
+    requirements.txt       pinned wheels for robot compute, no torch
+    bundle.json            what is in it: image size, action scaling, policy outputs, versions,
+                           and reference outputs of a seeded test inference
+    manifest.json          sha256 and size of every file above
+
+verify-bundle refuses (BundleError naming the file) a missing, extra or modified file, an
+ONNX graph whose inputs/outputs disagree with its metadata, a policy that was not trained on
+the bundled prior, and a test inference that is not finite or differs from the reference
+outputs recorded at deploy time. `--ros` also round-trips the test command through rclpy.
+
+This module never imports torch (tests check sys.modules): onnxruntime, numpy, yaml only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import numpy as np
+
+BUNDLE_FORMAT = "parrot-deploy-bundle"
+BUNDLE_VERSION = 1
+MANIFEST = "manifest.json"
+BUNDLE_META = "bundle.json"
+PARAMS_FILE = "config/hardware.yaml"
+REQUIREMENTS = "requirements.txt"
+PRIOR_SUBDIR = "prior"
+POLICY_SUBDIR = "policy"
+TEST_SEED = 1234
+TEST_BATCH = 4
+REFERENCE_ATOL = 1e-4
+
+# What robot compute installs (no torch). Versions are pinned to this environment's.
+ROBOT_REQUIREMENTS = [
+    ("onnxruntime", "inference of the prior/policy"),
+    ("numpy", ""),
+    ("opencv-python-headless", "camera capture and resizing"),
+    ("pyyaml", "parameter files"),
+    ("ros-rclpy", "ROS 2 client library (pip wheels, Fast DDS)"),
+    ("ros-rmw-fastrtps-cpp", ""),
+    ("ros-sensor-msgs", ""),
+    ("ros-geometry-msgs", ""),
+    ("ros-std-msgs", ""),
+    ("ros-std-srvs", ""),
+    ("ros-diagnostic-msgs", ""),
+    ("ros-trajectory-msgs", ""),
+    ("pybullet", "hardware_bridge FK/IK on the arm URDF (DIRECT mode, no GUI)"),
+]
+# Packages the inference + ROS part needs (the bridge's IK adds pybullet).
+INFERENCE_PACKAGES = ("onnxruntime", "numpy", "opencv-python-headless", "pyyaml")
+
+
+class BundleError(RuntimeError):
+    """A bundle that cannot be written or does not verify; the message names the file."""
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _default_params_file() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    return here / "ros2_ws" / "src" / "parrot_bringup" / "config" / "hardware.yaml"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib_metadata.version(dist)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def requirements_text() -> str:
+    lines = ["# Robot compute for a Parrot deploy bundle: inference (onnxruntime), the ROS 2 nodes",
+             "# (pip wheels) and the bridge's IK. No torch. Then install the Parrot code itself",
+             "# without dependencies: pip install --no-deps <parrot source or wheel>",
+             "# (ROS wheels need AMENT_PREFIX_PATH=<venv> at run time.)"]
+    for dist, why in ROBOT_REQUIREMENTS:
+        v = _version(dist)
+        req = f"{dist}=={v}" if v else dist
+        lines.append(f"{req:<40}# {why}" if why else req)
+    return "\n".join(lines) + "\n"
+
+
+def _load_models(prior_dir, policy_dir, threads: int = 1):
+    from parrot_core.onnx_prior import OnnxPrior, PriorError
+    try:
+        prior = OnnxPrior(prior_dir, threads=threads)
+    except PriorError as e:
+        raise BundleError(f"prior: {e}") from e
+    policy = None
+    if policy_dir is not None:
+        from parrot_core.onnx_policy import OnnxPolicy, PolicyError
+        try:
+            policy = OnnxPolicy(policy_dir, threads=threads)
+            policy.check_prior(prior)
+        except PolicyError as e:
+            raise BundleError(f"policy: {e}") from e
+        if tuple(policy.image_size) != tuple(prior.image_size):
+            raise BundleError(f"policy: takes {list(policy.image_size)} images but the prior takes "
+                              f"{list(prior.image_size)}: export both from the same setup")
+    return prior, policy
+
+
+def test_inputs(image_size, seed: int = TEST_SEED, batch: int = TEST_BATCH):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (batch, *image_size, 3), dtype=np.uint8)
+    z = rng.standard_normal((batch, 7)).astype(np.float32)
+    return images, z
+
+
+def run_test_inference(prior, policy) -> dict:
+    """Seeded inputs -> the outputs every bundle records and verify-bundle reproduces."""
+    images, z = test_inputs(prior.image_size)
+    out = {"prior_forward": prior.forward(z, images)}
+    if policy is not None:
+        out["policy_output"] = policy(images)
+        out["policy_action"] = policy.act(images, prior)
+    return out
+
+
+# ---- deploy ------------------------------------------------------------------------------
+
+def deploy_bundle(prior_dir, out_dir, policy_dir=None, params_file=None, install_dir=None,
+                  force: bool = False) -> dict:
+    """Write the bundle; returns its bundle.json content."""
+    import yaml
+    prior_dir = Path(prior_dir)
+    policy_dir = Path(policy_dir) if policy_dir else None
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise BundleError(f"{out}: exists and is not empty (use --force to replace it)")
+    prior, policy = _load_models(prior_dir, policy_dir)
+    from parrot_core.onnx_policy import META_FILE as POLICY_META, POLICY_FILE
+    from parrot_core.onnx_prior import FORWARD_FILE, INVERSE_FILE, META_FILE as PRIOR_META
+    from parrot_core.action_space import scaling_metadata
+    from parrot_core import __version__
+    import onnxruntime
+
+    install = Path(install_dir) if install_dir else out.resolve()
+    if not install.is_absolute():
+        raise BundleError(f"--install-dir {install}: must be an absolute path on robot compute")
+    base = Path(params_file) if params_file else _default_params_file()
+    params = _bundle_params_dict(base, install, policy is not None)
+    ref = run_test_inference(prior, policy)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / PRIOR_SUBDIR).mkdir()
+        for name in (FORWARD_FILE, INVERSE_FILE, PRIOR_META):
+            shutil.copy2(prior_dir / name, tmp / PRIOR_SUBDIR / name)
+        if policy is not None:
+            (tmp / POLICY_SUBDIR).mkdir()
+            for name in (POLICY_FILE, POLICY_META):
+                shutil.copy2(policy_dir / name, tmp / POLICY_SUBDIR / name)
+        (tmp / "config").mkdir()
+        (tmp / PARAMS_FILE).write_text(
+            "# Parrot hardware stack parameters, written by `parrot deploy-bundle`.\n"
+            "# parrot launch hardware params_file:=<bundle>/config/hardware.yaml\n"
+            + yaml.safe_dump(params, sort_keys=False))
+        (tmp / REQUIREMENTS).write_text(requirements_text())
+        meta = {
+            "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "parrot": __version__, "onnxruntime": onnxruntime.__version__,
+            "image_size": list(prior.image_size),
+            "action_scaling": scaling_metadata(),
+            "install_dir": str(install),
+            "prior": {"dir": PRIOR_SUBDIR, "weights_sha256": prior.meta.get("weights_sha256"),
+                      "source": prior.meta.get("source", {})},
+            "policy": None if policy is None else {
+                "dir": POLICY_SUBDIR, "algo": policy.algo, "outputs": policy.outputs,
+                "weights_sha256": policy.meta.get("weights_sha256"),
+                "prior_weights_sha256": (policy.meta.get("prior") or {}).get("weights_sha256")},
+            "test_inference": {"seed": TEST_SEED, "batch": TEST_BATCH, "atol": REFERENCE_ATOL,
+                               "outputs": {k: np.asarray(v).tolist() for k, v in ref.items()}},
+        }
+        (tmp / BUNDLE_META).write_text(json.dumps(meta, indent=2))
+        files = {}
+        for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            rel = path.relative_to(tmp).as_posix()
+            files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        (tmp / MANIFEST).write_text(json.dumps(
+            {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "files": files}, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def _bundle_params_dict(base: Path, install: Path, has_policy: bool) -> dict:
+    """The base parameter YAML with the bundle's model paths and a complete bridge section."""
+    import yaml
+    try:
+        params = yaml.safe_load(base.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise BundleError(f"{base}: cannot read the parameter YAML ({e})") from e
+    if not isinstance(params, dict):
+        raise BundleError(f"{base}: not a ROS 2 parameter file (node: ros__parameters: ...)")
+    pol = params.setdefault("policy", {}).setdefault("ros__parameters", {})
+    pol["prior_dir"] = str(install / PRIOR_SUBDIR)
+    pol["policy_dir"] = str(install / POLICY_SUBDIR) if has_policy else ""
+    # A prior-only bundle explores through the prior (random z); with a policy it acts.
+    pol["mode"] = "policy" if has_policy else "prior"
+    params.setdefault("hardware_bridge", {}).setdefault("ros__parameters", {})
+    params.setdefault("usb_camera", {}).setdefault("ros__parameters", {})
+    return params
+
+
+# ---- verify ------------------------------------------------------------------------------
+
+def _read_json(path: Path, what: str) -> dict:
+    if not path.exists():
+        raise BundleError(f"{path}: missing ({what})")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{path}: corrupt {what} ({e})") from e
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path}: not a Parrot deploy bundle {what}")
+    if data.get("version") != BUNDLE_VERSION:
+        raise BundleError(f"{path}: bundle version {data.get('version')}, this Parrot reads "
+                          f"{BUNDLE_VERSION}")
+    return data
+
+
+def check_hashes(root: Path) -> dict:
+    """Every manifest file present with its sha256, and no file outside the manifest."""
+    manifest = _read_json(root / MANIFEST, "manifest")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{root / MANIFEST}: lists no files")
+    for rel, entry in files.items():
+        path = root / rel
+        if not path.is_file():
+            raise BundleError(f"{path}: missing (listed in {MANIFEST})")
+        if path.stat().st_size != entry.get("bytes"):
+            raise BundleError(f"{path}: {path.stat().st_size} bytes, manifest says "
+                              f"{entry.get('bytes')}: corrupted or modified")
+        got = sha256_file(path)
+        if got != entry.get("sha256"):
+            raise BundleError(f"{path}: sha256 {got[:12]}... does not match the manifest "
+                              f"({str(entry.get('sha256'))[:12]}...): corrupted or modified")
+    extra = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                   if p.is_file() and p.name != MANIFEST
+                   and p.relative_to(root).as_posix() not in files
+                   and "__pycache__" not in p.parts)
+    if extra:
+        raise BundleError(f"{root / extra[0]}: not in the manifest (files added to the bundle: "
+                          f"{extra})")
+    return files
+
+
+def verify_bundle(root, ros: bool = False, threads: int = 1, log=print) -> dict:
+    """Check a bundle; returns a summary. Raises BundleError naming the offending file."""
+    root = Path(root)
+    torch_before = "torch" in sys.modules  # e.g. verifying from a training process
+    if not root.is_dir():
+        raise BundleError(f"{root}: no such bundle directory")
+    files = check_hashes(root)
+    log(f"hashes: {len(files)} files match {MANIFEST}")
+    meta = _read_json(root / BUNDLE_META, "bundle metadata")
+    from parrot_core.action_space import scaling_metadata
+    if meta.get("action_scaling") != scaling_metadata():
+        raise BundleError(f"{root / BUNDLE_META}: action scaling {meta.get('action_scaling')} "
+                          f"differs from this Parrot's {scaling_metadata()}")
+    policy_dir = root / POLICY_SUBDIR if meta.get("policy") else None
+    prior, policy = _load_models(root / PRIOR_SUBDIR, policy_dir, threads)
+    if list(prior.image_size) != list(meta.get("image_size", [])):
+        raise BundleError(f"{root / PRIOR_SUBDIR / 'prior_meta.json'}: image size "
+                          f"{list(prior.image_size)}, {BUNDLE_META} says {meta.get('image_size')}")
+    if policy is not None and policy.outputs != meta["policy"].get("outputs"):
+        raise BundleError(f"{root / POLICY_SUBDIR / 'policy_meta.json'}: outputs "
+                          f"{policy.outputs!r}, {BUNDLE_META} says {meta['policy'].get('outputs')!r}")
+    log(f"shapes: prior image {prior.image_size[0]}x{prior.image_size[1]} uint8 -> action (B, 7)"
+        + (f"; policy ({policy.algo}) -> {policy.outputs} (B, 7)" if policy else "; no policy"))
+    got = run_test_inference(prior, policy)
+    ref = meta.get("test_inference", {}).get("outputs", {})
+    for name, value in got.items():
+        value = np.asarray(value)
+        where = root / (POLICY_SUBDIR if name.startswith("policy") else PRIOR_SUBDIR)
+        if value.shape != (TEST_BATCH, 7) or not np.all(np.isfinite(value)):
+            raise BundleError(f"{where}: test inference {name} gave shape {value.shape} or "
+                              f"non-finite values")
+        if name.endswith("action") or name == "prior_forward":
+            if np.any(np.abs(value) > 1.0 + 1e-6):
+                raise BundleError(f"{where}: test inference {name} outside [-1, 1]")
+        if name in ref:
+            err = float(np.max(np.abs(value - np.asarray(ref[name], np.float32))))
+            if err > REFERENCE_ATOL:
+                raise BundleError(f"{where}: test inference {name} differs from the deploy-time "
+                                  f"reference by {err:.2e} (> {REFERENCE_ATOL})")
+    images, _ = test_inputs(prior.image_size, batch=1)
+    step = (lambda: policy.act(images, prior)) if policy is not None else \
+        (lambda: prior.sample(images, np.random.default_rng(0)))
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(30):
+        t0 = time.perf_counter()
+        action = step()
+        times.append((time.perf_counter() - t0) * 1e3)
+    summary = {"files": len(files), "image_size": list(prior.image_size),
+               "policy": None if policy is None else policy.algo,
+               "inference_ms_median": statistics.median(times),
+               "test_action": np.asarray(action)[0].tolist(),
+               "torch_imported": "torch" in sys.modules and not torch_before}
+    log(f"inference: matches the deploy-time reference (atol {REFERENCE_ATOL}); batch-1 "
+        f"{'policy + prior' if policy else 'prior sample'} median "
+        f"{summary['inference_ms_median']:.2f} ms ({threads} thread)")
+    if summary["torch_imported"]:
+        raise BundleError("torch was imported during verification: the runtime path must not "
+                          "need it")
+    install = meta.get("install_dir")
+    if install and Path(install).resolve() != root.resolve():
+        log(f"note: {PARAMS_FILE} points the policy at {install}; the bundle is at "
+            f"{root.resolve()} (fine if it will be installed there)")
+    if ros:
+        summary["ros_roundtrip_ms"] = _ros_roundtrip(action[0] if np.ndim(action) == 2 else action)
+        log(f"ros: the test command went through rclpy/DDS and back in "
+            f"{summary['ros_roundtrip_ms']:.1f} ms")
+    return summary
+
+
+def _ros_roundtrip(action, timeout_s: float = 10.0) -> float:
+    """Publish the test command (TwistStamped + JointState, interfaces' conventions) on a
+    private topic and receive it back through DDS; returns the round-trip time in ms."""
+    try:
+        import rclpy
+        from geometry_msgs.msg import TwistStamped
+    except ImportError as e:
+        raise BundleError(f"--ros: rclpy/ROS message wheels not importable ({e}); "
+                          f"install {REQUIREMENTS}") from e
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from parrot_core.action_space import POS_SCALE_M, ROT_SCALE_RAD, validate_action
+    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("parrot_verify_bundle", context=ctx)
+    got = []
+    topic = f"parrot_verify_bundle_{os.getpid()}/twist"
+    try:
+        pub = node.create_publisher(TwistStamped, topic, qos)
+        node.create_subscription(TwistStamped, topic, lambda m: got.append(time.perf_counter()),
+                                 qos)
+        from rclpy.executors import SingleThreadedExecutor
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        a = validate_action(action).astype(float)  # parrot_bringup.interfaces conventions
+        twist = TwistStamped()
+        twist.header.stamp = node.get_clock().now().to_msg()
+        lin, ang = a[:3] * POS_SCALE_M * 10.0, a[3:6] * ROT_SCALE_RAD * 10.0
+        twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = map(float, lin)
+        twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = map(float, ang)
+        deadline = time.monotonic() + timeout_s
+        while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+        t0 = time.perf_counter()
+        pub.publish(twist)
+        while not got and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+        if not got:
+            raise BundleError("--ros: the test command did not come back through DDS")
+        ex.shutdown()
+        return (got[0] - t0) * 1e3
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+
+
+# ---- the CLI -----------------------------------------------------------------------------
+
+def add_deploy_bundle_arguments(parser) -> None:
+    parser.add_argument("--prior", required=True, help="prior export dir (parrot export)")
+    parser.add_argument("--policy", default=None,
+                        help="policy export dir (parrot export-policy); omit for a prior-only bundle")
+    parser.add_argument("--out", required=True, help="bundle directory to write")
+    parser.add_argument("--params", default=None,
+                        help="base parameter YAML (default: parrot_bringup config/hardware.yaml)")
+    parser.add_argument("--install-dir", default=None,
+                        help="absolute path the bundle will have on robot compute (used in the "
+                             "parameter YAML; default: --out)")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out")
+
+
+def deploy_bundle_main(args) -> int:
+    meta = deploy_bundle(args.prior, args.out, args.policy, args.params, args.install_dir,
+                         args.force)
+    files = json.loads((Path(args.out) / MANIFEST).read_text())["files"]
+    size = sum(f["bytes"] for f in files.values())
+    what = f"prior + {meta['policy']['algo']} policy" if meta["policy"] else "prior only"
+    print(f"parrot deploy-bundle: {args.out}: {what}, image {meta['image_size'][0]}x"
+          f"{meta['image_size'][1]}, {len(files)} files, {size / 1e6:.2f} MB; check it on the "
+          f"robot with: parrot verify-bundle {args.out}")
+    return 0
+
+
+def add_verify_bundle_arguments(parser) -> None:
+    parser.add_argument("bundle", help="bundle directory (parrot deploy-bundle)")
+    parser.add_argument("--ros", action="store_true",
+                        help="also send the test command through rclpy/DDS")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def verify_bundle_main(args) -> int:
+    summary = verify_bundle(args.bundle, ros=args.ros, threads=args.threads,
+                            log=(lambda *a: None) if args.json else print)
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"parrot verify-bundle: {args.bundle}: OK")
+    return 0

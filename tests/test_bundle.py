@@ -1,0 +1,175 @@
+"""`parrot deploy-bundle` / `parrot verify-bundle` (parrot_core.bundle).
+
+Pins: a bundle (prior + policy, or prior alone) holds the ONNX files, metadata, the
+parameter YAML pointing at them, a torch-free requirements.txt and a sha256 manifest, and
+verifies (hashes, shapes, a test inference equal to the deploy-time reference); a
+corrupted, missing or added file is refused with an error naming the file; a policy trained
+on another prior is refused at deploy time; verification never imports torch; and the
+bundle verifies and infers in a FRESH venv holding only onnxruntime, numpy, opencv, pyyaml
+and the rclpy wheels (no torch installed), including a command round trip through rclpy.
+Tiny models (8x8 images, random prior, 20-step PARROT run) keep it fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from parrot_cli.main import main as parrot
+from parrot_core.bundle import (BundleError, MANIFEST, PARAMS_FILE, REQUIREMENTS, deploy_bundle,
+                                verify_bundle)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _prior(seed: int):
+    import torch
+    from parrot_core.flow import ConditionalRealNVP, PriorConfig
+    torch.manual_seed(seed)
+    return ConditionalRealNVP(PriorConfig(image_size=8, num_layers=2, coupling_hidden=(16,),
+                                          conv_channels=4, encoder_hidden=(32,), feature_dim=8))
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """(prior export, policy export trained on it, another prior's export)."""
+    import torch
+    from parrot_core.action_transform import PriorTransform
+    from parrot_core.export import export_prior, weights_sha256
+    from parrot_core.export_policy import export_policy
+    from parrot_core.rl_loop import LoopConfig, make_agent, train
+    from rl_toy import ColorSignEnv, tiny_config
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("bundle_src")
+    prior = _prior(0)
+    export_prior(prior, root / "prior", exporter="torchscript")
+    export_prior(_prior(1), root / "other_prior", exporter="torchscript")
+    agent = make_agent(tiny_config("parrot", learning_starts=10, batch_size=16,
+                                   hidden_sizes=(32,)), seed=0)
+    train(agent, lambda: ColorSignEnv(), PriorTransform(prior, "test", weights_sha256(prior)),
+          root / "run", LoopConfig(total_steps=20, eval_every=20, eval_episodes=1,
+                                   progress=False),
+          run_meta={"algo": "parrot", "task": "toy", "objects": "heldout", "seed": 0})
+    export_policy(root / "run", root / "policy", exporter="torchscript")
+    return root / "prior", root / "policy", root / "other_prior"
+
+
+@pytest.fixture(scope="module")
+def bundle(exports, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle_out") / "bundle"
+    assert parrot(["deploy-bundle", "--prior", str(exports[0]), "--policy", str(exports[1]),
+                   "--out", str(out)]) == 0
+    return out
+
+
+def test_bundle_contents_and_verify(bundle, exports):
+    manifest = json.loads((bundle / MANIFEST).read_text())["files"]
+    assert set(manifest) == {"prior/prior_forward.onnx", "prior/prior_inverse.onnx",
+                             "prior/prior_meta.json", "policy/policy.onnx",
+                             "policy/policy_meta.json", PARAMS_FILE, REQUIREMENTS, "bundle.json"}
+    reqs = (bundle / REQUIREMENTS).read_text().lower()
+    pkgs = [ln.split("==")[0].strip() for ln in reqs.splitlines() if ln and not ln.startswith("#")]
+    assert not any(p.startswith("torch") for p in pkgs)
+    assert {"onnxruntime", "numpy", "opencv-python-headless", "pyyaml", "ros-rclpy"} <= set(pkgs)
+    params = yaml.safe_load((bundle / PARAMS_FILE).read_text())
+    pol = params["policy"]["ros__parameters"]
+    assert pol["mode"] == "policy" and pol["prior_dir"] == str(bundle.resolve() / "prior")
+    assert pol["policy_dir"] == str(bundle.resolve() / "policy")
+    assert "safety" in params["hardware_bridge"]["ros__parameters"]
+    s = verify_bundle(bundle, log=lambda *a: None)
+    assert s["policy"] == "parrot" and s["image_size"] == [8, 8]
+    assert np.all(np.abs(s["test_action"]) <= 1)
+
+
+def test_prior_only_bundle_verifies_and_explores(exports, tmp_path, capsys):
+    out = tmp_path / "b"
+    assert parrot(["deploy-bundle", "--prior", str(exports[0]), "--out", str(out),
+                   "--install-dir", "/opt/parrot/bundle"]) == 0
+    pol = yaml.safe_load((out / PARAMS_FILE).read_text())["policy"]["ros__parameters"]
+    assert pol["mode"] == "prior" and pol["policy_dir"] == ""
+    assert pol["prior_dir"] == "/opt/parrot/bundle/prior"
+    assert parrot(["verify-bundle", str(out)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_policy_of_another_prior_is_refused(exports, tmp_path):
+    with pytest.raises(BundleError, match="policy: .*trained on prior weights"):
+        deploy_bundle(exports[2], tmp_path / "b", policy_dir=exports[1])
+    assert not (tmp_path / "b").exists()
+
+
+def _flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda b: _flip_byte(b / "policy" / "policy.onnx"), "policy/policy.onnx"),
+    (lambda b: (b / "prior" / "prior_meta.json").unlink(), "prior/prior_meta.json"),
+    (lambda b: (b / "prior" / "prior_forward.onnx").write_bytes(b"x"), "prior/prior_forward.onnx"),
+    (lambda b: (b / "config" / "extra.yaml").write_text("a: 1\n"), "config/extra.yaml"),
+    (lambda b: (b / MANIFEST).write_text("{not json"), MANIFEST),
+])
+def test_damaged_bundle_is_refused_naming_the_file(bundle, tmp_path, capsys, damage, named):
+    b = tmp_path / "b"
+    shutil.copytree(bundle, b)
+    damage(b)
+    assert parrot(["verify-bundle", str(b)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("parrot verify-bundle: error: ") and named in err, err
+
+
+def test_verification_never_imports_torch(bundle):
+    code = ("import sys; from parrot_cli.main import main; rc = main(['verify-bundle', sys.argv[1]]);"
+            "assert rc == 0; assert 'torch' not in sys.modules, 'torch imported'; print('NO_TORCH')")
+    r = subprocess.run([sys.executable, "-c", code, str(bundle)], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and "NO_TORCH" in r.stdout, r.stderr
+
+
+FRESH_PACKAGES = ("onnxruntime", "numpy", "opencv-python-headless", "pyyaml", "ros-")
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_bundle_runs_in_a_fresh_venv_without_torch(bundle, tmp_path):
+    """~40 s: venv + pip install (local index/cache) of the bundle's requirements minus the
+    bridge's pybullet, then verify-bundle --ros there; a corrupted copy is refused there too."""
+    venv = tmp_path / "venv"
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    reqs = [ln.split("#")[0].strip() for ln in (bundle / REQUIREMENTS).read_text().splitlines()]
+    reqs = [r for r in reqs if r and r.startswith(FRESH_PACKAGES)]
+    py = venv / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        *reqs], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    install_s = time.monotonic() - t0
+    env = dict(os.environ, PYTHONPATH=str(ROOT), AMENT_PREFIX_PATH=str(venv),
+               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               ROS_DOMAIN_ID=str(1 + (os.getpid() * 13) % 200))
+    env.pop("VIRTUAL_ENV", None)
+    r = subprocess.run([str(py), "-c", "import torch"], capture_output=True, env=env)
+    assert r.returncode != 0, "torch is importable in the fresh venv"
+    r = subprocess.run([str(py), "-m", "parrot_cli.main", "verify-bundle", str(bundle), "--ros"],
+                       capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ros: the test command went through rclpy/DDS" in r.stdout
+    assert f"parrot verify-bundle: {bundle}: OK" in r.stdout
+    bad = tmp_path / "bad"
+    shutil.copytree(bundle, bad)
+    _flip_byte(bad / "prior" / "prior_inverse.onnx")
+    r = subprocess.run([str(py), "-m", "parrot_cli.main", "verify-bundle", str(bad)],
+                       capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1 and "prior/prior_inverse.onnx" in r.stderr, r.stderr
+    print(f"fresh venv: create + pip install {install_s:.1f} s")

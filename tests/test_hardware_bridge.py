@@ -1,0 +1,225 @@
+"""hardware_bridge (servo output) over real DDS against a fake arm in another process.
+
+Pins: the bridge does not move the arm until it is lifecycle-activated; every safety rule
+triggered by a crafted input (NaN, per-step translation/rotation limit, workspace box,
+lagging image, stopped images, stale joint states, e-stop latching until reset) stops the
+motion (a zero twist reaches the arm, no motion after it) and says why on /diagnostics and
+in the log (rate-limited, but once per new stop); the watchdog stops the arm within its
+timeout; deactivating stops it; parameters come from a --params-file.
+"""
+
+import time
+
+import numpy as np
+import pytest
+
+from hardware_fakes import (SERVO_TOPIC, FakeArm, Q0, domain_for, start_bridge, stop_process,
+                            twist_vec, wait_for)
+
+pytestmark = pytest.mark.ros
+
+GOOD = [0.5, 0, 0, 0, 0, 0, 0]
+COMMAND_TIMEOUT = 0.4
+TIMEOUT = 0.3
+WATCHDOG_HZ = 20.0
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory):
+    from parrot_bringup.arm_kinematics import ArmKinematics
+    kin = ArmKinematics()
+    tcp, _ = kin.fk(Q0)
+    kin.close()
+    tmp = tmp_path_factory.mktemp("bridge")
+    domain = domain_for(__name__)
+    params = {
+        "output_mode": "servo", "autostart": "configure", "control_rate_hz": 10.0,
+        "watchdog_rate_hz": WATCHDOG_HZ, "stop_log_throttle_s": 30.0,
+        "joint_state_timeout_s": TIMEOUT, "diagnostics_period_s": 0.5,
+        # the TCP sits 1 cm inside the box's -x face: a -3 cm step leaves it
+        "safety": {"workspace_min": [float(tcp[0]) - 0.01, -0.35, 0.0],
+                   "workspace_max": [0.75, 0.35, 0.55],
+                   "command_timeout_s": COMMAND_TIMEOUT, "image_timeout_s": TIMEOUT,
+                   "max_image_age_s": TIMEOUT},
+    }
+    bridge = start_bridge(tmp, domain, params)
+    arm = FakeArm(domain)
+    try:
+        state = wait_for(lambda: _state(arm), 20, 0.2)
+        assert state == "inactive", f"bridge not up: {state}\n{bridge.log_path.read_text()}"
+        assert arm.wait_matched(SERVO_TOPIC)
+        yield arm, bridge
+    finally:
+        arm.close()
+        stop_process(bridge)
+
+
+def _state(arm):
+    try:
+        return arm.lifecycle_state()
+    except AssertionError:
+        return None
+
+
+@pytest.fixture
+def active(rig):
+    arm, bridge = rig
+    if arm.lifecycle_state() != "active":
+        assert arm.lifecycle("activate")
+    arm.publish_images = arm.publish_joints = True
+    return arm, bridge
+
+
+def moving(arm, since=0.0):
+    return [(t, m) for t, m in arm.snapshot(arm.twists) if t >= since and np.any(twist_vec(m))]
+
+
+def zeros(arm, since=0.0):
+    return [(t, m) for t, m in arm.snapshot(arm.twists) if t >= since and not np.any(twist_vec(m))]
+
+
+def go(arm):
+    """Get the arm moving: a good command, and its non-zero twist at the arm."""
+    assert wait_for(lambda: arm.last_image_ns and arm.now_ns() - arm.last_image_ns < 60e6, 3)
+    arm.clear()
+    arm.command(GOOD)
+    assert wait_for(lambda: moving(arm), 3), "a good command did not move the arm"
+
+
+def stream(arm, seconds, action=GOOD, fresh_stamp=False):
+    """Keep commanding every 0.1 s (so the watchdog stays quiet)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        arm.command(action, stamp_ns=arm.now_ns() if fresh_stamp else None)
+        time.sleep(0.1)
+
+
+def assert_stopped_because(arm, reason, t0, text=""):
+    """A zero twist reached the arm after t0, nothing moved after it, and the diagnostics
+    name the rule (and `text` from its detail)."""
+    got = wait_for(lambda: zeros(arm, t0), 3)
+    assert got, f"no zero twist after the crafted input ({reason})"
+    diag = wait_for(lambda: [d for d in arm.diag_texts() if f"stopped: {reason}" in d], 3)
+    assert diag, f"no diagnostic for {reason}: {arm.diag_texts()}"
+    assert text in diag[0]
+    time.sleep(0.15)
+    assert not moving(arm, got[0][0]), f"the arm moved after the {reason} stop"
+
+
+def test_bridge_does_not_move_the_arm_until_activated(rig):
+    arm, bridge = rig
+    assert arm.lifecycle_state() == "inactive"
+    wait_for(lambda: arm.last_image_ns, 3)
+    arm.clear()
+    stream(arm, 0.5)
+    assert arm.snapshot(arm.twists) == [], "an inactive bridge published motion"
+    assert wait_for(lambda: [d for d in arm.diag_texts() if "inactive" in d], 2)
+    assert arm.lifecycle("activate")
+    arm.clear()
+    arm.command(GOOD)
+    got = wait_for(lambda: moving(arm), 3)
+    assert got, "no motion after activation"
+    v = twist_vec(got[0][1])
+    # 0.5 * POS_SCALE_M (0.03 m) per step at 10 Hz = 0.15 m/s along x, nothing else
+    assert np.allclose(v, [0.15, 0, 0, 0, 0, 0], atol=1e-6)
+    assert got[0][1].header.frame_id == "link_base"
+
+
+CASES = {
+    "nan_or_inf": ([np.nan, 0, 0, 0, 0, 0, 0], {}, "NaN"),
+    "translation_limit": ([1, 1, 0, 0, 0, 0, 0], {}, "> 0.040 m"),
+    "rotation_limit": ([0, 0, 0, 1, 1, 0, 0], {}, "> 0.200 rad"),
+    "workspace": ([-1, 0, 0, 0, 0, 0, 0], {}, "outside box"),
+    "stale_image": (GOOD, {"stamp_age_s": 1.0}, "old"),
+}
+
+
+@pytest.mark.parametrize("reason", list(CASES))
+def test_crafted_command_stops_and_says_why(active, reason):
+    arm, _ = active
+    action, opts, text = CASES[reason]
+    go(arm)
+    stamp = arm.now_ns() - int(opts["stamp_age_s"] * 1e9) if "stamp_age_s" in opts else None
+    t0 = arm.command(action, stamp_ns=stamp)
+    assert_stopped_because(arm, reason, t0, text)
+
+
+def test_images_stopping_stops_the_arm(active):
+    arm, _ = active
+    go(arm)
+    t0 = time.monotonic()
+    arm.publish_images = False
+    stream(arm, TIMEOUT + 0.3, fresh_stamp=True)
+    assert_stopped_because(arm, "stale_image", t0, "no image for")
+    arm.publish_images = True
+
+
+def test_stale_joint_states_stop_the_arm(active):
+    arm, _ = active
+    go(arm)
+    t0 = time.monotonic()
+    arm.publish_joints = False
+    stream(arm, TIMEOUT + 0.3)
+    assert_stopped_because(arm, "joint_states", t0, "TCP unknown")
+    arm.publish_joints = True
+
+
+def test_estop_latches_until_released_and_reset(active):
+    arm, _ = active
+    go(arm)
+    t0 = time.monotonic()
+    arm.estop(True)
+    assert_stopped_because(arm, "estop", t0)
+    t1 = time.monotonic()
+    stream(arm, 0.3)  # good commands: still stopped
+    assert not moving(arm, t1) and zeros(arm, t1)
+    res = arm.reset_estop()
+    assert not res.success and "still pressed" in res.message
+    arm.estop(False)
+    time.sleep(0.2)
+    stream(arm, 0.2)
+    assert not moving(arm, t1), "a released but not reset e-stop let the arm move"
+    assert arm.reset_estop().success
+    go(arm)
+
+
+def test_watchdog_stops_the_arm_within_its_timeout(active):
+    arm, _ = active
+    go(arm)
+    t_last = arm.command(GOOD)
+    got = wait_for(lambda: zeros(arm, t_last), 3)
+    assert got, "the watchdog never stopped the arm"
+    elapsed = got[0][0] - t_last
+    assert COMMAND_TIMEOUT - 0.05 <= elapsed <= COMMAND_TIMEOUT + 1.0 / WATCHDOG_HZ + 0.15, elapsed
+    assert wait_for(lambda: [d for d in arm.diag_texts() if "stopped: stale_command" in d], 2)
+
+
+def test_stop_log_is_rate_limited_but_names_each_new_reason(active):
+    arm, bridge = active
+    go(arm)
+    for _ in range(5):
+        arm.command([np.inf, 0, 0, 0, 0, 0, 0])
+        time.sleep(0.02)
+    wait_for(lambda: len(zeros(arm)) >= 5, 3)
+    go(arm)
+    arm.command([0, 0, 0, 1, 1, 0, 0])
+    wait_for(lambda: [d for d in arm.diag_texts() if "stopped: rotation_limit" in d], 3)
+    time.sleep(0.3)
+    log = bridge.log_path.read_text()
+    assert "STOP [rotation_limit]" in log
+    # one line for the five NaN commands of this episode (+ the earlier parametrized case)
+    nan_lines = [ln for ln in log.splitlines() if "STOP [nan_or_inf]" in ln]
+    assert 1 <= len(nan_lines) <= 2, nan_lines
+
+
+def test_deactivate_stops_the_arm_and_ignores_commands(active):
+    arm, _ = active
+    go(arm)
+    t0 = time.monotonic()
+    assert arm.lifecycle("deactivate")
+    assert_stopped_because(arm, "deactivated", t0)
+    t1 = time.monotonic()
+    stream(arm, 0.3)
+    assert not [m for t, m in arm.snapshot(arm.twists) if t > t1]
+    assert arm.lifecycle("activate")
+    go(arm)

@@ -1,0 +1,86 @@
+"""usb_camera node: OpenCV VideoCapture -> sensor_msgs/Image rgb8, over real DDS.
+
+Pins: a video file (written here with cv2.VideoWriter) is published as rgb8 images of the
+requested size, BGR converted to RGB, with increasing stamps, on camera/image_raw with the
+sensor-data QoS; a device or file that cannot be opened is a clear error (CameraError in
+process, exit code 1 and the message from the node executable).
+"""
+
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from hardware_fakes import ROOT, domain_for, ros_env, stop_process
+from parrot_bringup.usb_camera import CameraError, open_capture
+
+
+def _video(path, n=10, size=(32, 24)):
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    assert w.isOpened()
+    for i in range(n):
+        frame = np.zeros((size[1], size[0], 3), np.uint8)
+        frame[:, :, 2] = 255  # BGR: pure red
+        frame[:2, :2] = i * 20
+        w.write(frame)
+    w.release()
+    return path
+
+
+def test_unopenable_devices_are_clear_errors(tmp_path):
+    with pytest.raises(CameraError, match="no such file or device"):
+        open_capture(str(tmp_path / "missing.avi"))
+    bad = tmp_path / "not_a_video.avi"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(CameraError, match="cannot open video file"):
+        open_capture(str(bad))
+
+
+def test_node_exits_with_a_clear_error_for_a_missing_device(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "parrot_bringup.usb_camera", "--ros-args",
+                        "-p", f"device:={tmp_path / 'nope.mp4'}"], capture_output=True, text=True,
+                       env=ros_env(domain_for(__name__)), cwd=ROOT, timeout=60)
+    assert r.returncode == 1
+    assert "usb_camera: error: camera device" in r.stdout + r.stderr
+
+
+@pytest.mark.ros
+def test_video_file_is_published_as_rgb8_with_sensor_qos(tmp_path):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    from parrot_bringup import interfaces as itf
+
+    video = _video(tmp_path / "clip.avi")
+    domain = domain_for(__name__)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "parrot_bringup.usb_camera", "--ros-args", "-p", f"device:={video}",
+         "-p", "rate_hz:=30.0", "-p", "width:=16", "-p", "height:=12"],
+        env=ros_env(domain), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    node = rclpy.create_node("camera_probe", context=ctx)
+    got = []
+    node.create_subscription(Image, itf.TOPIC_IMAGE, got.append, itf.image_qos("sensor"))
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    try:
+        end = time.monotonic() + 20
+        while len(got) < 15 and time.monotonic() < end and proc.poll() is None:
+            ex.spin_once(timeout_sec=0.05)
+    finally:
+        stop_process(proc)
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+    assert len(got) >= 15, proc.stdout.read().decode()[-2000:]  # 10 frames, so it looped
+    msg = got[-1]
+    assert msg.encoding == "rgb8" and (msg.height, msg.width) == (12, 16)
+    img = itf.image_to_numpy(msg)
+    assert abs(int(img[6, 8, 0]) - 255) <= 3 and img[6, 8, 2] <= 3  # red stays red in RGB
+    stamps = [itf.stamp_to_ns(m.header.stamp) for m in got]
+    assert all(b > a for a, b in zip(stamps, stamps[1:]))
