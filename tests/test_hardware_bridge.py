@@ -40,7 +40,9 @@ def rig(tmp_path_factory):
         "safety": {"workspace_min": [float(tcp[0]) - 0.01, -0.35, 0.0],
                    "workspace_max": [0.75, 0.35, 0.55],
                    "command_timeout_s": COMMAND_TIMEOUT, "image_timeout_s": TIMEOUT,
-                   "max_image_age_s": TIMEOUT},
+                   "max_image_age_s": TIMEOUT,
+                   # tighter than the defaults so a full-scale diagonal step trips them
+                   "max_translation_m": 0.04, "max_rotation_rad": 0.2},
     }
     bridge = start_bridge(tmp, domain, params)
     arm = FakeArm(domain)

@@ -85,3 +85,43 @@ def test_twin_moves_the_arm_for_a_command_and_resets_on_request(tmp_path):
     finally:
         t.close()
         stop(proc)
+
+
+def test_twin_passes_commands_through_the_safety_filter(tmp_path):
+    """The sim path uses the same safety rules as the hardware bridge: with a per-step
+    translation limit below the command, the twin steps with zero motion (the arm stays
+    put) and logs the stop with its reason."""
+    from std_msgs.msg import String
+
+    from parrot_bringup import interfaces as itf
+    from parrot_core.action_space import POS_SCALE_M
+
+    domain = domain_id(3)
+    log = tmp_path / "twin.log"
+    proc = start_node("sim_twin", {"lockstep": True, "seed": 7, "control_rate_hz": RATE,
+                                   "start_when_matched": True, "start_delay_s": 0.3,
+                                   "min_image_subscribers": 0, "image_qos": "reliable",
+                                   "safety.max_translation_m": 0.01},
+                      ros_env(domain), log)
+    t = TestNode(domain)
+    try:
+        infos = []
+        t.node.create_subscription(String, itf.TOPIC_SIM_INFO,
+                                   lambda m: infos.append(itf.parse_json_msg(m)), itf.info_qos())
+        from geometry_msgs.msg import TwistStamped
+        from sensor_msgs.msg import JointState
+        pub_t = t.node.create_publisher(TwistStamped, itf.TOPIC_TWIST, itf.command_qos())
+        pub_g = t.node.create_publisher(JointState, itf.TOPIC_GRIPPER, itf.command_qos())
+        assert t.spin_until(lambda: infos, 30), log.read_text()
+        first = infos[-1]
+        tw, g = itf.action_to_msgs(np.array([1, 0, 1, 0, 0, 0, 0], np.float32),
+                                   first["stamp_ns"], RATE)
+        pub_t.publish(tw)
+        pub_g.publish(g)
+        assert t.spin_until(lambda: infos[-1]["step"] == 1, 10), log.read_text()
+        moved = np.asarray(infos[-1]["info"]["ee_pos"]) - np.asarray(first["info"]["ee_pos"])
+        assert np.all(np.abs(moved) < 0.3 * POS_SCALE_M), moved
+    finally:
+        t.close()
+        stop(proc)
+    assert "STOP [translation_limit]" in log.read_text()

@@ -45,11 +45,11 @@ from parrot_bringup import interfaces as itf
 from parrot_bringup.arm_kinematics import (DEFAULT_EE_LINK, DEFAULT_TCP_OFFSET, XARM6_JOINTS,
                                            ArmKinematics, KinematicsError)
 from parrot_bringup.node_runtime import declare, run_node
-from parrot_bringup.safety import SafetyConfig, SafetyDecision, SafetyFilter
+from parrot_bringup.safety import SafetyConfig, SafetyDecision, SafetyFilter, \
+    config_from_parameters, parameter_defaults
 
 OUTPUT_MODES = ("servo", "joint_trajectory")
 AUTOSTART = ("none", "configure", "activate")
-_SAFETY_DEFAULTS = SafetyConfig()
 PARAMS = {
     "output_mode": "servo",
     "autostart": "configure",
@@ -77,32 +77,13 @@ PARAMS = {
     "image_qos": "sensor",
     "stop_log_throttle_s": 2.0,
     "diagnostics_period_s": 1.0,
-    "safety.workspace_min": [float(v) for v in _SAFETY_DEFAULTS.workspace_min],
-    "safety.workspace_max": [float(v) for v in _SAFETY_DEFAULTS.workspace_max],
-    "safety.max_translation_m": _SAFETY_DEFAULTS.max_translation_m,
-    "safety.max_rotation_rad": _SAFETY_DEFAULTS.max_rotation_rad,
-    "safety.command_timeout_s": _SAFETY_DEFAULTS.command_timeout_s,
-    "safety.image_timeout_s": _SAFETY_DEFAULTS.image_timeout_s,
-    "safety.max_image_age_s": _SAFETY_DEFAULTS.max_image_age_s,
-    "safety.require_image": True,
+    **parameter_defaults(SafetyConfig(require_image=True)),
 }
 DIAG_NAME = "parrot: hardware_bridge safety"
 
 
 class BridgeConfigError(RuntimeError):
     """A parameter the bridge cannot work with (mode, URDF, joint names)."""
-
-
-def safety_config(p: dict) -> SafetyConfig:
-    return SafetyConfig(
-        workspace_min=tuple(float(v) for v in p["safety.workspace_min"]),
-        workspace_max=tuple(float(v) for v in p["safety.workspace_max"]),
-        max_translation_m=float(p["safety.max_translation_m"]),
-        max_rotation_rad=float(p["safety.max_rotation_rad"]),
-        command_timeout_s=float(p["safety.command_timeout_s"]),
-        image_timeout_s=float(p["safety.image_timeout_s"]),
-        max_image_age_s=float(p["safety.max_image_age_s"]),
-        require_image=bool(p["safety.require_image"]))
 
 
 class StopReporter:
@@ -144,7 +125,7 @@ class HardwareBridge(LifecycleNode):
         self.reporter = StopReporter(self.get_logger(), self.p["stop_log_throttle_s"])
         self.active = False
         self.kin = None
-        self.filter = SafetyFilter(safety_config(self.p))
+        self.filter = SafetyFilter(config_from_parameters(self.p))
         self._entities: list = []
         self._q = None
         self._q_time = None
@@ -175,7 +156,7 @@ class HardwareBridge(LifecycleNode):
             self.get_logger().error(f"cannot configure: {e}")
             return TransitionCallbackReturn.FAILURE
         self.rate = float(p["control_rate_hz"])
-        self.filter = SafetyFilter(safety_config(p))
+        self.filter = SafetyFilter(config_from_parameters(p))
         self.reporter.throttle_s = float(p["stop_log_throttle_s"])
         self.assembler = itf.CommandAssembler(self.rate)
         cq = itf.command_qos()

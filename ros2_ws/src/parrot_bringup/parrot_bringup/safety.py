@@ -30,8 +30,11 @@ from parrot_core.action_space import InvalidActionError, to_metric, validate_act
 class SafetyConfig:
     workspace_min: tuple[float, float, float] = (0.15, -0.35, 0.0)  # metres, arm base frame
     workspace_max: tuple[float, float, float] = (0.75, 0.35, 0.55)
-    max_translation_m: float = 0.04  # per control step
-    max_rotation_rad: float = 0.20  # per control step
+    # Per control step. Above the largest valid command (a full-scale diagonal step is
+    # sqrt(3) * POS_SCALE_M = 0.052 m, sqrt(3) * ROT_SCALE_RAD = 0.26 rad), so they only
+    # fire when the command source or the scaling is misconfigured.
+    max_translation_m: float = 0.06
+    max_rotation_rad: float = 0.30
     command_timeout_s: float = 0.5
     image_timeout_s: float = 0.5
     max_image_age_s: float = 0.5
@@ -148,3 +151,33 @@ class SafetyFilter:
             return _stop("stale_command",
                          f"no command for {age:.2f} s (> {self.config.command_timeout_s} s)")
         return None
+
+
+# ---- ROS parameters (declared as `safety.<field>` by the nodes that apply commands) ------
+
+def parameter_defaults(config: SafetyConfig | None = None) -> dict:
+    """`safety.*` parameter names and defaults, for `declare()` in the bridge and the twin."""
+    c = config or SafetyConfig()
+    return {
+        "safety.workspace_min": [float(v) for v in c.workspace_min],
+        "safety.workspace_max": [float(v) for v in c.workspace_max],
+        "safety.max_translation_m": float(c.max_translation_m),
+        "safety.max_rotation_rad": float(c.max_rotation_rad),
+        "safety.command_timeout_s": float(c.command_timeout_s),
+        "safety.image_timeout_s": float(c.image_timeout_s),
+        "safety.max_image_age_s": float(c.max_image_age_s),
+        "safety.require_image": bool(c.require_image),
+    }
+
+
+def config_from_parameters(p: dict) -> SafetyConfig:
+    """SafetyConfig from the declared `safety.*` parameter values."""
+    return SafetyConfig(
+        workspace_min=tuple(float(v) for v in p["safety.workspace_min"]),
+        workspace_max=tuple(float(v) for v in p["safety.workspace_max"]),
+        max_translation_m=float(p["safety.max_translation_m"]),
+        max_rotation_rad=float(p["safety.max_rotation_rad"]),
+        command_timeout_s=float(p["safety.command_timeout_s"]),
+        image_timeout_s=float(p["safety.image_timeout_s"]),
+        max_image_age_s=float(p["safety.max_image_age_s"]),
+        require_image=bool(p["safety.require_image"]))

@@ -35,6 +35,8 @@ from std_srvs.srv import Trigger
 
 from parrot_bringup import interfaces as itf
 from parrot_bringup.node_runtime import declare, run_node
+from parrot_bringup.safety import SafetyConfig, SafetyFilter, config_from_parameters, \
+    parameter_defaults
 from parrot_core.action_space import InvalidActionError, validate_action
 
 PARAMS = {
@@ -59,6 +61,10 @@ PARAMS = {
     "camera_frame": itf.DEFAULT_CAMERA_FRAME,
     "publish_info": True,
     "exit_when_done": False,
+    # Every command passes parrot_bringup.safety, as on the arm. The twin's box reaches 5 cm
+    # below the table top: the env itself keeps the fingertips above it.
+    "safety.enabled": True,
+    **parameter_defaults(SafetyConfig(workspace_min=(0.15, -0.35, -0.05))),
 }
 
 
@@ -81,8 +87,8 @@ class SimTwinNode(Node):
         self.lockstep = bool(p["lockstep"])
         self.finished = False
         self.exit_code = 0
-        # Hook for the safety layer (issue 6): callable(action) -> action or None (stop).
-        self.command_filter = None
+        self.safety = SafetyFilter(config_from_parameters(p)) if p["safety.enabled"] else None
+        self.safety_stops: dict[str, int] = {}
 
         self.pub_image = self.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos(p["image_qos"]))
         self.pub_event = self.create_publisher(String, itf.TOPIC_EPISODE_EVENT, itf.event_qos())
@@ -157,6 +163,8 @@ class SimTwinNode(Node):
     def _publish_view(self, stamp_ns: int):
         self.stamp_ns = stamp_ns
         self.published_at = time.monotonic()
+        if self.safety is not None and not self.lockstep:
+            self.safety.on_image(stamp_ns * 1e-9)
         if self.p["publish_info"]:
             self.pub_info.publish(itf.json_msg({
                 "stamp_ns": stamp_ns, "episode": self.episode, "seed": self.seed_of_episode,
@@ -179,11 +187,24 @@ class SimTwinNode(Node):
         n = int(self.p["episodes"])
         return n <= 0 or self.episodes_done < n
 
+    def _safe_action(self, action: np.ndarray, stamp_ns: int) -> np.ndarray:
+        """The command as the safety filter lets it through; a stop becomes zero motion with
+        the gripper held. Lock-step runs are timing-free, so the time rules are off there."""
+        if self.safety is None:
+            return action
+        now = None if self.lockstep else self.get_clock().now().nanoseconds * 1e-9
+        d = self.safety.check_command(action, now=now or 0.0,
+                                      image_stamp=None if self.lockstep else stamp_ns * 1e-9,
+                                      ee_pos=self.info.get("ee_pos"))
+        if not d.stopped:
+            return action
+        self.safety_stops[d.stop_reason] = self.safety_stops.get(d.stop_reason, 0) + 1
+        self.get_logger().warning(f"STOP [{d.stop_reason}] {d.detail}",
+                                  throttle_duration_sec=2.0)
+        return np.zeros(7, np.float32)
+
     def _step(self, action: np.ndarray, stamp_ns: int):
-        if self.command_filter is not None:
-            action = self.command_filter(action)
-            if action is None:
-                return
+        action = self._safe_action(action, stamp_ns)
         self.obs, reward, terminated, truncated, self.info = self.env.step(action)
         self.steps += 1
         self.ret += float(reward)
