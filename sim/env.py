@@ -91,6 +91,9 @@ class EnvConfig:
     num_objects: int = 3
     terminate_on_success: bool = True
     substeps: int = SUBSTEPS
+    # Named-object tasks: always put this object in the scene and make it the target, like
+    # the paper's "Pick up Cup" (None: a random one of the scene's objects each episode).
+    target_object: str | None = None
 
 
 class ParrotEnv:
@@ -100,6 +103,11 @@ class ParrotEnv:
         self.config = config or EnvConfig(**kwargs)
         self.spec = task_spec(self.config.task)
         self.pool = objpool.pool(self.config.objects)
+        fixed = self.config.target_object
+        if fixed is not None and (not self.spec.named_object or fixed not in self.pool):
+            raise EnvError(f"target_object {fixed!r}: needs a named-object task (lift, "
+                           f"pick_place, place_on_target) and an object of the "
+                           f"{self.config.objects!r} pool, e.g. {self.pool[0]!r}")
         size = self.config.image_size
         self.image_hw = (size, size) if np.isscalar(size) else tuple(int(s) for s in size)
         self.client = p.connect(p.DIRECT)
@@ -207,6 +215,16 @@ class ParrotEnv:
             raise EnvError("could not place objects")
         return tray, target, obj_xy
 
+    def _sample_objects(self, rng) -> list[str]:
+        n = self.config.num_objects
+        fixed = self.config.target_object
+        if fixed is None:
+            return [str(x) for x in rng.choice(self.pool, size=n, replace=False)]
+        others = [str(x) for x in rng.choice([o for o in self.pool if o != fixed], size=n - 1,
+                                             replace=False)]
+        others.insert(int(rng.integers(n)), fixed)
+        return others
+
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Build a fresh scene from ``seed``; returns (obs, info)."""
         if seed is None:
@@ -225,7 +243,7 @@ class ParrotEnv:
         if target_xy is not None:
             self.target_pad_pos = np.array([target_xy[0], target_xy[1], 0.0])
             self._make_target(self.target_pad_pos, TARGET_COLOURS[rng.integers(len(TARGET_COLOURS))])
-        names = [str(n) for n in rng.choice(self.pool, size=self.config.num_objects, replace=False)]
+        names = self._sample_objects(rng)
         self.bodies = {}
         for name, xy in zip(names, obj_xy):
             half = objpool.object_spec(name)["half_extents"]
@@ -233,7 +251,12 @@ class ParrotEnv:
             self.bodies[name] = objpool.load_object(self.client, name, (xy[0], xy[1], half[2] + 0.003), orn)
             self._scene_bodies.append(self.bodies[name])
         self.object_names = names
-        self.target_object = names[int(rng.integers(len(names)))] if self.spec.named_object else None
+        if not self.spec.named_object:
+            self.target_object = None
+        elif self.config.target_object is not None:
+            self.target_object = self.config.target_object
+        else:
+            self.target_object = names[int(rng.integers(len(names)))]
         for _ in range(SETTLE_SUBSTEPS):
             p.stepSimulation(**c)
         self.spawn_z = {n: float(self._object_pos(n)[2]) for n in names}

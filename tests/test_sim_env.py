@@ -112,3 +112,24 @@ def test_every_task_builds_with_both_pools(task, pool):
     assert set(info["object_names"]) <= set(POOLS[pool])
     assert (info["target_position"] is not None) == (task in ("pick_place", "place_on_target"))
     assert (info["target_object"] is not None) == (task != "grasp")
+
+
+def test_fixed_target_object_is_always_in_the_scene_and_is_the_target():
+    """EnvConfig.target_object pins the task's object (paper: "Pick up Cup"); a train
+    object in a held-out task, or a fixed target for `grasp`, is refused."""
+    from sim.env import EnvConfig, EnvError, ParrotEnv
+    from sim.objects import pool
+
+    target = pool("heldout")[0]
+    env = ParrotEnv(EnvConfig(task="pick_place", objects="heldout", target_object=target))
+    try:
+        for seed in (0, 1, 2):
+            _, info = env.reset(seed=seed)
+            assert info["target_object"] == target and target in info["object_names"]
+            assert len(set(info["object_names"])) == 3
+    finally:
+        env.close()
+    with pytest.raises(EnvError, match="target_object"):
+        ParrotEnv(EnvConfig(task="lift", objects="heldout", target_object=pool("train")[0]))
+    with pytest.raises(EnvError, match="named-object task"):
+        ParrotEnv(EnvConfig(task="grasp", objects="heldout", target_object=target))
