@@ -1,0 +1,91 @@
+"""The prior dataset on disk: round trip, appends from several writers, and clear errors
+for a missing, foreign, truncated or mismatched dataset."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from parrot_cli.main import main as parrot
+from parrot_core.dataset import (DatasetError, DatasetWriter, Episode, episode_paths,
+                                 load_arrays, load_episodes, summarize)
+
+
+def episode(t=5, size=48, seed=0, task="grasp"):
+    rng = np.random.default_rng(seed)
+    return Episode(rng.integers(0, 256, (t, size, size, 3), dtype=np.uint8),
+                   rng.uniform(-1, 1, (t, 7)).astype(np.float32),
+                   attrs={"task": task, "objects": ["rand_003", "rand_010"], "seed": seed,
+                          "success": True, "source": "scripted"})
+
+
+def test_round_trip_and_plain_h5py_readable(tmp_path):
+    """What a writer stores comes back bit for bit, and any HDF5 reader opens an episode."""
+    w = DatasetWriter(tmp_path, (48, 48), run_id="r")
+    ep = episode()
+    path = w.write_episode(ep)
+    back = load_episodes(tmp_path)[0]
+    assert np.array_equal(back.images, ep.images) and np.array_equal(back.actions, ep.actions)
+    assert back.attrs["objects"] == ["rand_003", "rand_010"] and back.attrs["success"] is True
+    with h5py.File(path) as f:
+        assert f["images"].shape == (5, 48, 48, 3) and f["images"].dtype == np.uint8
+
+
+def test_two_writers_append_and_stats_add_up(tmp_path):
+    """Parallel workers and reruns never overwrite each other; the filter rate sums them."""
+    for worker in (0, 1):
+        w = DatasetWriter(tmp_path, (48, 48), worker=worker, run_id="r")
+        w.write_episode(episode(seed=worker))
+        w.record_attempt(True, "grasp")
+        w.record_attempt(False, "grasp")
+    DatasetWriter(tmp_path, (48, 48)).write_episode(episode(seed=9, task="pick_place"))
+    s = summarize(tmp_path)
+    assert s["episodes"] == 3 and s["steps"] == 15
+    assert (s["kept"], s["attempted"]) == (2, 4) and s["success_filter_rate"] == 0.5
+    assert s["tasks"] == {"grasp": 2, "pick_place": 1}
+    assert load_arrays(tmp_path)["images"].shape == (15, 48, 48, 3)
+
+
+def test_in_flight_tmp_files_are_ignored(tmp_path):
+    """A half-written episode (a killed writer's .tmp file) is not part of the dataset."""
+    DatasetWriter(tmp_path, (48, 48)).write_episode(episode())
+    (tmp_path / "episodes" / "x-w0-000000.h5.tmp").write_bytes(b"\x89HDF partial")
+    assert len(episode_paths(tmp_path)) == 1 and summarize(tmp_path)["episodes"] == 1
+
+
+def test_bad_datasets_are_clear_errors(tmp_path):
+    """Missing dir, missing header, foreign format, truncated episode, wrong image size,
+    NaN actions: each a DatasetError naming the thing and what was expected."""
+    with pytest.raises(DatasetError, match="no such dataset directory"):
+        summarize(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="missing dataset.json"):
+        summarize(tmp_path / "empty")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "dataset.json").write_text(json.dumps({"format": "robomimic", "version": 1}))
+    with pytest.raises(DatasetError, match="expected 'parrot-dataset'"):
+        summarize(foreign)
+
+    root = tmp_path / "ds"
+    path = DatasetWriter(root, (48, 48)).write_episode(episode())
+    with pytest.raises(DatasetError, match="cannot append"):
+        DatasetWriter(root, (64, 64))
+    path.write_bytes(path.read_bytes()[:1000])  # truncated on disk
+    with pytest.raises(DatasetError, match=f"{path.name}: corrupt or truncated"):
+        summarize(root)
+    with pytest.raises(DatasetError, match="NaN"):
+        Episode(np.zeros((2, 48, 48, 3), np.uint8), np.full((2, 7), np.nan))
+
+
+def test_dataset_info_command_reports_and_fails_clearly(tmp_path, capsys):
+    """`parrot dataset info` prints the counts, and exits 1 with one line on a bad path."""
+    w = DatasetWriter(tmp_path / "ds", (48, 48))
+    w.write_episode(episode())
+    w.record_attempt(True, "grasp")
+    assert parrot(["dataset", "info", str(tmp_path / "ds")]) == 0
+    out = capsys.readouterr().out
+    assert "episodes:     1" in out and "100.0% (1 kept / 1 attempted)" in out
+    assert parrot(["dataset", "info", str(tmp_path / "missing")]) == 1
+    assert "no such dataset directory" in capsys.readouterr().err

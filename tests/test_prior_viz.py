@@ -1,0 +1,36 @@
+"""`parrot prior-viz`: both random explorers run on the same scenes, and the PNG and JSON
+summary a person reads are written with rates that match the episodes run."""
+
+import json
+
+import pytest
+
+pytest.importorskip("pybullet")
+from ros_helpers import export_tiny_prior  # noqa: E402
+
+from parrot_cli.main import main as parrot  # noqa: E402
+
+
+def test_prior_viz_writes_plot_and_summary(tmp_path, capsys):
+    """Two episodes per explorer on held-out objects: a PNG, a JSON with both success
+    rates in [0, 1], and the printed comparison."""
+    export = export_tiny_prior(tmp_path / "prior", image_size=48)
+    out = tmp_path / "viz.png"
+    assert parrot(["prior-viz", "--prior", str(export), "--episodes", "2", "--out", str(out),
+                   "--no-progress"]) == 0
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["objects"] == "heldout" and summary["episodes"] == 2
+    for key in ("success_without_prior", "success_with_prior"):
+        assert summary[key] in (0.0, 0.5, 1.0)
+    assert "with prior:" in capsys.readouterr().out
+
+
+def test_prior_viz_names_a_missing_prior(tmp_path, capsys):
+    """A prior directory that holds neither an export nor a checkpoint is a one-line error
+    naming it, exit code 1, and no plot."""
+    missing = tmp_path / "nothing"
+    assert parrot(["prior-viz", "--prior", str(missing), "--episodes", "1",
+                   "--out", str(tmp_path / "v.png"), "--no-progress"]) == 1
+    assert f"{missing}: no such prior run directory" in capsys.readouterr().err
+    assert not (tmp_path / "v.png").exists()
