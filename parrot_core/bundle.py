@@ -24,7 +24,6 @@ This module never imports torch (tests check sys.modules): onnxruntime, numpy, y
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -36,6 +35,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
+
+from parrot_core.files import sha256_file
 
 BUNDLE_FORMAT = "parrot-deploy-bundle"
 BUNDLE_VERSION = 1
@@ -71,14 +72,6 @@ INFERENCE_PACKAGES = ("onnxruntime", "numpy", "opencv-python-headless", "pyyaml"
 
 class BundleError(RuntimeError):
     """A bundle that cannot be written or does not verify; the message names the file."""
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _default_params_file() -> Path:

@@ -25,6 +25,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from parrot_core.files import atomic_write_text, read_format_json
+
 FORMAT_NAME = "parrot-dataset"
 FORMAT_VERSION = 1
 EPISODE_DIR = "episodes"
@@ -72,12 +74,6 @@ def _check_episode_arrays(images, actions, rewards, where: str) -> None:
         raise DatasetError(f"{where}: episode has no steps")
     if not np.all(np.isfinite(actions)):
         raise DatasetError(f"{where}: actions contain NaN or inf")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class DatasetWriter:
@@ -145,7 +141,7 @@ class DatasetWriter:
         t = self.stats["by_task"].setdefault(task, {"attempted": 0, "kept": 0})
         t["attempted"] += 1
         t["kept"] += int(kept)
-        _atomic_write_text(self.root / STATS_DIR / f"{self.prefix}.json", json.dumps(self.stats))
+        atomic_write_text(self.root / STATS_DIR / f"{self.prefix}.json", json.dumps(self.stats))
 
 
 def read_header(root) -> dict:
@@ -153,17 +149,8 @@ def read_header(root) -> dict:
     header_path = root / "dataset.json"
     if not root.is_dir():
         raise DatasetError(f"{root}: no such dataset directory")
-    if not header_path.exists():
-        raise DatasetError(f"{root}: not a Parrot dataset (missing dataset.json)")
-    try:
-        header = json.loads(header_path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{header_path}: corrupt header ({e})") from e
-    if header.get("format") != FORMAT_NAME:
-        raise DatasetError(f"{header_path}: format is {header.get('format')!r}, expected {FORMAT_NAME!r}")
-    if header.get("version") != FORMAT_VERSION:
-        raise DatasetError(f"{header_path}: version {header.get('version')}, this Parrot reads {FORMAT_VERSION}")
-    return header
+    return read_format_json(header_path, FORMAT_NAME, FORMAT_VERSION, load_error=DatasetError,
+                            what="header", missing_hint="not a Parrot dataset")
 
 
 def episode_paths(root) -> list[Path]:

@@ -33,9 +33,10 @@ import torch
 from parrot_core import __version__
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
 from parrot_core.flow import ConditionalRealNVP
+from parrot_core.files import sha256_file
 from parrot_core.onnx_prior import (FORWARD_FILE, FORWARD_INPUTS, FORWARD_OUTPUTS, INVERSE_FILE,
                                     INVERSE_INPUTS, INVERSE_OUTPUTS, META_FILE, META_FORMAT,
-                                    META_VERSION, OnnxPrior, sha256_file)
+                                    META_VERSION, OnnxPrior)
 
 DEFAULT_OPSET = 18
 PARITY_TOL = 1e-4

@@ -26,7 +26,7 @@ from parrot_core import __version__
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
 from parrot_core.onnx_policy import (INPUT_NAME, META_FILE, META_FORMAT, META_VERSION, POLICY_FILE,
                                      OnnxPolicy)
-from parrot_core.onnx_prior import sha256_file
+from parrot_core.files import sha256_file
 from parrot_core.rl_loop import CHECKPOINT, read_config
 from parrot_core.sac import Actor, SACConfig
 

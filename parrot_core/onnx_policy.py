@@ -18,14 +18,14 @@ For PARROT the output is z: the action is ``OnnxPrior.forward(z, images)`` of th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
-from parrot_core.onnx_prior import make_session_options, sha256_file
+from parrot_core.files import read_format_json, sha256_file
+from parrot_core.onnx_prior import make_session_options
 
 META_FORMAT = "parrot-policy-onnx"
 META_VERSION = 1
@@ -54,18 +54,9 @@ def read_policy_meta(export_dir) -> dict:
     if not export_dir.is_dir():
         raise PolicyLoadError(f"{export_dir}: no such policy export directory")
     path = export_dir / META_FILE
-    if not path.exists():
-        raise PolicyLoadError(f"{path}: missing (not a `parrot export-policy` directory, or an "
-                              f"interrupted export)")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PolicyLoadError(f"{path}: corrupt metadata ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
-        raise PolicyLoadError(f"{path}: format is {meta.get('format') if isinstance(meta, dict) else None!r}, "
-                              f"expected {META_FORMAT!r}")
-    if meta.get("version") != META_VERSION:
-        raise PolicyLoadError(f"{path}: version {meta.get('version')}, this Parrot reads {META_VERSION}")
+    meta = read_format_json(path, META_FORMAT, META_VERSION, load_error=PolicyLoadError,
+                            missing_hint="not a `parrot export-policy` directory, or an "
+                                         "interrupted export")
     for key in ("algo", "outputs", "image_size", "action_dim", "files", "action_scaling"):
         if key not in meta:
             raise PolicyLoadError(f"{path}: missing field {key!r}")

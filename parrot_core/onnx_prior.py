@@ -22,7 +22,6 @@ requests for nothing at 30 Hz and competes with the rest of the stack).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 import onnxruntime as ort
 
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
+from parrot_core.files import read_format_json
 
 META_FORMAT = "parrot-prior-onnx"
 META_VERSION = 1
@@ -63,10 +63,6 @@ class PriorInputError(PriorError, ValueError):
     """An input of the wrong shape, dtype or with NaN/inf."""
 
 
-def sha256_file(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def make_session_options(threads: int = 1, spinning: bool = False) -> ort.SessionOptions:
     """SessionOptions for low-latency batch-1 inference in a control loop."""
     so = ort.SessionOptions()
@@ -87,17 +83,9 @@ def read_meta(export_dir) -> dict:
     if not export_dir.is_dir():
         raise PriorLoadError(f"{export_dir}: no such prior export directory")
     path = export_dir / META_FILE
-    if not path.exists():
-        raise PriorLoadError(f"{path}: missing (not a `parrot export` directory?)")
-    try:
-        meta = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise PriorLoadError(f"{path}: corrupt metadata ({e})") from e
-    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
-        raise PriorMetadataError(f"{path}: format is {meta.get('format') if isinstance(meta, dict) else None!r}, "
-                                 f"expected {META_FORMAT!r}")
-    if meta.get("version") != META_VERSION:
-        raise PriorMetadataError(f"{path}: version {meta.get('version')}, this Parrot reads {META_VERSION}")
+    meta = read_format_json(path, META_FORMAT, META_VERSION, load_error=PriorLoadError,
+                            format_error=PriorMetadataError,
+                            missing_hint="not a `parrot export` directory?")
     for key in ("image_size", "action_dim", "latent_dim", "action_scaling", "files"):
         if key not in meta:
             raise PriorMetadataError(f"{path}: missing field {key!r}")

@@ -38,6 +38,7 @@ import torch
 
 from parrot_core import __version__
 from parrot_core.dataset import episode_paths, read_episode, read_header
+from parrot_core.files import atomic_write_text
 from parrot_core.flow import ConditionalRealNVP, PriorConfig
 from parrot_core.onnx_prior import PriorLoadError
 
@@ -203,12 +204,6 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _rewrite_metrics(path: Path, upto_step: int) -> None:
     """Drop rows written after the checkpoint we resume from (a kill between the two)."""
     if not path.exists():
@@ -297,7 +292,7 @@ def main(args) -> int:
                     "steps_per_epoch": per_epoch},
         "versions": {"parrot": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
-    _atomic_write_text(out / CONFIG, json.dumps(run_info, indent=2))
+    atomic_write_text(out / CONFIG, json.dumps(run_info, indent=2))
     metrics_path = out / METRICS
     if args.resume:
         _rewrite_metrics(metrics_path, start_step)

@@ -122,7 +122,8 @@ class ParrotEnv:
 
     # ---- lifecycle ----
     def close(self) -> None:
-        if self.client is not None and self.client >= 0:
+        client = getattr(self, "client", None)  # None when __init__ refused the config
+        if client is not None and client >= 0:
             try:
                 p.disconnect(self.client)
             except p.error:

@@ -60,7 +60,7 @@ def test_bad_datasets_are_clear_errors(tmp_path):
     with pytest.raises(DatasetError, match="no such dataset directory"):
         summarize(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="missing dataset.json"):
+    with pytest.raises(DatasetError, match="dataset.json: missing"):
         summarize(tmp_path / "empty")
     foreign = tmp_path / "foreign"
     foreign.mkdir()

@@ -20,8 +20,9 @@ from parrot_cli.main import main as parrot
 from parrot_core.action_space import scaling_metadata
 from parrot_core.dataset import DatasetWriter, Episode
 from parrot_core.export import export_prior, parity_error, weights_sha256
+from parrot_core.files import sha256_file
 from parrot_core.onnx_prior import (FORWARD_FILE, INVERSE_FILE, META_FILE, OnnxPrior, PriorError,
-                                    PriorInputError, PriorLoadError, PriorMetadataError, sha256_file)
+                                    PriorInputError, PriorLoadError, PriorMetadataError)
 from parrot_core.train_prior import load_prior
 
 torch.set_num_threads(1)

@@ -28,7 +28,6 @@ reason, then at most every `stop_log_throttle_s`.
 from __future__ import annotations
 
 import statistics
-import time
 from collections import deque
 
 import numpy as np
