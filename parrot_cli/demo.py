@@ -2,8 +2,10 @@
 
 1. scripted collection (paper Algorithms 1 and 2) into a prior dataset
 2. prior training (a small flow, briefly) and ONNX export
-3. random exploration with and without the prior on held-out objects (paper Figure 5)
-4. the ROS 2 sim stack: twin + policy node running the ONNX prior over Fast DDS,
+3. random exploration with and without the prior on held-out objects (paper Figure 5), with
+   the demo's own prior and with the shipped one (models/prior_xarm6_48px, trained longer on
+   more data as README says: the demo's prior is too brief to grasp much)
+4. the ROS 2 sim stack: twin + policy node running the shipped ONNX prior over Fast DDS,
    printing successes and the measured image-to-command latency
 
 Every step is a `parrot` command printed before it runs, so each can be rerun by hand.
@@ -23,6 +25,7 @@ from pathlib import Path
 OUT = Path(os.environ.get("PARROT_DEMO_OUT", "demo_out"))
 EPISODES = int(os.environ.get("PARROT_DEMO_EPISODES", "300"))
 PRIOR_STEPS = int(os.environ.get("PARROT_DEMO_PRIOR_STEPS", "600"))
+SHIPPED_PRIOR = Path(__file__).resolve().parent.parent / "models" / "prior_xarm6_48px"
 
 
 def parrot(*args: str) -> None:
@@ -47,12 +50,14 @@ def main() -> int:
            "--encoder-hidden", "256", "--coupling-hidden", "128,128", "--feature-dim", "64")
     parrot("export", "--prior", str(run), "--out", str(export), "--exporter", "torchscript")
     parrot("prior-viz", "--prior", str(export), "--task", "grasp", "--objects", "heldout",
-           "--episodes", "20", "--out", str(OUT / "prior_viz.png"))
-    parrot("sim", "--driver", "policy", "--mode", "prior", "--prior", str(export),
-           "--task", "grasp", "--objects", "heldout", "--episodes", "5",
+           "--episodes", "20", "--out", str(OUT / "prior_viz_demo_prior.png"), "--no-progress")
+    parrot("prior-viz", "--prior", str(SHIPPED_PRIOR), "--task", "grasp", "--objects",
+           "heldout", "--episodes", "40", "--out", str(OUT / "prior_viz.png"), "--no-progress")
+    parrot("sim", "--driver", "policy", "--mode", "prior", "--prior", str(SHIPPED_PRIOR),
+           "--task", "grasp", "--objects", "heldout", "--episodes", "8",
            "--summary", str(OUT / "sim_summary.json"))
     print(f"\nDemo finished in {time.time() - t0:.0f} s. Outputs in {OUT}/: dataset, prior run "
-          f"(metrics.csv), ONNX export, prior_viz.png, sim_summary.json")
+          f"(metrics.csv), ONNX export, prior_viz*.png, sim_summary.json")
     return 0
 
 
