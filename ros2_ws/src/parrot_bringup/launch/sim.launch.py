@@ -27,32 +27,5 @@ NODES = [
 
 
 def generate_launch_description():
-    import importlib.util
-    import os
-
-    from ament_index_python.packages import get_package_share_directory
-    from launch import LaunchDescription
-    from launch.actions import DeclareLaunchArgument, Shutdown
-    from launch.conditions import LaunchConfigurationEquals
-    from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
-
-    share = get_package_share_directory("parrot_bringup")
-    actions = []
-    for name, (default, doc) in ARGUMENTS.items():
-        if name == "params_file" and not default:
-            default = os.path.join(share, "config", DEFAULT_PARAMS)
-        actions.append(DeclareLaunchArgument(name, default_value=default, description=doc))
-    for spec in NODES:
-        if spec.get("optional") and importlib.util.find_spec(
-                f"parrot_bringup.{spec['executable']}") is None:
-            continue
-        kwargs = {}
-        if "if" in spec:
-            kwargs["condition"] = LaunchConfigurationEquals(*spec["if"])
-        if spec.get("shutdown_on_exit"):
-            kwargs["on_exit"] = [Shutdown(reason=f"{spec['name']} exited")]
-        actions.append(Node(package="parrot_bringup", executable=spec["executable"],
-                            name=spec["name"], output="screen",
-                            parameters=[LaunchConfiguration("params_file")], **kwargs))
-    return LaunchDescription(actions)
+    from parrot_bringup.launch_description import build
+    return build(ARGUMENTS, DEFAULT_PARAMS, NODES)
