@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parrot_core.files import sha256_file
+from parrot_core.files import read_format_json, sha256_file
 
 BUNDLE_FORMAT = "parrot-deploy-bundle"
 BUNDLE_VERSION = 1
@@ -231,18 +231,8 @@ def _bundle_params_dict(base: Path, install: Path, has_policy: bool) -> dict:
 # ---- verify ------------------------------------------------------------------------------
 
 def _read_json(path: Path, what: str) -> dict:
-    if not path.exists():
-        raise BundleError(f"{path}: missing ({what})")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"{path}: corrupt {what} ({e})") from e
-    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path}: not a Parrot deploy bundle {what}")
-    if data.get("version") != BUNDLE_VERSION:
-        raise BundleError(f"{path}: bundle version {data.get('version')}, this Parrot reads "
-                          f"{BUNDLE_VERSION}")
-    return data
+    return read_format_json(path, BUNDLE_FORMAT, BUNDLE_VERSION, load_error=BundleError,
+                            what=what, missing_hint=what)
 
 
 def check_hashes(root: Path) -> dict:
