@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import subprocess
 import sys
 import time
@@ -79,11 +80,31 @@ def main() -> int:
     with ThreadPoolExecutor(args.jobs) as pool:
         for line in pool.map(one, grid):
             print(line, flush=True)
-    png = Path(args.out) / "curves.png"
-    subprocess.run([sys.executable, "-m", "parrot_cli", "plot-curves",
-                    *[str(Path(args.out) / f"{t}-{a}-s{s}") for t, a, s in grid],
-                    "--out", str(png)], check=True)
+    runs = [str(Path(args.out) / f"{t}-{a}-s{s}") for t, a, s in grid]
+    for metric in ("eval_success", "train_success"):
+        subprocess.run([sys.executable, "-m", "parrot_cli", "plot-curves", *runs, "--metric",
+                        metric, "--out", str(Path(args.out) / f"curves_{metric}.png")], check=True)
+    summarize(grid, Path(args.out))
     return 0
+
+
+def summarize(grid, out: Path) -> None:
+    """Mean over the whole run and seeds: at budgets this small, single final evaluations of
+    10 episodes are mostly 0 or 0.1, so the run-long averages say more."""
+    table = {}
+    for task, algo, seed in grid:
+        rows = [json.loads(line) for line in open(out / f"{task}-{algo}-s{seed}" / "metrics.jsonl")]
+        evals = [r for r in rows if r.get("kind") == "eval"]
+        cell = table.setdefault(f"{task}/{algo}", {"eval": [], "train": []})
+        cell["eval"] += [r["eval_success"] for r in evals]
+        cell["train"] += [r["train_success"] for r in evals if "train_success" in r]
+    summary = {k: {"mean_eval_success": sum(v["eval"]) / len(v["eval"]),
+                   "mean_train_success": sum(v["train"]) / max(len(v["train"]), 1),
+                   "evals": len(v["eval"])} for k, v in table.items()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"{'task/algo':24s} {'mean eval success':>18s} {'mean train success':>19s}")
+    for k, v in summary.items():
+        print(f"{k:24s} {v['mean_eval_success']:18.3f} {v['mean_train_success']:19.3f}")
 
 
 if __name__ == "__main__":
