@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pacing import Pacer  # benchmarks/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "bundle_latency.json"
@@ -85,17 +86,9 @@ def measure_inference(bundle: Path, seconds: float) -> dict:
 
     for i in range(10):
         act(cv2.resize(frames[i % 8], (w, h), interpolation=cv2.INTER_AREA))
-    model_ms, total_ms, late = [], [], 0
-    period = 1.0 / RATE_HZ
-    n = int(seconds * RATE_HZ)
-    t_next = time.perf_counter() + period
-    for i in range(n):
-        delay = t_next - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        else:
-            late += 1
-        t_next += period
+    model_ms, total_ms = [], []
+    pacer = Pacer(int(seconds * RATE_HZ), RATE_HZ)
+    for i in pacer:
         t0 = time.perf_counter()
         img = cv2.resize(frames[i % 8], (w, h), interpolation=cv2.INTER_AREA)
         t1 = time.perf_counter()
@@ -103,7 +96,7 @@ def measure_inference(bundle: Path, seconds: float) -> dict:
         t2 = time.perf_counter()
         model_ms.append((t2 - t1) * 1e3)
         total_ms.append((t2 - t0) * 1e3)
-    return {"rate_hz": RATE_HZ, "steps": n, "late_ticks": late, "image_size": [h, w],
+    return {"rate_hz": RATE_HZ, "steps": pacer.n, "late_ticks": pacer.late, "image_size": [h, w],
             "model": "policy + prior (PARROT)" if policy else "prior sample",
             "model_ms": _stats(model_ms), "resize_640x480_plus_model_ms": _stats(total_ms),
             "torch_imported": False}
@@ -119,7 +112,7 @@ def measure_end_to_end(bundle: Path, seconds: float, tmp: Path) -> dict:
     import cv2
     import yaml
     sys.path.insert(0, str(ROOT / "tests"))
-    from hardware_fakes import SERVO_TOPIC, FakeArm, domain_for, ros_env, stop_process
+    from hardware_fakes import FakeArm, domain_for, ros_env, stop_process
 
     from parrot_bringup import interfaces as itf
     video = tmp / "camera.avi"

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from pacing import Pacer  # benchmarks/ is on sys.path when run as a script
 
 
 def _stats(ns: list[int]) -> dict:
@@ -53,20 +54,12 @@ def back_to_back(fn, n: int, warmup: int = 50) -> dict:
 def at_rate(fn, n: int, rate_hz: float, warmup: int = 20) -> dict:
     for _ in range(warmup):
         fn()
-    period = 1.0 / rate_hz
-    out, missed = [], 0
-    next_t = time.perf_counter() + period
-    for _ in range(n):
-        delay = next_t - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        else:
-            missed += 1
+    out, pacer = [], Pacer(n, rate_hz)
+    for _ in pacer:
         t0 = time.perf_counter_ns()
         fn()
         out.append(time.perf_counter_ns() - t0)
-        next_t += period
-    return {**_stats(out), "rate_hz": rate_hz, "ticks_late": missed}
+    return {**_stats(out), "rate_hz": rate_hz, "ticks_late": pacer.late}
 
 
 def cpu_name() -> str:
