@@ -16,6 +16,10 @@ from ros_helpers import REPO, TestNode, domain_id, ros_env, start_node, stop  # 
 pytestmark = pytest.mark.ros
 
 
+# Long enough that the kill lands inside the third episode on a loaded 2-core machine.
+STEPS = 30
+
+
 def test_killed_recorders_leave_finished_episodes_convertible(tmp_path):
     """Free-running twin (20 Hz) + scripted node + two recorders (split=episode and
     split=none). After two episodes have ended, both recorders are SIGKILLed in the middle
@@ -40,7 +44,7 @@ def test_killed_recorders_leave_finished_episodes_convertible(tmp_path):
         procs += list(rec.values())
         procs.append(start_node("scripted", {"control_rate_hz": 20.0}, env,
                                 tmp_path / "scripted.log"))
-        procs.append(start_node("sim_twin", {"control_rate_hz": 20.0, "seed": 3, "max_steps": 10,
+        procs.append(start_node("sim_twin", {"control_rate_hz": 20.0, "seed": 3, "max_steps": STEPS,
                                              "terminate_on_success": False, "image_qos": "reliable",
                                              "start_when_matched": True, "start_delay_s": 0.5,
                                              "min_image_subscribers": 2},
@@ -52,7 +56,7 @@ def test_killed_recorders_leave_finished_episodes_convertible(tmp_path):
         assert t.spin_until(third_started, 40), (tmp_path / "twin.log").read_text()
         ep1 = tmp_path / "episode" / "s" / "ep000001_seed4" / "metadata.yaml"
         assert t.spin_until(ep1.exists, 5), (tmp_path / "rec_episode.log").read_text()
-        t.spin_for(0.2)  # third episode (10 steps at 20 Hz = 0.5 s) still running
+        t.spin_for(0.1)  # third episode (STEPS at 20 Hz = 1.5 s) still running
         assert not any(e["event"] == "end" and e["episode"] == 2 for e in events)
         for p in rec.values():
             p.send_signal(signal.SIGKILL)
@@ -73,4 +77,4 @@ def test_killed_recorders_leave_finished_episodes_convertible(tmp_path):
         assert skipped in conv.stdout, conv.stdout
         eps = load_episodes(out)
         assert sorted(e.attrs["seed"] for e in eps) == [3, 4]
-        assert all(len(e) == 10 for e in eps)
+        assert all(len(e) == STEPS for e in eps)
