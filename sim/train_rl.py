@@ -64,6 +64,7 @@ def add_arguments(parser) -> None:
     g.add_argument("--max-steps", type=int, default=25, help="episode length (paper: 25)")
     g.add_argument("--image-size", type=int, default=48)
     g.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu) | cpu | cuda[:N]")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     s = parser.add_argument_group("SAC (defaults: paper Table 1 / Figure 7)")
     s.add_argument("--batch-size", type=int, default=256)
@@ -77,6 +78,9 @@ def add_arguments(parser) -> None:
     s.add_argument("--tau", type=float, default=1.0, help="1 = hard copy every period (Table 1)")
     s.add_argument("--buffer-size", type=int, default=100_000)
     s.add_argument("--init-alpha", type=float, default=1.0, help="initial entropy temperature (rlkit: 1)")
+    s.add_argument("--mean-reg", type=float, default=1e-3,
+                   help="weight of the policy's pre-tanh mean penalty (rlkit: 1e-3); larger keeps "
+                        "the PARROT policy near the prior's mode until Q has a real gradient")
     s.add_argument("--target-entropy", type=float, help="automatic entropy tuning target (default -7)")
 
 
@@ -120,7 +124,8 @@ def main(args) -> int:
         batch_size=args.batch_size, policy_lr=args.lr, q_lr=args.lr, alpha_lr=args.lr, bc_lr=args.lr,
         gamma=args.gamma, learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
         target_update_period=args.target_update_period, tau=args.tau,
-        buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy)
+        buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
+        mean_reg=args.mean_reg)
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
                  else IdentityTransform())
     bc_data = _bc_data(args.data, args.image_size) if args.algo == "bc-sac" else None
@@ -134,7 +139,8 @@ def main(args) -> int:
     loop = LoopConfig(total_steps=args.steps, seed=args.seed, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
                       bc_steps=run_meta["bc_steps"], progress=not args.no_progress)
-    agent = make_agent(cfg, args.seed)
+    from parrot_core.train_prior import pick_device
+    agent = make_agent(cfg, args.seed, device=pick_device(args.device))
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
                                args.target_object, args.terminate_on_success)
     row = train(agent, factory, transform, args.out, loop, resume=args.resume, run_meta=run_meta,

@@ -31,7 +31,7 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
         actions[:, 0] += 0.8 if red else -0.8
         writer.write_episode(Episode(images, actions, attrs={"task": "grasp", "success": True}))
     code = parrot(["train-rl", "--task", "grasp", "--algo", "bc-sac", "--data", str(tmp_path / "data"),
-                   "--bc-steps", "400", "--steps", "30", "--lr", "1e-3", "--out", str(tmp_path / "run"), *SMALL])
+                   "--bc-steps", "400", "--steps", "30", "--lr", "1e-3", "--mean-reg", "0.05", "--out", str(tmp_path / "run"), *SMALL])
     assert code == 0
     rows = read_metrics(tmp_path / "run")
     assert rows[0]["kind"] == "bc" and rows[0]["bc_steps"] == 400
@@ -39,11 +39,12 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
     assert first_eval["env_step"] == 0 and first_eval["eval_success"] >= 0.8
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["run"]["algo"] == "bc-sac" and cfg["sac"]["distribution"] == "tanh"
+    assert cfg["sac"]["mean_reg"] == 0.05
 
 
 def test_argument_errors_are_one_line(tmp_path, capsys):
-    """parrot without --prior, sac with --prior, bc-sac without --data and a bad --prior path
-    exit 1 with `parrot train-rl: error: ...`."""
+    """parrot without --prior, sac with --prior, bc-sac without --data, a bad --prior path and
+    --device cuda on a machine without CUDA exit 1 with `parrot train-rl: error: ...`."""
     base = ["train-rl", "--task", "grasp", "--steps", "10", "--out", str(tmp_path / "r"), *SMALL]
     assert parrot(base + ["--algo", "parrot"]) == 1
     assert "needs --prior" in capsys.readouterr().err
@@ -52,3 +53,6 @@ def test_argument_errors_are_one_line(tmp_path, capsys):
     assert "needs --data" in capsys.readouterr().err
     assert parrot(base + ["--algo", "parrot", "--prior", str(tmp_path / "missing")]) == 1
     assert "prior directory not found" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert parrot(base + ["--algo", "sac", "--device", "cuda"]) == 1
+        assert "CUDA is not available" in capsys.readouterr().err
