@@ -46,6 +46,10 @@ The policy distribution, two kinds (``SACConfig.distribution``)
     ``action_scale * tanh(raw_mean [/ action_scale])``: "tanh-squashed and scaled", as
     ARCHITECTURE.md says. A mean that runs into tanh's flat tail gets no gradient from Q; a
     weak penalty ``mean_reg * raw_mean^2`` (rlkit's policy mean regulariser) pulls it back.
+    A strong one (``mean_reg`` 0.3, the README experiment's) also holds PARROT's z mean near
+    the prior's mode: Adam moves each policy weight ~lr per update along the sign of Q's
+    gradient however small it is, so an untrained critic's spurious slope in z would otherwise
+    walk the mean out of the prior within a few hundred updates.
 """
 
 from __future__ import annotations
