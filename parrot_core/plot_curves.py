@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-ALGO_STYLE = {  # colours as in the paper's legend order: ours first
-    "parrot": ("PARROT", "tab:blue"),
-    "bc-sac": ("BC+SAC", "tab:orange"),
-    "sac": ("SAC", "tab:green"),
+ALGO_STYLE = {  # label, colour, line style; legend order as in the paper: ours first. Distinct
+    # dashes so curves that coincide (several methods at 0) stay visible.
+    "parrot": ("PARROT", "tab:blue", "-"),
+    "bc-sac": ("BC+SAC", "tab:orange", "--"),
+    "sac": ("SAC", "tab:green", ":"),
 }
 
 
@@ -87,8 +88,9 @@ def plot(groups: dict, out: Path, metric: str = "eval_success", title: str | Non
         algos = groups[key]
         for algo in sorted(algos, key=lambda a: list(ALGO_STYLE).index(a) if a in ALGO_STYLE else 99):
             g = algos[algo]
-            label, color = ALGO_STYLE.get(algo, (algo, None))
-            line, = ax.plot(g["steps"], g["mean"], label=f"{label} (n={g['n']})", color=color, lw=1.8)
+            label, color, dashes = ALGO_STYLE.get(algo, (algo, None, "-."))
+            line, = ax.plot(g["steps"], g["mean"], label=f"{label} (n={g['n']})", color=color,
+                            ls=dashes, lw=2.2 if dashes == ":" else 1.8)
             ax.fill_between(g["steps"], g["mean"] - g["std"], g["mean"] + g["std"],
                             color=line.get_color(), alpha=0.2, lw=0)
         task, objects = key
