@@ -172,6 +172,19 @@ class FakeArm:
         self.pub_grip.publish(gr)
         return t
 
+    def command_until(self, action, pred, timeout: float = 5.0, period: float = 0.1):
+        """Send `action` (stamped with a fresh image) every `period` s until pred() is truthy.
+        On a loaded machine the bridge rightly refuses a first command whose joint states or
+        image have not reached it yet (e.g. right after a reconfigure). Returns (monotonic time
+        of the last send, pred's last value)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            wait_for(lambda: self.last_image_ns and self.now_ns() - self.last_image_ns < 60e6, 1)
+            sent = self.command(action)
+            got = wait_for(pred, period)
+            if got or time.monotonic() > deadline:
+                return sent, got
+
     def estop(self, pressed: bool) -> None:
         from std_msgs.msg import Bool
         self.pub_estop.publish(Bool(data=bool(pressed)))

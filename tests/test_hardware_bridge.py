@@ -81,17 +81,10 @@ def zeros(arm, since=0.0):
 
 
 def go(arm):
-    """Get the arm moving: good commands until a non-zero twist reaches the arm. Resent
-    every 0.1 s because, on a loaded machine, the joint states or images re-enabled by the
-    previous test may not have reached the bridge yet, and it rightly refuses the first."""
-    deadline = time.monotonic() + 5
+    """Get the arm moving: good commands until a non-zero twist reaches the arm."""
     arm.clear()
-    while time.monotonic() < deadline:
-        if arm.last_image_ns and arm.now_ns() - arm.last_image_ns < 60e6:
-            arm.command(GOOD)
-        if wait_for(lambda: moving(arm), 0.1):
-            return
-    raise AssertionError(f"good commands did not move the arm for 5 s: {arm.diag_texts()[-3:]}")
+    _, got = arm.command_until(GOOD, lambda: moving(arm))
+    assert got, f"good commands did not move the arm for 5 s: {arm.diag_texts()[-3:]}"
 
 
 def stream(arm, seconds, action=GOOD, fresh_stamp=False):
