@@ -117,9 +117,8 @@ def test_bridge_does_not_move_the_arm_until_activated(rig):
     assert wait_for(lambda: [d for d in arm.diag_texts() if "inactive" in d], 2)
     assert arm.lifecycle("activate")
     arm.clear()
-    arm.command(GOOD)
-    got = wait_for(lambda: moving(arm), 3)
-    assert got, "no motion after activation"
+    _, got = arm.command_until(GOOD, lambda: moving(arm))
+    assert got, f"no motion after activation: {arm.diag_texts()[-3:]}"
     v = twist_vec(got[0][1])
     # 0.5 * POS_SCALE_M (0.03 m) per step at 10 Hz = 0.15 m/s along x, nothing else
     assert np.allclose(v, [0.15, 0, 0, 0, 0, 0], atol=1e-6)

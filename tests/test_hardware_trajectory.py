@@ -61,8 +61,13 @@ def rig(tmp_path_factory):
 def test_step_becomes_a_joint_trajectory_and_watchdog_holds(rig, kin):
     arm, _ = rig
     arm.clear()
-    t0, got = arm.command_until([0.5, 0, 0, 0, 0, 0, -1.0], lambda: arm.snapshot(arm.trajs))
-    assert got, f"no trajectory: {arm.diag_texts()[-3:]}"
+    # a command refused while joint states catch up yields a hold (positions == Q0): wait
+    # for the trajectory that moves
+    def moving():
+        return [(t, m) for t, m in arm.snapshot(arm.trajs)
+                if m.points and not np.allclose(m.points[0].positions, Q0)]
+    t0, got = arm.command_until([0.5, 0, 0, 0, 0, 0, -1.0], moving)
+    assert got, f"no moving trajectory: {arm.diag_texts()[-3:]}"
     traj = got[0][1]
     assert list(traj.joint_names) == JOINTS and len(traj.points) == 1
     pt = traj.points[0]
