@@ -32,8 +32,21 @@ SHORT_BUDGET = ["--channels", "8", "--hidden", "256,256", "--batch-size", "64",
                 "--mean-reg", "0.3"]
 TASKS = {  # name -> extra train-rl arguments
     "grasp": ["--task", "grasp"],
-    "pick_place": ["--task", "pick_place", "--target-object", "rand_805"],
+    # one held-out object and the tray, like the paper's "Place Can in Pan": with three
+    # objects a random-z episode must also pick the one named object
+    "pick_place": ["--task", "pick_place", "--target-object", "rand_805", "--num-objects", "1"],
 }
+
+
+def per_task(default: str, overrides: list[str], what: str) -> dict:
+    """`--task-prior pick_place=DIR` style overrides on top of one default path."""
+    paths = {task: default for task in TASKS}
+    for item in overrides:
+        task, sep, path = item.partition("=")
+        if not sep or task not in TASKS:
+            raise SystemExit(f"--task-{what} {item!r}: expected TASK=PATH with TASK in {sorted(TASKS)}")
+        paths[task] = path
+    return paths
 
 
 def run_command(task: str, algo: str, seed: int, args) -> list[str]:
@@ -44,9 +57,9 @@ def run_command(task: str, algo: str, seed: int, args) -> list[str]:
            "--learning-starts", str(args.learning_starts),
            "--updates-per-step", str(args.updates_per_step), "--no-progress", *SHORT_BUDGET]
     if algo == "parrot":
-        cmd += ["--prior", args.prior]
+        cmd += ["--prior", args.priors[task]]
     if algo == "bc-sac":
-        cmd += ["--data", args.data, "--bc-steps", str(args.bc_steps)]
+        cmd += ["--data", args.datasets[task], "--bc-steps", str(args.bc_steps)]
     if (out / "metrics.jsonl").exists():  # continue (or no-op when finished)
         cmd.append("--resume")
     return cmd
@@ -56,6 +69,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prior", required=True, help="prior ONNX export or training run")
     ap.add_argument("--data", required=True, help="prior dataset (for bc-sac)")
+    ap.add_argument("--task-prior", action="append", default=[], metavar="TASK=DIR",
+                    help="a prior for one task only (e.g. pick_place=runs/prior_pp_onnx)")
+    ap.add_argument("--task-data", action="append", default=[], metavar="TASK=DIR",
+                    help="that prior's dataset, for bc-sac on that task")
     ap.add_argument("--out", default="runs/rl")
     ap.add_argument("--tasks", default="grasp,pick_place")
     ap.add_argument("--algos", default="parrot,sac,bc-sac")
@@ -68,6 +85,8 @@ def main() -> int:
     ap.add_argument("--bc-steps", type=int, default=2000)
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
+    args.priors = per_task(args.prior, args.task_prior, "prior")
+    args.datasets = per_task(args.data, args.task_data, "data")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     grid = list(itertools.product(args.tasks.split(","), args.algos.split(","),
                                   [int(s) for s in args.seeds.split(",")]))

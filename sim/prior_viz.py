@@ -86,7 +86,7 @@ def plot(results: list[ExplorationResult], out: Path, max_paths: int = 12) -> No
                     alpha=0.95 if ok else 0.6)
             ax.scatter(*path[0], color=c, marker="o", s=12)
             ax.scatter(objs[:, 0], objs[:, 1], objs[:, 2], color="k", marker="s", s=10, alpha=0.4)
-        ax.set_title(f"{res.name}\ngrasp success {res.success_rate:.0%} "
+        ax.set_title(f"{res.name}\nsuccess {res.success_rate:.0%} "
                      f"({sum(res.successes)}/{len(res.successes)})")
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")
@@ -106,6 +106,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--prior", required=True, help="prior export dir (ONNX) or training run dir")
     parser.add_argument("--task", default="grasp", help="twin task whose success is counted")
     parser.add_argument("--objects", default="heldout", choices=["train", "heldout"])
+    parser.add_argument("--target-object", help="named-object tasks: always this object (e.g. rand_805)")
+    parser.add_argument("--num-objects", type=int, default=3, help="objects per scene")
     parser.add_argument("--episodes", type=int, default=50, help="episodes per policy")
     parser.add_argument("--seed", type=int, default=10_000, help="first scene seed")
     parser.add_argument("--out", default="prior_viz.png", help="PNG to write (JSON beside it)")
@@ -114,7 +116,8 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     rng = np.random.default_rng(args.seed)
-    env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects))
+    env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
+                              target_object=args.target_object))
     try:
         runs = [("random actions (no prior)", uniform_sampler(rng)),
                 ("random z through the prior", prior_sampler(args.prior, rng))]
@@ -128,11 +131,14 @@ def main(args) -> int:
     ratio = with_prior.success_rate / max(without.success_rate, 1.0 / args.episodes)
     summary = {
         "task": args.task, "objects": args.objects, "episodes": args.episodes, "seed": args.seed,
+        "num_objects": args.num_objects, "target_object": args.target_object,
         "success_without_prior": without.success_rate, "success_with_prior": with_prior.success_rate,
         "ratio_lower_bound": ratio, "prior": str(args.prior), "plot": str(out),
     }
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    print(f"{args.task} on {args.objects} objects, {args.episodes} random episodes each:")
+    scene = f"{args.num_objects} {args.objects} object(s)" + (
+        f", target {args.target_object}" if args.target_object else "")
+    print(f"{args.task} with {scene}, {args.episodes} random episodes each:")
     print(f"  without prior: {without.success_rate:6.1%} ({sum(without.successes)}/{args.episodes})")
     print(f"  with prior:    {with_prior.success_rate:6.1%} ({sum(with_prior.successes)}/{args.episodes})")
     print(f"  ratio:         >= {ratio:.1f}x (a zero baseline counted as 1/{args.episodes})")

@@ -44,6 +44,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--objects", default="heldout", choices=("train", "heldout"),
                    help="object pool of the new task (default heldout: objects the prior never saw)")
     g.add_argument("--target-object", help="named-object tasks: always this object (e.g. rand_805)")
+    g.add_argument("--num-objects", type=int, default=3,
+                   help="objects per scene (paper's test tasks: one or two)")
     g.add_argument("--terminate-on-success", action="store_true",
                    help="end episodes at the first success (default: run all steps, reward 1 for "
                         "every step the task holds; with SAC's positive entropy bonus in z, "
@@ -96,11 +98,13 @@ def _bc_data(path: str | None, image_size: int) -> dict:
 
 
 def make_env_factory(task: str, objects: str, image_size: int, max_steps: int,
-                     target_object: str | None = None, terminate_on_success: bool = False):
+                     target_object: str | None = None, terminate_on_success: bool = False,
+                     num_objects: int = 3):
     from sim.env import EnvConfig, ParrotEnv
 
     config = EnvConfig(task=task, objects=objects, image_size=image_size, max_steps=max_steps,
-                       target_object=target_object, terminate_on_success=terminate_on_success)
+                       target_object=target_object, terminate_on_success=terminate_on_success,
+                       num_objects=num_objects)
     ParrotEnv(config).close()  # fail here, before any training, on a bad configuration
     return lambda: ParrotEnv(config)
 
@@ -130,7 +134,7 @@ def main(args) -> int:
                  else IdentityTransform())
     bc_data = _bc_data(args.data, args.image_size) if args.algo == "bc-sac" else None
     run_meta = {"algo": args.algo, "task": args.task, "objects": args.objects, "seed": args.seed,
-                "target_object": args.target_object,
+                "target_object": args.target_object, "num_objects": args.num_objects,
                 "terminate_on_success": args.terminate_on_success,
                 "max_steps": args.max_steps, "image_size": args.image_size,
                 "prior": str(Path(args.prior).resolve()) if args.prior else None,
@@ -142,7 +146,7 @@ def main(args) -> int:
     from parrot_core.train_prior import pick_device
     agent = make_agent(cfg, args.seed, device=pick_device(args.device))
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
-                               args.target_object, args.terminate_on_success)
+                               args.target_object, args.terminate_on_success, args.num_objects)
     row = train(agent, factory, transform, args.out, loop, resume=args.resume, run_meta=run_meta,
                 bc_data=bc_data)
     print(f"parrot train-rl: {args.out}: {args.algo} on {args.task}/{args.objects} seed {args.seed}: "

@@ -26,6 +26,20 @@ def test_prior_viz_writes_plot_and_summary(tmp_path, capsys):
     assert "with prior:" in capsys.readouterr().out
 
 
+def test_prior_viz_runs_a_one_object_named_target_scene(tmp_path, capsys):
+    """--task pick_place --num-objects 1 --target-object X: the scene (and the summary) is
+    that one held-out object, so the printed rates are for the RL task's own scenes."""
+    export = export_tiny_prior(tmp_path / "prior", image_size=48)
+    out = tmp_path / "pp.png"
+    assert parrot(["prior-viz", "--prior", str(export), "--task", "pick_place", "--num-objects", "1",
+                   "--target-object", "rand_805", "--episodes", "1", "--out", str(out),
+                   "--no-progress"]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert summary["task"] == "pick_place" and summary["num_objects"] == 1
+    assert summary["target_object"] == "rand_805"
+    assert "1 heldout object(s), target rand_805" in capsys.readouterr().out
+
+
 def test_prior_viz_names_a_missing_prior(tmp_path, capsys):
     """A prior directory that holds neither an export nor a checkpoint is a one-line error
     naming it, exit code 1, and no plot."""

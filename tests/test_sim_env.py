@@ -115,7 +115,8 @@ def test_every_task_builds_with_both_pools(task, pool):
 
 
 def test_fixed_target_object_is_always_in_the_scene_and_is_the_target():
-    """EnvConfig.target_object pins the task's object (paper: "Pick up Cup"); a train
+    """EnvConfig.target_object pins the task's object (paper: "Pick up Cup"), also in a
+    one-object scene; a train
     object in a held-out task, or a fixed target for `grasp`, is refused."""
     from sim.env import EnvConfig, EnvError, ParrotEnv
     from sim.objects import pool
@@ -129,6 +130,11 @@ def test_fixed_target_object_is_always_in_the_scene_and_is_the_target():
             assert len(set(info["object_names"])) == 3
     finally:
         env.close()
+    # the paper's test tasks have one or two objects: a one-object scene is that object alone
+    with ParrotEnv(EnvConfig(task="pick_place", objects="heldout", target_object=target,
+                             num_objects=1)) as single:
+        _, info = single.reset(seed=3)
+    assert info["object_names"] == [target] and info["target_object"] == target
     with pytest.raises(EnvError, match="target_object"):
         ParrotEnv(EnvConfig(task="lift", objects="heldout", target_object=pool("train")[0]))
     with pytest.raises(EnvError, match="named-object task"):

@@ -22,7 +22,9 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
     """bc-sac behaviour-clones (image -> action) pairs from a prior-format dataset before any env
     step: on data where red images carry a[0] ~ +0.8 and blue ~ -0.8 (noise 0.1 on every dim),
     the step-0 evaluation already succeeds, and the bc row is in metrics.jsonl."""
-    monkeypatch.setattr(train_rl, "make_env_factory", lambda *a: (lambda: ColorSignEnv()))
+    env_args = []
+    monkeypatch.setattr(train_rl, "make_env_factory",
+                        lambda *a: env_args.append(a) or (lambda: ColorSignEnv()))
     writer = DatasetWriter(tmp_path / "data", (8, 8), run_id="t")
     for red in (True, False):
         images = np.empty((20, 8, 8, 3), np.uint8)
@@ -31,7 +33,7 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
         actions[:, 0] += 0.8 if red else -0.8
         writer.write_episode(Episode(images, actions, attrs={"task": "grasp", "success": True}))
     code = parrot(["train-rl", "--task", "grasp", "--algo", "bc-sac", "--data", str(tmp_path / "data"),
-                   "--bc-steps", "400", "--steps", "30", "--lr", "1e-3", "--mean-reg", "0.05", "--out", str(tmp_path / "run"), *SMALL])
+                   "--bc-steps", "400", "--steps", "30", "--lr", "1e-3", "--mean-reg", "0.05", "--num-objects", "1", "--out", str(tmp_path / "run"), *SMALL])
     assert code == 0
     rows = read_metrics(tmp_path / "run")
     assert rows[0]["kind"] == "bc" and rows[0]["bc_steps"] == 400
@@ -40,6 +42,7 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["run"]["algo"] == "bc-sac" and cfg["sac"]["distribution"] == "tanh"
     assert cfg["sac"]["mean_reg"] == 0.05
+    assert cfg["run"]["num_objects"] == 1 and env_args[0][-1] == 1  # reaches the twin's config
 
 
 def test_argument_errors_are_one_line(tmp_path, capsys):
