@@ -218,3 +218,20 @@ def test_cli_reports_a_missing_run_in_one_line(tmp_path, capsys):
     rc = parrot(["export", "--prior", str(tmp_path / "missing"), "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1 and err[0].startswith("parrot export: error:")
+
+
+@pytest.mark.parametrize("name", ["prior_xarm6_48px", "prior_xarm6_48px_pick_place"])
+def test_shipped_prior_loads_and_round_trips(name):
+    """The priors shipped in models/ (used by `make demo` and the README's RL commands) pass
+    the hash and signature checks and invert their own samples."""
+    from pathlib import Path
+
+    from parrot_core.onnx_prior import OnnxPrior
+
+    prior = OnnxPrior(Path(__file__).resolve().parent.parent / "models" / name)
+    images = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 3), dtype=np.uint8)
+    z = np.random.default_rng(1).standard_normal((4, 7)).astype(np.float32) * 0.5
+    actions = prior.forward(z, images)
+    assert actions.shape == (4, 7) and np.all(np.abs(actions) < 1)
+    z_back, _ = prior.inverse(actions, images)
+    assert np.allclose(z_back, z, atol=1e-3)
