@@ -5,6 +5,9 @@ then draws the curves with `parrot plot-curves`. Rerunning resumes every run fro
 its checkpoint (a finished one is a no-op), so the experiment can be stopped and continued.
 
     python experiments/parrot_vs_baselines.py --prior PRIOR_EXPORT --data DATASET --out runs/rl
+
+`--task-prior TASK=DIR` / `--task-data TASK=DIR` give one task its own prior and BC dataset
+(the README's pick_place runs use the pick-and-place prior and its collection).
 """
 
 from __future__ import annotations
