@@ -38,6 +38,7 @@ import torch
 
 from parrot_core import __version__
 from parrot_core.dataset import episode_paths, read_episode, read_header
+from parrot_core.device import pick_device
 from parrot_core.files import atomic_write_text
 from parrot_core.flow import ConditionalRealNVP, PriorConfig
 from parrot_core.onnx_prior import PriorLoadError
@@ -188,14 +189,6 @@ def add_arguments(parser) -> None:
     model.add_argument("--encoder-hidden", type=_int_list, default=d.encoder_hidden, help="e.g. 1024,512")
     model.add_argument("--feature-dim", type=int, default=d.feature_dim)
     model.add_argument("--conv-channels", type=int, default=d.conv_channels)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PriorTrainingError(f"--device {name}: CUDA is not available on this machine")
-    return torch.device(name)
 
 
 def _atomic_save(obj, path: Path) -> None:

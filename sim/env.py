@@ -96,6 +96,13 @@ class EnvConfig:
     target_object: str | None = None
 
 
+def add_scene_arguments(parser) -> None:
+    """The scene flags shared by the commands that build a task's env (train-rl, prior-viz)."""
+    parser.add_argument("--target-object", help="named-object tasks: always this object (e.g. rand_805)")
+    parser.add_argument("--num-objects", type=int, default=EnvConfig.num_objects,
+                        help="objects per scene (the paper's test tasks have one or two)")
+
+
 class ParrotEnv:
     """See module docstring. Not thread-safe; one PyBullet DIRECT client per env."""
 

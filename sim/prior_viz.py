@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from sim.env import EnvConfig, ParrotEnv
+from sim.env import EnvConfig, ParrotEnv, add_scene_arguments
 
 
 @dataclass
@@ -106,8 +106,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--prior", required=True, help="prior export dir (ONNX) or training run dir")
     parser.add_argument("--task", default="grasp", help="twin task whose success is counted")
     parser.add_argument("--objects", default="heldout", choices=["train", "heldout"])
-    parser.add_argument("--target-object", help="named-object tasks: always this object (e.g. rand_805)")
-    parser.add_argument("--num-objects", type=int, default=3, help="objects per scene")
+    add_scene_arguments(parser)
     parser.add_argument("--episodes", type=int, default=50, help="episodes per policy")
     parser.add_argument("--seed", type=int, default=10_000, help="first scene seed")
     parser.add_argument("--out", default="prior_viz.png", help="PNG to write (JSON beside it)")

@@ -39,13 +39,13 @@ def _int_tuple(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser) -> None:
+    from sim.env import add_scene_arguments
+
     g = parser.add_argument_group("run")
     g.add_argument("--task", required=True, choices=TASKS)
     g.add_argument("--objects", default="heldout", choices=("train", "heldout"),
                    help="object pool of the new task (default heldout: objects the prior never saw)")
-    g.add_argument("--target-object", help="named-object tasks: always this object (e.g. rand_805)")
-    g.add_argument("--num-objects", type=int, default=3,
-                   help="objects per scene (paper's test tasks: one or two)")
+    add_scene_arguments(g)
     g.add_argument("--terminate-on-success", action="store_true",
                    help="end episodes at the first success (default: run all steps, reward 1 for "
                         "every step the task holds; with SAC's positive entropy bonus in z, "
@@ -113,6 +113,7 @@ def main(args) -> int:
     import torch
 
     from parrot_core.action_transform import IdentityTransform, load_prior_transform
+    from parrot_core.device import pick_device
     from parrot_core.rl_loop import LoopConfig, make_agent, train
     from parrot_core.sac import config_for_algo
 
@@ -143,7 +144,6 @@ def main(args) -> int:
     loop = LoopConfig(total_steps=args.steps, seed=args.seed, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
                       bc_steps=run_meta["bc_steps"], progress=not args.no_progress)
-    from parrot_core.train_prior import pick_device
     agent = make_agent(cfg, args.seed, device=pick_device(args.device))
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
                                args.target_object, args.terminate_on_success, args.num_objects)
