@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 export AMENT_PREFIX_PATH := $(abspath $(VENV))
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test bench env clean
+.PHONY: demo test test-stress bench env clean
 
 env: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# The timing-sensitive (ROS) tests 5 times, 2 at a time, beside a CPU hog: prints the flake rate.
+test-stress: $(STAMP)
+	$(BIN)/python tests/stress.py --runs 5 --parallel 2 --hogs 1
 
 demo: $(STAMP)
 	$(BIN)/python -m parrot_cli.demo

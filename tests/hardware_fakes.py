@@ -14,11 +14,11 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import yaml
+from ros_helpers import domain_id
 
 ROOT = Path(__file__).resolve().parent.parent
 # A comfortable pose: TCP in front of the base, pointing down, inside the default box.
@@ -31,7 +31,7 @@ GRIPPER_TOPIC = "/xarm_gripper_controller/commands"
 
 def domain_for(module_name: str) -> int:
     """A ROS_DOMAIN_ID unique to a test module (and spread over concurrent test runs)."""
-    return 1 + (zlib.crc32(module_name.encode()) + os.getpid() * 7) % 200
+    return domain_id(module_name)
 
 
 def ros_env(domain: int) -> dict:

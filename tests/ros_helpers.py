@@ -12,13 +12,35 @@ import os
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def domain_id(salt: int) -> int:
-    return 1 + (os.getpid() * 31 + salt * 17) % 100
+# Domains 1..101 only: Fast DDS's ports for a domain d start at 7400 + 250 d, and from
+# d = 102 on they fall inside Linux's ephemeral port range, where another socket may hold them.
+MAX_DOMAIN = 101
+DOMAINS_PER_RUN = 10
+
+
+def domain_id(key) -> int:
+    """A ROS_DOMAIN_ID for one test module (`key`: its name or a small number).
+
+    `PARROT_TEST_DOMAIN_BASE=B` (set by `make test-stress` for each concurrent run) confines a
+    run to domains B..B+9, so concurrent runs never share a domain; otherwise the pid spreads
+    concurrent runs over 1..101.
+    """
+    k = zlib.crc32(str(key).encode())
+    base = os.environ.get("PARROT_TEST_DOMAIN_BASE")
+    if base:
+        d = int(base) + k % DOMAINS_PER_RUN
+    else:
+        d = 1 + (k + os.getpid() * 7) % MAX_DOMAIN
+    if not 1 <= d <= MAX_DOMAIN:
+        raise ValueError(f"PARROT_TEST_DOMAIN_BASE={base} puts a test on ROS domain {d}; "
+                         f"expected a base in 1..{MAX_DOMAIN - DOMAINS_PER_RUN + 1}")
+    return d
 
 
 def ros_env(domain: int) -> dict:

@@ -34,7 +34,7 @@ def test_launch_scripted_collection_bags_convert_to_the_collectors_dataset(tmp_p
     params["recorder"]["ros__parameters"].update(out_dir=str(tmp_path / "bags"), session="s")
     pfile = tmp_path / "collect.yaml"
     pfile.write_text(yaml.safe_dump(params))
-    env = ros_env(domain_id(3))
+    env = ros_env(domain_id(__name__))
     run = subprocess.run([sys.executable, "-m", "parrot_cli", "launch", "sim",
                           "driver:=scripted", "record:=true", f"params_file:={pfile}"],
                          env=env, cwd=REPO, capture_output=True, text=True, timeout=90)

@@ -22,7 +22,7 @@ def stack(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("policy_node")
     prior = export_tiny_prior(root / "prior", image_size=32)
-    domain = domain_id(1)
+    domain = domain_id(__name__)
     log = root / "policy.log"
     # torch is blocked in the node process: any (even indirect) torch import kills the node
     proc = start_node("policy", {"mode": "prior", "prior_dir": str(prior),

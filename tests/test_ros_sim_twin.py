@@ -25,7 +25,7 @@ def test_twin_moves_the_arm_for_a_command_and_resets_on_request(tmp_path):
     from parrot_bringup import interfaces as itf
     from parrot_core.action_space import POS_SCALE_M
 
-    domain = domain_id(2)
+    domain = domain_id(f"{__name__}:lockstep")
     log = tmp_path / "twin.log"
     proc = start_node("sim_twin", {"lockstep": True, "seed": 7, "control_rate_hz": RATE,
                                    "start_when_matched": True, "start_delay_s": 0.3,
@@ -96,7 +96,7 @@ def test_twin_passes_commands_through_the_safety_filter(tmp_path):
     from parrot_bringup import interfaces as itf
     from parrot_core.action_space import POS_SCALE_M
 
-    domain = domain_id(3)
+    domain = domain_id(f"{__name__}:free_running")
     log = tmp_path / "twin.log"
     proc = start_node("sim_twin", {"lockstep": True, "seed": 7, "control_rate_hz": RATE,
                                    "start_when_matched": True, "start_delay_s": 0.3,

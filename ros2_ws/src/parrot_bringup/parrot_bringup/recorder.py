@@ -5,21 +5,28 @@ deserialize/serialize round trip), so any rosbag2 tool (`ros2 bag info`, rosbags
 reads them.
 
 Kill safety -- `split` parameter:
-- `episode` (default): one bag per episode, `<out_dir>/<session>/ep<NNNNNN>_seed<S>/`, each
-  closed (index + metadata.yaml) as soon as its episode is complete. A recorder killed at any
-  time leaves every finished episode as a complete bag; only the episode in flight is a
-  truncated bag (no metadata.yaml), which `parrot bag2dataset` reports and skips.
-- `none`: one bag for the whole session, `<out_dir>/<session>/`. At every episode end the
-  pending MCAP chunk is written and flushed, so after a kill the file holds every finished
+- `episode` (default): one bag per episode, `<out_dir>/<session>/ep<NNNNNN>_seed<S>/`, closed
+  (index + metadata.yaml) as soon as its episode is complete. A recorder killed at any time
+  leaves every finished episode as a complete bag; only the episode in flight is a truncated
+  bag (no metadata.yaml), which `parrot bag2dataset` reports and skips.
+- `none`: one bag for the whole session, `<out_dir>/<session>/bag/`. At every episode end the
+  MCAP chunk in progress is written out, so after a kill the file holds every finished
   episode; `bag2dataset` reads such a truncated MCAP (no footer, no metadata.yaml) record
   by record and converts the episodes that have an end marker.
+
+Either way an episode is durable (written, flushed and fsynced, metadata.yaml included for
+a closed bag) before the recorder says so: it then logs "episode K durable in PATH" and
+publishes `parrot/recorder/saved` (latched JSON: recorder, episode, seed, path, split,
+complete, messages). Whoever must not lose an episode waits for that notice.
 
 Messages are routed to episodes by stamp: the start event carries the stamp of the
 episode's first image, every state message (with its episode number) the stamp of a step's
 image, the end event that of the last step's image; a message is written into an episode
 once a stamp at or after its own is confirmed for that episode, so reordering across
-topics cannot put a message in the wrong episode. A bag is closed when its last
-step's image, twist, gripper and state are all in, or `episode_grace_s` after the end event.
+topics cannot put a message in the wrong episode. An episode is complete when
+the twin's state message of each of its steps is in, and for each of those stamps the
+image, twist and gripper command; one still incomplete after `episode_grace_s` without any
+new message of its own is closed as it is (and says so).
 Images repeated with the same stamp (lock-step re-sends) are written once.
 Bag timestamps are receive times (as `ros2 bag record` writes them); pairing uses header
 stamps.
@@ -75,33 +82,104 @@ def typestore():
 
 
 class BagFile:
-    """A rosbags MCAP writer with the typestore connections Parrot records."""
+    """One rosbag2 bag: a directory with `<name>.mcap` and, once closed, `metadata.yaml`.
+
+    Written with the `mcap` library (rosbag2's storage profile `ros2`: `ros2msg` schemas,
+    `cdr` messages), so `sync()` can end the chunk in progress with public API only.
+    """
 
     def __init__(self, path: Path, topics: dict[str, str]):
-        from rosbags.rosbag2 import StoragePlugin, Writer
-        self.path = path
-        self.writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
-        self.writer.open()
+        from mcap.writer import CompressionType, Writer
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise RecorderError(f"{self.path}: a bag is there already (recorded earlier with "
+                                f"the same session name?); not overwriting it") from None
+        self.mcap_path = self.path / f"{self.path.name}.mcap"
+        self.stream = open(self.mcap_path, "xb")
+        self.writer = Writer(self.stream, compression=CompressionType.NONE)
+        self.writer.start(profile="ros2", library="parrot recorder")
         ts = typestore()
-        self.conns = {topic: self.writer.add_connection(topic, msgtype, typestore=ts)
-                      for topic, msgtype in topics.items()}
+        self.topics = dict(topics)
+        self.channels: dict[str, int] = {}
+        for topic, msgtype in topics.items():
+            msgdef, _ = ts.generate_msgdef(msgtype, ros_version=2)
+            schema = self.writer.register_schema(msgtype, "ros2msg", msgdef.encode())
+            self.channels[topic] = self.writer.register_channel(
+                topic, "cdr", schema, metadata={"offered_qos_profiles": ""})
+        self.counts = {topic: 0 for topic in topics}
+        self.first_ns: int | None = None
+        self.last_ns = 0
+
+    @property
+    def messages(self) -> int:
+        return sum(self.counts.values())
 
     def write(self, topic: str, recv_ns: int, data: bytes) -> None:
-        self.writer.write(self.conns[topic], recv_ns, data)
+        self.writer.add_message(self.channels[topic], log_time=recv_ns, data=data,
+                                publish_time=recv_ns, sequence=self.counts[topic])
+        self.counts[topic] += 1
+        self.first_ns = recv_ns if self.first_ns is None else min(self.first_ns, recv_ns)
+        self.last_ns = max(self.last_ns, recv_ns)
 
-    def flush(self) -> None:
-        """Put everything written so far on disk (finished episodes survive a kill)."""
-        storage = getattr(self.writer, "storage", None)
-        chunk = getattr(storage, "chunk", None)
-        if chunk is not None and hasattr(storage, "close_chunk") and chunk.bio.tell():
-            storage.close_chunk()
-        bio = getattr(storage, "bio", None)
-        if bio is not None:
-            bio.flush()
-            os.fsync(bio.fileno())
+    def sync(self) -> None:
+        """Everything written so far is on disk: chunk ended, stream flushed, file fsynced."""
+        self.writer.flush()
+        os.fsync(self.stream.fileno())
 
     def close(self) -> None:
-        self.writer.close()
+        """Summary, footer and metadata.yaml, all fsynced: a complete rosbag2 bag."""
+        self.writer.finish()
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+        self.stream.close()
+        write_durably(self.path / "metadata.yaml", self._metadata_yaml())
+
+    def _metadata_yaml(self) -> str:
+        import yaml
+        ts = typestore()
+        start = self.first_ns or 0
+        duration = max(0, self.last_ns - start)
+        info = {
+            "version": 9, "storage_identifier": "mcap",
+            "relative_file_paths": [self.mcap_path.name],
+            "duration": {"nanoseconds": duration},
+            "starting_time": {"nanoseconds_since_epoch": start},
+            "message_count": self.messages,
+            "topics_with_message_count": [
+                {"topic_metadata": {"name": topic, "type": msgtype,
+                                    "serialization_format": "cdr", "offered_qos_profiles": [],
+                                    "type_description_hash": ts.hash_rihs01(msgtype)},
+                 "message_count": self.counts[topic]}
+                for topic, msgtype in self.topics.items()],
+            "compression_format": "", "compression_mode": "",
+            "files": [{"path": self.mcap_path.name,
+                       "starting_time": {"nanoseconds_since_epoch": start},
+                       "duration": {"nanoseconds": duration},
+                       "message_count": self.messages}],
+            "custom_data": None, "ros_distro": "kilted",
+        }
+        return yaml.safe_dump({"rosbag2_bagfile_information": info}, sort_keys=False)
+
+
+def write_durably(path: Path, text: str) -> None:
+    """Write `path` atomically (temp file + rename) and fsync the file and its directory."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -112,12 +190,21 @@ class EpisodeRec:
     confirmed_ns: int = 0  # stamps in [first_ns, confirmed_ns] surely belong to this episode
     bag: BagFile | None = None
     end: dict | None = None
-    end_seen_at: float = 0.0
+    last_activity: float = 0.0  # monotonic time of the end event or of its newest message
     last_seen: dict = field(default_factory=dict)  # topic -> set of stamps (dedup)
     closed: bool = False
 
     def owns(self, ns: int) -> bool:
         return self.first_ns <= ns <= self.confirmed_ns
+
+    def is_complete(self) -> bool:
+        """The twin reported every step, and each step's image and command are in."""
+        steps = int(self.end.get("steps", 1))
+        if steps == 0:
+            return True
+        step_stamps = self.last_seen.get(itf.TOPIC_EPISODE_STATE, set())
+        return len(step_stamps) >= steps and all(
+            ns in self.last_seen.get(topic, ()) for ns in step_stamps for topic in STAMPED)
 
 
 class RecorderNode(Node):
@@ -145,8 +232,10 @@ class RecorderNode(Node):
         self.pending: list[tuple[str, int, int, bytes]] = []  # episode not known yet
         self.session_bag: BagFile | None = None
         self.finished_bags: list[Path] = []
+        self.synced_dirs: set[Path] = set()
         self.dropped = 0
         self.received: dict[str, int] = {}
+        self.saved_pub = self.create_publisher(String, itf.TOPIC_RECORDER_SAVED, itf.event_qos())
         self.create_timer(0.1, self._check_complete)
         self.get_logger().info(f"recording to {self.root} (split={self.p['split']})")
 
@@ -199,6 +288,7 @@ class RecorderNode(Node):
         if topic in STAMPED and ns in seen:
             return  # re-sent (lock-step) -- write once
         seen.add(ns)
+        ep.last_activity = time.monotonic()
         self._bag_for(ep).write(self.names[topic], recv_ns, data)
 
     def _bag_for(self, ep: EpisodeRec) -> BagFile:
@@ -229,7 +319,7 @@ class RecorderNode(Node):
             if ep is None or ep.end is not None:
                 return  # started before we joined, or latched re-delivery
             ep.end = ev.fields
-            ep.end_seen_at = time.monotonic()
+            ep.last_activity = time.monotonic()
             ep.confirmed_ns = max(ep.confirmed_ns, int(ev.fields["last_stamp_ns"]))
         self._bag_for(ep).write(self.names[itf.TOPIC_EPISODE_EVENT], recv_ns, data)
         self._flush_pending()
@@ -240,25 +330,31 @@ class RecorderNode(Node):
         for ep in list(self.episodes.values()):
             if ep.end is None or ep.closed:
                 continue
-            last = int(ep.end["last_stamp_ns"])
-            have_all = int(ep.end.get("steps", 1)) == 0 or all(
-                last in ep.last_seen.get(t, ()) for t in (*STAMPED, itf.TOPIC_EPISODE_STATE))
-            if have_all or now - ep.end_seen_at > float(self.p["episode_grace_s"]):
-                self._close_episode(ep, complete=have_all)
+            complete = ep.is_complete()
+            if complete or now - ep.last_activity > float(self.p["episode_grace_s"]):
+                self._close_episode(ep, complete)
 
     def _close_episode(self, ep: EpisodeRec, complete: bool):
+        """Make the episode durable, then say so (log + `parrot/recorder/saved`)."""
         ep.closed = True
+        bag = self._bag_for(ep)
         if self.p["split"] == "none":
-            self._bag_for(ep).flush()
-            where = self.root / "bag"
+            bag.sync()
         else:
-            self._bag_for(ep).close()
-            where = ep.bag.path
+            bag.close()
             ep.bag = None
-        self.finished_bags.append(where)
+        if bag.path not in self.synced_dirs:  # the bag's directory entries are durable too
+            fsync_dir(bag.path)
+            fsync_dir(self.root)
+            self.synced_dirs.add(bag.path)
+        self.finished_bags.append(bag.path)
         self.get_logger().info(
-            f"episode {ep.episode} saved to {where}" +
-            ("" if complete else " (some of its last messages never arrived)"))
+            f"episode {ep.episode} durable in {bag.path}" +
+            ("" if complete else " (incomplete: some of its messages never arrived)"))
+        self.saved_pub.publish(itf.json_msg({
+            "recorder": self.get_fully_qualified_name(), "episode": ep.episode,
+            "seed": ep.start.get("seed"), "path": str(bag.path), "split": self.p["split"],
+            "complete": complete, "messages": bag.messages}))
         # forget old episodes, keep recent ones for late messages' routing
         for k in sorted(self.episodes)[:-8]:
             if self.episodes[k].closed:
