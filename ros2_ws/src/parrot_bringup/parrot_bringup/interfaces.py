@@ -10,7 +10,8 @@ here, so a topic or a unit changes in one file. Standard message types only:
 | gripper command         | `parrot/cmd/gripper`      | sensor_msgs/JointState      | reliable, 100    |
 | episode start/end       | `parrot/episode/event`    | std_msgs/String (JSON)      | reliable, latched|
 | per-step episode state  | `parrot/episode/state`    | std_msgs/String (JSON)      | reliable, 100    |
-| episode on disk (recorder) | `parrot/recorder/saved` | std_msgs/String (JSON)      | reliable, latched|
+| recorder ready          | `parrot/recorder/status`  | std_msgs/String (JSON)      | reliable, latched|
+| episode on disk         | `parrot/recorder/saved`   | std_msgs/String (JSON)      | reliable, latched|
 | privileged sim state    | `parrot/sim/info`         | std_msgs/String (JSON)      | reliable, 10     |
 | reset                   | `parrot/sim/reset`        | std_srvs/Trigger (service)  |                  |
 | joystick (teleop)       | `joy`                     | sensor_msgs/Joy             | sensor data      |
@@ -55,6 +56,7 @@ TOPIC_TWIST = "parrot/cmd/twist"
 TOPIC_GRIPPER = "parrot/cmd/gripper"
 TOPIC_EPISODE_EVENT = "parrot/episode/event"
 TOPIC_EPISODE_STATE = "parrot/episode/state"
+TOPIC_RECORDER_STATUS = "parrot/recorder/status"
 TOPIC_RECORDER_SAVED = "parrot/recorder/saved"
 TOPIC_SIM_INFO = "parrot/sim/info"
 TOPIC_JOY = "joy"

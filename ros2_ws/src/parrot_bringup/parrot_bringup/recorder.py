@@ -14,6 +14,12 @@ Kill safety -- `split` parameter:
   episode; `bag2dataset` reads such a truncated MCAP (no footer, no metadata.yaml) record
   by record and converts the episodes that have an end marker.
 
+The recorder is ready when every recorded topic has a matched publisher: it then publishes
+`parrot/recorder/status` (latched JSON: recorder, ready, root). Before that, messages of an
+unmatched topic are lost to it (commands are volatile), so a twin started with
+`start_when_matched` and `min_recorders: N` holds its first episode until N recorders are
+ready.
+
 Either way an episode is durable (written, flushed and fsynced, metadata.yaml included for
 a closed bag) before the recorder says so: it then logs "episode K durable in PATH" and
 publishes `parrot/recorder/saved` (latched JSON: recorder, episode, seed, path, split,
@@ -223,10 +229,12 @@ class RecorderNode(Node):
                itf.TOPIC_EPISODE_EVENT: itf.event_qos(),
                itf.TOPIC_EPISODE_STATE: itf.state_qos()}
         self.names: dict[str, str] = {}  # relative name -> resolved name (bag topic)
+        self.subs = {}
         for topic in itf.RECORDED_TOPICS:
             msg_cls = _msg_class(itf.MSGTYPE[topic])
             sub = self.create_subscription(msg_cls, topic, self._cb(topic), qos[topic], raw=True)
             self.names[topic] = sub.topic_name
+            self.subs[topic] = sub
         self.bag_topics = {self.names[t]: itf.MSGTYPE[t] for t in itf.RECORDED_TOPICS}
         self.episodes: dict[int, EpisodeRec] = {}
         self.pending: list[tuple[str, int, int, bytes]] = []  # episode not known yet
@@ -236,7 +244,9 @@ class RecorderNode(Node):
         self.dropped = 0
         self.received: dict[str, int] = {}
         self.saved_pub = self.create_publisher(String, itf.TOPIC_RECORDER_SAVED, itf.event_qos())
-        self.create_timer(0.1, self._check_complete)
+        self.status_pub = self.create_publisher(String, itf.TOPIC_RECORDER_STATUS, itf.event_qos())
+        self.ready = False
+        self.create_timer(0.1, self._on_timer)
         self.get_logger().info(f"recording to {self.root} (split={self.p['split']})")
 
     # ---- routing ---------------------------------------------------------------------
@@ -324,6 +334,19 @@ class RecorderNode(Node):
         self._bag_for(ep).write(self.names[itf.TOPIC_EPISODE_EVENT], recv_ns, data)
         self._flush_pending()
         self._check_complete()
+
+    def _on_timer(self):
+        self._check_ready()
+        self._check_complete()
+
+    def _check_ready(self):
+        """Ready once every recorded topic has a matched publisher (said once, latched)."""
+        if self.ready or any(sub.get_publisher_count() == 0 for sub in self.subs.values()):
+            return
+        self.ready = True
+        self.get_logger().info("ready: every recorded topic has a publisher")
+        self.status_pub.publish(itf.json_msg({"recorder": self.get_fully_qualified_name(),
+                                              "ready": True, "root": str(self.root)}))
 
     def _check_complete(self):
         now = time.monotonic()

@@ -55,8 +55,9 @@ def _overrides(args) -> dict[str, dict]:
     tw["episodes"] = args.episodes
     tw["exit_when_done"] = args.episodes > 0
     tw["start_when_matched"] = True
-    # wait for the image subscribers that must not miss the first image
-    tw["min_image_subscribers"] = int(bool(args.record)) + int(args.driver == "policy")
+    # wait for the nodes that must not miss the first image: the policy, a ready recorder
+    tw["min_image_subscribers"] = int(args.driver == "policy")
+    tw["min_recorders"] = int(bool(args.record))
     if args.task:
         tw["task"] = args.task
     if args.objects:

@@ -17,8 +17,9 @@ Episodes: seed of episode k = `seed` + k (setting the `seed` parameter at run ti
 the sequence there). `auto_reset` starts the next episode when one ends, up to `episodes`
 (0 = forever); `parrot/sim/reset` (std_srvs/Trigger) ends the current one (reason
 "reset") and starts the next seed. `start_when_matched` holds the first episode until a
-command publisher (and `min_image_subscribers` image subscribers, e.g. the recorder) are
-discovered, then `start_delay_s` more.
+command publisher, `min_image_subscribers` image subscribers (e.g. the policy node) and
+`min_recorders` ready recorders (`parrot/recorder/status`: every topic they record is
+matched, so they miss none of the episode) are there, then `start_delay_s` more.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ PARAMS = {
     "auto_reset": True,
     "start_when_matched": False,
     "start_delay_s": 0.5,
-    "min_image_subscribers": 0,  # with start_when_matched: e.g. 1 to wait for the recorder
+    "min_image_subscribers": 0,  # with start_when_matched: e.g. 1 to wait for the policy node
+    "min_recorders": 0,  # with start_when_matched: recorders that must be ready first
     "step_without_command": False,
     "image_qos": "sensor",
     "image_encoding": "rgb8",
@@ -101,6 +103,9 @@ class SimTwinNode(Node):
         self.create_subscription(JointState, itf.TOPIC_GRIPPER,
                                  lambda m: self._on_half(self.assembler.add_gripper(m)),
                                  itf.command_qos())
+        self.ready_recorders: set[str] = set()
+        self.create_subscription(String, itf.TOPIC_RECORDER_STATUS, self._on_recorder_status,
+                                 itf.event_qos())
         self.create_service(Trigger, itf.SERVICE_RESET, self._on_reset)
         self.add_on_set_parameters_callback(self._on_params)
 
@@ -238,9 +243,19 @@ class SimTwinNode(Node):
         else:
             self.latest = (stamp_ns, action)
 
+    def _on_recorder_status(self, msg) -> None:
+        try:
+            status = itf.parse_json_msg(msg)
+        except itf.InterfaceError as e:
+            self.get_logger().error(f"bad recorder status: {e}")
+            return
+        if status.get("ready"):
+            self.ready_recorders.add(str(status.get("recorder")))
+
     def _matched(self) -> bool:
         return (self.count_publishers(itf.TOPIC_TWIST) > 0
-                and self.pub_image.get_subscription_count() >= int(self.p["min_image_subscribers"]))
+                and self.pub_image.get_subscription_count() >= int(self.p["min_image_subscribers"])
+                and len(self.ready_recorders) >= int(self.p["min_recorders"]))
 
     def _tick(self):
         now = time.monotonic()
