@@ -6,6 +6,7 @@ Layout of a dataset directory::
       dataset.json              format name/version, image size, action dim
       episodes/<run>-w<k>-<n>.h5   one episode per file (see Episode for the fields)
       stats/<run>-w<k>.json     attempted/kept counters of one collection worker
+      stats/<run>-w<k>.seeds    the seeds it attempted, one a line (`parrot collect --resume`)
 
 Why one file per episode: a collector or recorder that is killed midway must not
 corrupt what it already wrote, and HDF5 gives no such guarantee for a file that is
@@ -134,14 +135,44 @@ class DatasetWriter:
         self._count += 1
         return path
 
-    def record_attempt(self, kept: bool, task: str = "unknown") -> None:
-        """Count one attempted trajectory (kept or filtered out); persisted at once."""
+    def record_attempt(self, kept: bool, task: str = "unknown", seed: int | None = None) -> None:
+        """Count one attempted trajectory (kept or filtered out); persisted at once.
+
+        Call it after write_episode: a kill between the two leaves an episode file that the
+        counters do not know of yet, which attempted_seeds() still finds."""
+        if seed is not None:
+            with open(self.root / STATS_DIR / f"{self.prefix}.seeds", "a") as f:
+                f.write(f"{int(seed)}\n")
         self.stats["attempted"] += 1
         self.stats["kept"] += int(kept)
         t = self.stats["by_task"].setdefault(task, {"attempted": 0, "kept": 0})
         t["attempted"] += 1
         t["kept"] += int(kept)
         atomic_write_text(self.root / STATS_DIR / f"{self.prefix}.json", json.dumps(self.stats))
+
+
+def attempted_seeds(root) -> set[int]:
+    """Seeds that collection workers already attempted in `root` (kept or not)."""
+    root = Path(root)
+    seeds: set[int] = set()
+    for seeds_file in (root / STATS_DIR).glob("*.seeds"):
+        for line in seeds_file.read_text().splitlines():
+            if line.strip().isdigit():  # a kill mid-line leaves a partial last line
+                seeds.add(int(line))
+    for prefix, files in _episodes_by_writer(root).items():
+        stats_file = root / STATS_DIR / f"{prefix}.json"
+        counted = json.loads(stats_file.read_text())["kept"] if stats_file.exists() else 0
+        for path in files[counted:]:  # written, then killed before the attempt was recorded
+            with h5py.File(path, "r") as f:
+                seeds.add(int(f.attrs["seed"]))
+    return seeds
+
+
+def _episodes_by_writer(root: Path) -> dict[str, list[Path]]:
+    groups: dict[str, list[Path]] = {}
+    for path in episode_paths(root):
+        groups.setdefault(path.name.rsplit("-", 1)[0], []).append(path)
+    return groups
 
 
 def read_header(root) -> dict:

@@ -1,14 +1,16 @@
 """`parrot collect`: scripted data collection in the twin (paper Alg. 1/2), in K processes.
 
     parrot collect --task grasp|pick_place|mixed --episodes N --workers K --out DIR \
-        [--objects train] [--seed S] [--image-size 48] [--noise 0.1] [--max-steps 25]
+        [--objects train] [--seed S] [--image-size 48] [--noise 0.1] [--max-steps 25] [--resume]
 
 Episode ``i`` uses seed ``S + i`` for the scene and ``policy_rng(S + i)`` for the policy, so
 the dataset does not depend on K. ``mixed`` alternates grasp (even i) and pick_place (odd i).
 Every episode runs the full ``max_steps`` and is kept only if the task is achieved at the
 last step (the paper's success filter). Each worker writes through its own DatasetWriter
 (shared run id, distinct worker index): a kill loses at most the episodes in flight and a
-rerun appends. Held-out objects are refused: they never enter training data.
+rerun appends. `--resume` attempts only the seeds S .. S+N-1 that no earlier run in DIR
+attempted, so an interrupted collection finishes with the dataset an uninterrupted one
+writes. Held-out objects are refused: they never enter training data.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 
@@ -100,7 +103,7 @@ def _worker(worker: int, indices: list, args: dict, queue) -> None:
             episode, success = collect_episode(envs[task], policy, seed)
             if success:
                 writer.write_episode(episode)
-            writer.record_attempt(success, task)
+            writer.record_attempt(success, task, seed)
             queue.put((worker, task, success))
     finally:
         for env in envs.values():
@@ -118,11 +121,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--image-size", type=int, default=48)
     parser.add_argument("--max-steps", type=int, default=25)
     parser.add_argument("--noise", type=float, default=0.1, help="std of the N(0, s) action noise")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the seeds an earlier run in --out already attempted")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run_collection(task, episodes, workers, out, objects="train", seed=0, image_size=48,
-                   max_steps=25, noise=0.1, progress=True) -> dict:
+                   max_steps=25, noise=0.1, progress=True, resume=False) -> dict:
     """Collect and return {task: {"attempted", "kept"}} (also printed by the CLI)."""
     if objects != "train":
         raise CollectError(f"--objects {objects}: only the train pool may be collected; held-out "
@@ -131,22 +136,31 @@ def run_collection(task, episodes, workers, out, objects="train", seed=0, image_
         raise CollectError(f"unknown task {task!r}; choose one of {COLLECT_TASKS}")
     if episodes < 1 or workers < 1:
         raise CollectError("--episodes and --workers must be >= 1")
-    workers = min(workers, episodes)
+    todo = list(range(episodes))
+    if resume and (Path(out) / "dataset.json").exists():
+        from parrot_core.dataset import attempted_seeds
+        done = attempted_seeds(out)
+        todo = [i for i in todo if seed + i not in done]
+        print(f"resuming {out}: {episodes - len(todo)} of {episodes} episodes already attempted",
+              file=sys.stderr)
+    if not todo:
+        return {}
+    workers = min(workers, len(todo))
     args = {"task": task, "objects": objects, "image_size": image_size, "max_steps": max_steps,
             "seed": seed, "noise": noise, "out": str(out),
             "run_id": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]}
     DatasetWriter(out, (image_size, image_size), worker=0, run_id=args["run_id"])  # header check
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(k, list(range(k, episodes, workers)), args, queue),
-                         daemon=True) for k in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(k, todo[k::workers], args, queue), daemon=True)
+             for k in range(workers)]
     for proc in procs:
         proc.start()
     from tqdm import tqdm
 
     counts: dict = {}
     finished = 0
-    bar = tqdm(total=episodes, desc=f"collect {task}", unit="ep", disable=not progress,
+    bar = tqdm(total=len(todo), desc=f"collect {task}", unit="ep", disable=not progress,
                file=sys.stderr)
     try:
         while finished < workers:
@@ -181,9 +195,13 @@ def main(args) -> int:
     t0 = time.perf_counter()
     counts = run_collection(args.task, args.episodes, args.workers, args.out, objects=args.objects,
                             seed=args.seed, image_size=args.image_size, max_steps=args.max_steps,
-                            noise=args.noise, progress=not args.no_progress)
+                            noise=args.noise, progress=not args.no_progress,
+                            resume=args.resume)
     dt = time.perf_counter() - t0
     total = sum(c["attempted"] for c in counts.values())
+    if total == 0:
+        print(f"{args.out}: every episode was already attempted; nothing to collect")
+        return 0
     print(f"collected into {args.out} in {dt:.1f} s ({total / dt:.2f} trajectories/s, "
           f"{args.workers} workers)")
     for task, c in sorted(counts.items()):

@@ -1,9 +1,10 @@
 """`parrot prior-viz`: random exploration with and without the prior (paper Figure 5).
 
 A random policy without the prior draws actions uniformly in [-1, 1]^7; with the prior it
-draws z ~ N(0, I) and executes a = f(z; image). Both run the same fixed-seed scenes (by
-default held-out objects, which the prior never saw). The script plots the end-effector
-paths of both side by side and prints how often each grasps an object.
+draws z ~ N(0, I) and executes a = f(z; image); the prior's mode runs z = 0 in closed loop.
+All run the same fixed-seed scenes (by default held-out objects, which the prior never saw).
+The script plots the end-effector paths side by side, prints how often each succeeds with a
+95% interval, and prints the localization figures of `sim.prior_diagnostics`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments
+from sim.prior_diagnostics import first_close_miss, reaching_error, summarize_misses
 
 
 @dataclass
@@ -24,6 +26,7 @@ class ExplorationResult:
     successes: list[bool]
     paths: list[np.ndarray]  # per episode (T+1, 3) end-effector positions
     objects: list[np.ndarray]  # per episode (num_objects, 3) initial object positions
+    close_misses: list  # per episode: sideways miss (m) at the first close command, or None
 
     @property
     def success_rate(self) -> float:
@@ -34,41 +37,63 @@ def uniform_sampler(rng: np.random.Generator):
     return lambda obs: rng.uniform(-1.0, 1.0, 7).astype(np.float32)
 
 
-def prior_sampler(prior_dir, rng: np.random.Generator):
-    """Random z through the prior. An export dir runs on onnxruntime, a training run on torch."""
+def load_prior_forward(prior_dir):
+    """(z, image) -> action of one step. An export dir runs on onnxruntime, a run on torch."""
     prior_dir = Path(prior_dir)
     if (prior_dir / "prior_meta.json").exists():
         from parrot_core.onnx_prior import OnnxPrior
         prior = OnnxPrior(prior_dir)
-        return lambda obs: prior.sample(obs[None], rng)[0]
+        return lambda z, obs: prior.forward(z[None], obs[None])[0]
     import torch
 
     from parrot_core.train_prior import load_prior
     model = load_prior(prior_dir)
 
-    def sample(obs):
-        z = torch.from_numpy(rng.standard_normal((1, 7)).astype(np.float32))
+    def forward(z, obs):
         with torch.no_grad():
-            return model.forward(z, torch.from_numpy(obs[None])).numpy()[0]
-    return sample
+            return model.forward(torch.from_numpy(z[None]), torch.from_numpy(obs[None])).numpy()[0]
+    return forward
+
+
+def prior_sampler(forward, rng: np.random.Generator):
+    """Random z ~ N(0, I) through the prior, afresh every step."""
+    return lambda obs: forward(rng.standard_normal(7).astype(np.float32), obs)
+
+
+def prior_mode(forward):
+    """The prior's mode: z = 0."""
+    zero = np.zeros(7, np.float32)
+    return lambda obs: forward(zero, obs)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate (sane at 0 and n successes)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def explore(env: ParrotEnv, sampler, name: str, episodes: int, seed: int,
             progress: bool = True) -> ExplorationResult:
-    result = ExplorationResult(name, [], [], [])
+    result = ExplorationResult(name, [], [], [], [])
     for i in tqdm(range(episodes), desc=name, disable=not progress, leave=False):
         obs, info = env.reset(seed=seed + i)
         path = [info["ee_pos"]]
         result.objects.append(np.array([info["object_positions"][n] for n in info["object_names"]]))
-        success = False
-        done = False
+        success, done, miss = False, False, None
         while not done:
-            obs, _, terminated, truncated, info = env.step(sampler(obs))
+            action = sampler(obs)
+            miss = first_close_miss(info, action, miss)
+            obs, _, terminated, truncated, info = env.step(action)
             path.append(info["ee_pos"])
             success |= bool(info["success"])
             done = terminated or truncated
         result.successes.append(success)
         result.paths.append(np.array(path))
+        result.close_misses.append(miss)
     return result
 
 
@@ -109,6 +134,8 @@ def add_arguments(parser) -> None:
     add_scene_arguments(parser)
     parser.add_argument("--episodes", type=int, default=50, help="episodes per policy")
     parser.add_argument("--seed", type=int, default=10_000, help="first scene seed")
+    parser.add_argument("--reach-episodes", type=int, default=50,
+                        help="scripted episodes for the reaching-error figure (0: skip it)")
     parser.add_argument("--out", default="prior_viz.png", help="PNG to write (JSON beside it)")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -118,28 +145,54 @@ def main(args) -> int:
     env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
                               target_object=args.target_object))
     try:
+        forward = load_prior_forward(args.prior)
         runs = [("random actions (no prior)", uniform_sampler(rng)),
-                ("random z through the prior", prior_sampler(args.prior, rng))]
+                ("random z through the prior", prior_sampler(forward, rng)),
+                ("prior mode (z = 0)", prior_mode(forward))]
         results = [explore(env, sampler, name, args.episodes, args.seed, not args.no_progress)
                    for name, sampler in runs]
+        reach = (reaching_error(env, prior_mode(forward), args.reach_episodes, args.seed)
+                 if args.reach_episodes > 0 else None)
     finally:
         env.close()
     out = Path(args.out)
     plot(results, out)
-    without, with_prior = results
+    without, with_prior, mode = results
     ratio = with_prior.success_rate / max(without.success_rate, 1.0 / args.episodes)
     summary = {
         "task": args.task, "objects": args.objects, "episodes": args.episodes, "seed": args.seed,
         "num_objects": args.num_objects, "target_object": args.target_object,
         "success_without_prior": without.success_rate, "success_with_prior": with_prior.success_rate,
-        "ratio_lower_bound": ratio, "prior": str(args.prior), "plot": str(out),
+        "success_prior_mode": mode.success_rate, "ratio_lower_bound": ratio,
+        "interval95": {r.name: wilson_interval(sum(r.successes), len(r.successes)) for r in results},
+        "close_miss": {r.name: summarize_misses(r.close_misses) for r in results[1:]},
+        "reaching_error": reach.as_dict() if reach else None,
+        "prior": str(args.prior), "plot": str(out),
     }
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    print_summary(args, results, summary, ratio)
+    return 0
+
+
+def print_summary(args, results, summary, ratio) -> None:
     scene = f"{args.num_objects} {args.objects} object(s)" + (
         f", target {args.target_object}" if args.target_object else "")
-    print(f"{args.task} with {scene}, {args.episodes} random episodes each:")
-    print(f"  without prior: {without.success_rate:6.1%} ({sum(without.successes)}/{args.episodes})")
-    print(f"  with prior:    {with_prior.success_rate:6.1%} ({sum(with_prior.successes)}/{args.episodes})")
+    print(f"{args.task} with {scene}, {args.episodes} episodes each (seeds {args.seed}..):")
+    for label, r in zip(("without prior:", "with prior:", "prior mode:"), results):
+        k, n = sum(r.successes), len(r.successes)
+        lo, hi = wilson_interval(k, n)
+        print(f"  {label:15s}{r.success_rate:6.1%} ({k}/{n}, 95% CI {lo:.1%}-{hi:.1%})")
     print(f"  ratio:         >= {ratio:.1f}x (a zero baseline counted as 1/{args.episodes})")
-    print(f"  plot:          {out}")
-    return 0
+    for name, m in summary["close_miss"].items():
+        if m["closed"]:
+            print(f"  {name}: first close {m['median_miss_m'] * 100:.1f} cm sideways from the "
+                  f"nearest object (median of {m['closed']}/{m['episodes']} episodes that closed; "
+                  f"{m['within_2cm']:.0%} within 2 cm)")
+        else:
+            print(f"  {name}: never closed the gripper")
+    reach = summary["reaching_error"]
+    if reach and reach["steps"]:
+        print(f"  reaching error of the prior mode vs scripted, {reach['steps']} steps: median "
+              f"|dx| {reach['median_abs_dx']:.3f} ({reach['median_abs_dx_m'] * 1000:.1f} mm/step), "
+              f"|dy| {reach['median_abs_dy']:.3f} ({reach['median_abs_dy_m'] * 1000:.1f} mm/step)")
+    print(f"  plot:          {args.out}")

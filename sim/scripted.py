@@ -55,7 +55,8 @@ class ScriptedPolicy:
         self.grasp_attempted = False
         self.place_attempted = False
 
-    def _base_action(self, info) -> np.ndarray:
+    def plan(self, info) -> np.ndarray:
+        """The noise-free action of Alg. 1/2 for this step (updates the policy's phase)."""
         a = np.zeros(7)
         if self.object is None:
             names = info["object_names"]
@@ -92,11 +93,15 @@ class ScriptedPolicy:
             a[2] = 1.0
         return a
 
-    def act(self, info) -> np.ndarray:
-        a = self._base_action(info)
+    def add_noise(self, plan: np.ndarray) -> np.ndarray:
+        """The executed action: plan + N(0, noise_std), clipped to +-CLIP."""
+        a = plan
         if self.noise_std > 0:
             a = a + self.rng.normal(0.0, self.noise_std, size=7)
         return np.clip(a, -CLIP, CLIP).astype(np.float32)
+
+    def act(self, info) -> np.ndarray:
+        return self.add_noise(self.plan(info))
 
 
 def make_scripted_policy(task: str, rng: np.random.Generator, noise_std: float = 0.1) -> ScriptedPolicy:

@@ -1,0 +1,78 @@
+"""Does the prior find the object? Localization figures `parrot prior-viz` prints.
+
+- Reaching error: scripted episodes (collection noise) on the viz's scenes; at each step of
+  the reaching phase (gripper open, before the scripted close) the prior's mode action
+  f(0; image) is compared with the scripted policy's noise-free action. Median |dx| and |dy|,
+  in action units and in metres of commanded motion per step.
+- Sideways miss: in closed loop, the horizontal distance from the TCP to the nearest object at
+  the first step that commands the gripper closed (a[6] < -0.5); the scripted policy closes
+  within GRASP_THRESHOLD_M (2 cm).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from parrot_core.action_space import POS_SCALE_M
+from sim.scripted import CLIP, GRASP_THRESHOLD_M, ScriptedPolicy, policy_rng
+
+CLOSE_BELOW = -0.5  # the twin closes the gripper for a[6] < -0.5
+
+
+def horizontal_miss(info) -> float:
+    """Distance (m) in x-y from the TCP to the nearest object."""
+    ee = np.asarray(info["ee_pos"], dtype=np.float64)[:2]
+    objs = np.array([info["object_positions"][n][:2] for n in info["object_names"]])
+    return float(np.min(np.linalg.norm(objs - ee, axis=1)))
+
+
+def first_close_miss(info_before_step, action, already: float | None) -> float | None:
+    """The sideways miss at the first close command of an episode (kept once set)."""
+    if already is None and float(action[6]) < CLOSE_BELOW:
+        return horizontal_miss(info_before_step)
+    return already
+
+
+def summarize_misses(misses: list[float | None]) -> dict:
+    closed = [m for m in misses if m is not None]
+    return {"episodes": len(misses), "closed": len(closed),
+            "median_miss_m": float(np.median(closed)) if closed else None,
+            "within_2cm": (float(np.mean([m <= GRASP_THRESHOLD_M for m in closed]))
+                           if closed else None)}
+
+
+@dataclass
+class ReachingError:
+    steps: int
+    median_abs_dx: float  # action units
+    median_abs_dy: float
+
+    def as_dict(self) -> dict:
+        return {"steps": self.steps, "median_abs_dx": self.median_abs_dx,
+                "median_abs_dy": self.median_abs_dy,
+                "median_abs_dx_m": self.median_abs_dx * POS_SCALE_M,
+                "median_abs_dy_m": self.median_abs_dy * POS_SCALE_M}
+
+
+def reaching_error(env, prior_mode, episodes: int, seed: int, noise_std: float = 0.1) -> ReachingError:
+    """Prior mode vs scripted action at the reaching-phase states of `episodes` scenes."""
+    errors = []
+    for i in range(episodes):
+        obs, info = env.reset(seed=seed + i)
+        policy = ScriptedPolicy(env.config.task, policy_rng(seed + i), noise_std)
+        done = False
+        while not done:
+            reaching = not policy.grasp_attempted and not info["gripper_closed"]
+            plan = policy.plan(info)
+            clean = np.clip(plan, -CLIP, CLIP)
+            if reaching and clean[6] == 0.0:  # not the closing step itself
+                errors.append(np.abs(prior_mode(obs)[:2] - clean[:2]))
+            action = policy.add_noise(plan)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+    if not errors:
+        return ReachingError(0, float("nan"), float("nan"))
+    e = np.array(errors)
+    return ReachingError(len(e), float(np.median(e[:, 0])), float(np.median(e[:, 1])))
