@@ -56,22 +56,33 @@ WORKSPACE_HIGH = np.array([0.60, 0.26, 0.35])
 LEASH_M = 0.05
 MAX_TILT_RAD = 0.6
 MAX_YAW_RAD = np.pi / 2
-# Where things are spawned (table top is z = 0)
-OBJECT_REGION = (np.array([0.30, -0.17]), np.array([0.50, 0.17]))
-CONTAINER_REGION = (np.array([0.32, -0.15]), np.array([0.48, 0.15]))
-MIN_OBJECT_GAP_M = 0.075
-MIN_CONTAINER_GAP_M = 0.115  # object centre to tray centre
+# Where things are spawned (table top is z = 0). Compact (object centres in 22 x 16 cm, the
+# tray's in 16 x 12 cm), so that the camera can frame it tightly and objects look large in
+# 48x48 (roboverse: objects in a 2 x 20 cm strip beside the tray, about 140 px/m). The flat
+# target pad may lie anywhere objects may.
+OBJECT_REGION = (np.array([0.28, -0.08]), np.array([0.50, 0.08]))
+CONTAINER_REGION = (np.array([0.30, -0.06]), np.array([0.46, 0.06]))
+PAD_REGION = OBJECT_REGION
+MIN_OBJECT_GAP_M = 0.085  # centre to centre: OBJECT_SIZE_M plus a 1.5 cm gap
+MIN_CONTAINER_GAP_M = 0.12  # object centre to tray centre: clear of the tray's wall
+MIN_PAD_GAP_M = 0.095  # object centre to pad centre: objects do not start on the pad
+TRAY_PAD_CLEARANCE_M = 0.125  # x or y distance of tray and pad centres: 1 cm between them
+MAX_LAYOUT_DRAWS = 500
 TABLE_HALF = (0.75, 0.75, 0.02)
 TABLE_CENTRE = (0.15, 0.0, -0.02)
 TABLE_RGBA = (0.78, 0.70, 0.58, 1.0)
 
-# Camera: fixed, in front of the robot and a little to its left, looking back at the
-# workspace 45 deg down (the arm at the top of the image, the table filling the rest).
-CAMERA_TARGET = (0.40, 0.0, 0.04)
+# Camera: fixed, in front of the robot, looking back at the spawn region 45 deg down (the
+# gripper's fingertips at the top edge at the start pose, the tray and objects filling the
+# rest). A narrow field of view from 0.62 m rather than roboverse's 60 deg from ~0.3 m: a
+# camera that close would sit where the arm reaches. 45 deg down keeps the gripper's image at
+# the start pose above every object (steeper, it starts to hide the far ones). Figures:
+# `parrot render-scene --stats`.
+CAMERA_TARGET = (float(np.mean([OBJECT_REGION[0][0], OBJECT_REGION[1][0]])), 0.0, 0.02)
 CAMERA_DISTANCE = 0.62
-CAMERA_YAW = 75.0
+CAMERA_YAW = 90.0
 CAMERA_PITCH = -45.0
-CAMERA_FOV = 50.0
+CAMERA_FOV = 29.0
 
 TRAY_COLOURS = [(0.35, 0.55, 0.85, 1.0), (0.85, 0.55, 0.25, 1.0), (0.40, 0.75, 0.45, 1.0),
                 (0.65, 0.45, 0.75, 1.0)]
@@ -201,27 +212,43 @@ class ParrotEnv:
         self._scene_bodies.append(body)
         return body
 
-    def _sample_layout(self, rng):
-        lo, hi = CONTAINER_REGION
-        has_target = self.spec.place == "target" or rng.random() < 0.5
-        for _ in range(1000):
-            tray = rng.uniform(lo, hi)
-            target = rng.uniform(lo, hi) if has_target else None
-            if target is None or np.linalg.norm(tray - target) >= 0.16:
-                break
-        centres = [tray] + ([target] if target is not None else [])
+    def _sample_containers(self, rng, has_pad: bool):
+        tray = rng.uniform(*CONTAINER_REGION)
+        if not has_pad:
+            return tray, None
+        # pad candidates drawn in one batch: a Python loop of draws costs ~1 ms per reset
+        pads = rng.uniform(*PAD_REGION, size=(200, 2))
+        ok = np.flatnonzero(np.abs(pads - tray).max(axis=1) >= TRAY_PAD_CLEARANCE_M)
+        return tray, (pads[ok[0]] if len(ok) else None)
+
+    def _sample_object_xy(self, rng, tray, pad):
+        """Object positions clear of the tray, the pad and each other, or None if stuck."""
+        cand = rng.uniform(*OBJECT_REGION, size=(200 * self.config.num_objects, 2))
+        clear = np.linalg.norm(cand - tray, axis=1) >= MIN_CONTAINER_GAP_M
+        if pad is not None:
+            clear &= np.linalg.norm(cand - pad, axis=1) >= MIN_PAD_GAP_M
         obj_xy = []
-        lo, hi = OBJECT_REGION
-        for _ in range(10000):
-            if len(obj_xy) == self.config.num_objects:
-                break
-            xy = rng.uniform(lo, hi)
-            if all(np.linalg.norm(xy - q) >= MIN_CONTAINER_GAP_M for q in centres) and \
-                    all(np.linalg.norm(xy - q) >= MIN_OBJECT_GAP_M for q in obj_xy):
+        for xy in cand[clear]:
+            if all(np.hypot(*(xy - q)) >= MIN_OBJECT_GAP_M for q in obj_xy):
                 obj_xy.append(xy)
-        else:  # pragma: no cover - region is large enough
-            raise EnvError("could not place objects")
-        return tray, target, obj_xy
+                if len(obj_xy) == self.config.num_objects:
+                    return obj_xy
+        return None
+
+    def _sample_layout(self, rng):
+        # The spawn region is small (objects must look large in 48x48), so a draw of tray and
+        # pad often leaves no room for the objects (about 6 draws per scene with the pad,
+        # 2 without): draw again.
+        has_pad = self.spec.place == "target" or rng.random() < 0.5  # decided once: no bias
+        for _ in range(MAX_LAYOUT_DRAWS):
+            tray, pad = self._sample_containers(rng, has_pad)
+            if has_pad and pad is None:
+                continue
+            obj_xy = self._sample_object_xy(rng, tray, pad)
+            if obj_xy is not None:
+                return tray, pad, obj_xy
+        raise EnvError(f"could not place {self.config.num_objects} objects beside the tray"
+                       f"{' and pad' if has_pad else ''}; OBJECT_REGION too small")
 
     def _sample_objects(self, rng) -> list[str]:
         n = self.config.num_objects
@@ -247,10 +274,10 @@ class ParrotEnv:
         tray_xy, target_xy, obj_xy = self._sample_layout(rng)
         self.tray_pos = np.array([tray_xy[0], tray_xy[1], 0.0])
         self.tray = self._make_tray(self.tray_pos, TRAY_COLOURS[rng.integers(len(TRAY_COLOURS))])
-        self.target_pad_pos = None
+        self.target_pad_pos = self.target_pad = None
         if target_xy is not None:
             self.target_pad_pos = np.array([target_xy[0], target_xy[1], 0.0])
-            self._make_target(self.target_pad_pos, TARGET_COLOURS[rng.integers(len(TARGET_COLOURS))])
+            self.target_pad = self._make_target(self.target_pad_pos, TARGET_COLOURS[rng.integers(len(TARGET_COLOURS))])
         names = self._sample_objects(rng)
         self.bodies = {}
         for name, xy in zip(names, obj_xy):
@@ -348,6 +375,29 @@ class ParrotEnv:
         rgb, depth = self._camera(self.client, h, w, proj)
         empty = depth >= 0.99999
         return np.where(empty[:, :, None], self._background(h, w, proj), rgb)
+
+    def segmentation(self, size=None) -> np.ndarray:
+        """Body unique id per pixel of the fixed camera (-1: nothing drawn), int32 (H, W).
+
+        Same view as ``render_obs``; the table is not drawn, so it reads -1 (sim/scene_stats.py
+        uses this to measure how large objects appear and whether the arm hides them).
+        """
+        h, w = self.image_hw if size is None else size
+        proj = self._proj if size is None else p.computeProjectionMatrixFOV(CAMERA_FOV, w / h, 0.05, 3.0)
+        _, _, _, _, seg = p.getCameraImage(w, h, self._view, proj, renderer=p.ER_TINY_RENDERER,
+                                           shadow=0, physicsClientId=self.client)
+        return np.asarray(seg, dtype=np.int32).reshape(h, w)
+
+    def project(self, points) -> np.ndarray:
+        """Pixel coordinates (u right, v down; float) of world points (N, 3) in the observation."""
+        h, w = self.image_hw
+        view = np.asarray(self._view).reshape(4, 4).T
+        proj = np.asarray(self._proj).reshape(4, 4).T
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        pts = np.c_[pts, np.ones(len(pts))]
+        clip = (proj @ view @ pts.T).T
+        ndc = clip[:, :2] / clip[:, 3:4]
+        return np.c_[(ndc[:, 0] + 1) / 2 * w, (1 - ndc[:, 1]) / 2 * h]
 
     def _object_pos(self, name) -> np.ndarray:
         return np.array(p.getBasePositionAndOrientation(self.bodies[name], physicsClientId=self.client)[0])

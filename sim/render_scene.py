@@ -6,6 +6,11 @@ Left: the fixed camera at ``--size`` pixels. Right: the policy's observation at
 ``--image-size`` (default 48) scaled up with nearest-neighbour, so what the prior sees is
 visible pixel by pixel. ``--steps N`` first runs N steps of the scripted policy (seeded
 like collection) so the arm is shown mid-task.
+
+    parrot render-scene --stats [--scenes 200] [--seed 0] [--image-size 48]
+
+prints, for the train and held-out pools, how large objects appear in the observation and
+whether the gripper hides them at the start pose (sim/scene_stats.py); no PNG.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--task", default="pick_place",
                         choices=["grasp", "lift", "pick_place", "place_on_target"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="PNG path to write")
+    parser.add_argument("--out", help="PNG path to write (required unless --stats)")
     parser.add_argument("--size", type=int, default=256, help="side of the person's view (px)")
     parser.add_argument("--image-size", type=int, default=48, help="observation size (px)")
     parser.add_argument("--objects", default="train", choices=["train", "heldout"])
     parser.add_argument("--steps", type=int, default=0, help="scripted steps to run first")
+    parser.add_argument("--stats", action="store_true",
+                        help="print object size / occlusion figures over --scenes scenes per pool")
+    parser.add_argument("--scenes", type=int, default=200, help="scenes per pool for --stats")
 
 
 def render_scene(task="pick_place", seed=0, size=256, image_size=48, objects="train", steps=0):
@@ -49,7 +57,28 @@ def render_scene(task="pick_place", seed=0, size=256, image_size=48, objects="tr
         return env.render_obs((size, size)), obs
 
 
+def print_stats(scenes: int, seed: int, image_size: int) -> None:
+    import time
+
+    from sim.scene_stats import format_table, pool_stats
+
+    if image_size < 8:
+        raise RenderSceneError("--image-size must be >= 8")
+    t0 = time.perf_counter()
+    rows = [pool_stats(pool, scenes, seed, image_size) for pool in ("train", "heldout")]
+    print(f"objects in the {image_size}x{image_size} observation at the start pose, "
+          f"seeds {seed}..{seed + scenes - 1} per pool "
+          "(width = sqrt(mask area), bbox = longer side of the mask's box, in px):")
+    print(format_table(rows))
+    print(f"({time.perf_counter() - t0:.1f} s)")
+
+
 def main(args) -> int:
+    if args.stats:
+        print_stats(args.scenes, args.seed, args.image_size)
+        return 0
+    if not args.out:
+        raise RenderSceneError("--out is required (or pass --stats)")
     big, obs = render_scene(args.task, args.seed, args.size, args.image_size, args.objects, args.steps)
     small = cv2.resize(obs, (args.size, args.size), interpolation=cv2.INTER_NEAREST)
     gap = np.full((args.size, 8, 3), 255, np.uint8)

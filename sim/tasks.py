@@ -7,7 +7,8 @@ All heights are in metres above the object's resting height at the start of the 
   HELD_DIST_M of the tool centre point (as in roboverse: lifted and near the gripper).
 * ``lift``: the named ``target_object`` lifted >= LIFT_M above its spawn height, near the TCP.
 * ``pick_place``: the named object inside the tray (x-y within TRAY_INNER_HALF_M of its
-  centre, below the rim) with the gripper commanded open.
+  centre, raised less than TRAY_WALL_M above its spawn height, i.e. its bottom below the
+  rim whatever its size) with the gripper commanded open.
 * ``place_on_target``: the named object resting (< REST_TOL_M above spawn height) with its
   centre within TARGET_RADIUS_M of the flat target pad's centre, gripper open.
 
@@ -72,8 +73,10 @@ def is_success(task: str, *, positions: dict, spawn_z: dict, ee_pos, gripper_clo
         return _lifted(pos, spawn_z[target_object], ee, LIFT_M)
     if task == "pick_place":
         d = np.abs(pos[:2] - np.asarray(tray_pos)[:2])
+        # Relative to the spawn height, not an absolute z: a 7 cm object standing in the
+        # tray has its centre above the 3.5 cm rim.
         return bool(not gripper_closed and d.max() <= TRAY_INNER_HALF_M
-                    and pos[2] <= tray_pos[2] + TRAY_WALL_M)
+                    and pos[2] - spawn_z[target_object] <= tray_pos[2] + TRAY_WALL_M)
     if task == "place_on_target":
         d = float(np.linalg.norm(pos[:2] - np.asarray(target_pos)[:2]))
         return bool(not gripper_closed and d <= TARGET_RADIUS_M

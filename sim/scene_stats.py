@@ -1,0 +1,148 @@
+"""How large objects appear in the policy's observation, and whether the arm hides them.
+
+    parrot render-scene --stats [--scenes 200] [--seed 0] [--image-size 48]
+
+For each pool (train, heldout), ``scenes`` pick_place scenes with seeds ``seed ... seed +
+scenes - 1`` are built and measured at the start pose from PyBullet's segmentation mask:
+
+* object width in px: sqrt of the object's mask area, and the larger side of its mask's
+  bounding box, both in a render without the arm (what the object itself covers; other
+  objects and the tray walls still hide parts of it);
+* occlusion by the gripper: object pixels in the arm-free render that the arm covers in the
+  real one (an object counts as occluded if the arm hides any of its pixels);
+* in view: every vertex of each object's mesh, and the corners of the tray and target pad,
+  project inside the image;
+* px/m: image distance of two table points 10 cm apart, along x and along y, at the centre
+  of the object spawn region.
+
+The figures are printed as a table per pool (median and 10th percentile over all objects).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+import pybullet as p
+
+STATS_TASK = "pick_place"  # has the tray, so the tray's framing is measured too
+FAR_AWAY = (0.0, 0.0, -10.0)  # where the arm goes for the arm-free render (below the table)
+
+
+class SceneStatsError(ValueError):
+    """Bad scene-statistics request."""
+
+
+@contextmanager
+def arm_removed(env):
+    """Move the arm out of sight (not simulated meanwhile) and put it back."""
+    c = dict(physicsClientId=env.client)
+    pos, orn = p.getBasePositionAndOrientation(env.robot.id, **c)
+    p.resetBasePositionAndOrientation(env.robot.id, FAR_AWAY, orn, **c)
+    try:
+        yield
+    finally:
+        p.resetBasePositionAndOrientation(env.robot.id, pos, orn, **c)
+
+
+def _bbox_side(mask: np.ndarray) -> int:
+    rows, cols = np.nonzero(mask)
+    if len(rows) == 0:
+        return 0
+    return int(max(rows.max() - rows.min(), cols.max() - cols.min()) + 1)
+
+
+def _inside(env, points) -> bool:
+    uv = env.project(points)
+    h, w = env.image_hw
+    return bool((uv >= 0).all() and (uv[:, 0] <= w).all() and (uv[:, 1] <= h).all())
+
+
+def _object_in_view(env, name) -> bool:
+    """Every mesh vertex, at the object's current pose, projects inside the image."""
+    from sim.objects import mesh_vertices
+
+    pos, orn = p.getBasePositionAndOrientation(env.bodies[name], physicsClientId=env.client)
+    rot = np.array(p.getMatrixFromQuaternion(orn)).reshape(3, 3)
+    return _inside(env, mesh_vertices(name) @ rot.T + pos)
+
+
+def _containers_in_view(env) -> bool:
+    """The tray's and (if any) the target pad's corners project inside the image."""
+    bodies = [env.tray] + ([env.target_pad] if env.target_pad is not None else [])
+    corners = []
+    for body in bodies:  # AABBs are tight: tray and pad are axis-aligned boxes
+        lo, hi = p.getAABB(body, physicsClientId=env.client)
+        corners += [[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    return _inside(env, corners)
+
+
+def measure_scene(env, seed: int) -> dict:
+    """Per-object pixel figures of one scene at the start pose (see module docstring)."""
+    env.reset(seed=seed)
+    seg_arm = env.segmentation()
+    with arm_removed(env):
+        seg_free = env.segmentation()
+    objects = []
+    for name in env.object_names:
+        body = env.bodies[name]
+        free = seg_free == body
+        area = int(free.sum())
+        hidden = int((free & (seg_arm != body)).sum())
+        objects.append({"name": name, "area": area, "width": float(np.sqrt(area)),
+                        "bbox": _bbox_side(free), "hidden": hidden,
+                        "in_view": _object_in_view(env, name)})
+    return {"objects": objects, "tray_in_view": _containers_in_view(env)}
+
+
+def px_per_metre(env) -> tuple[float, float]:
+    """Image distance (px) per metre on the table, along world x and y, at the spawn centre."""
+    from sim.env import OBJECT_REGION
+
+    c = (OBJECT_REGION[0] + OBJECT_REGION[1]) / 2
+    d = 0.05
+    pts = [[c[0] - d, c[1], 0], [c[0] + d, c[1], 0], [c[0], c[1] - d, 0], [c[0], c[1] + d, 0]]
+    uv = env.project(pts)
+    return (float(np.linalg.norm(uv[1] - uv[0]) / (2 * d)),
+            float(np.linalg.norm(uv[3] - uv[2]) / (2 * d)))
+
+
+def pool_stats(objects: str, scenes: int = 200, seed: int = 0, image_size: int = 48) -> dict:
+    """Summary figures over ``scenes`` scenes of pool ``objects``."""
+    from sim.env import EnvConfig, ParrotEnv
+
+    if scenes < 1:
+        raise SceneStatsError("--scenes must be >= 1")
+    with ParrotEnv(EnvConfig(task=STATS_TASK, objects=objects, image_size=image_size)) as env:
+        results = [measure_scene(env, seed + i) for i in range(scenes)]
+        ppm = px_per_metre(env)
+    objs = [o for r in results for o in r["objects"]]
+    width = np.array([o["width"] for o in objs])
+    bbox = np.array([o["bbox"] for o in objs])
+    hidden = np.array([o["hidden"] / max(o["area"], 1) for o in objs])
+    return {
+        "pool": objects, "scenes": scenes, "objects": len(objs),
+        "width_median": float(np.median(width)), "width_p10": float(np.percentile(width, 10)),
+        "bbox_median": float(np.median(bbox)), "bbox_p10": float(np.percentile(bbox, 10)),
+        "occluded_frac": float((hidden > 0).mean()), "hidden_px_frac": float(hidden.mean()),
+        "objects_in_view": float(np.mean([o["in_view"] for o in objs])),
+        "tray_in_view": float(np.mean([r["tray_in_view"] for r in results])),
+        "px_per_m_x": ppm[0], "px_per_m_y": ppm[1],
+    }
+
+
+COLUMNS = [  # (header, key, format)
+    ("pool", "pool", "{}"), ("scenes", "scenes", "{}"), ("objects", "objects", "{}"),
+    ("width med", "width_median", "{:.1f}"), ("width p10", "width_p10", "{:.1f}"),
+    ("bbox med", "bbox_median", "{:.0f}"), ("bbox p10", "bbox_p10", "{:.0f}"),
+    ("occluded", "occluded_frac", "{:.1%}"), ("hidden px", "hidden_px_frac", "{:.2%}"),
+    ("objs in view", "objects_in_view", "{:.1%}"), ("tray+pad in view", "tray_in_view", "{:.1%}"),
+    ("px/m x", "px_per_m_x", "{:.0f}"), ("px/m y", "px_per_m_y", "{:.0f}"),
+]
+
+
+def format_table(rows: list[dict]) -> str:
+    cells = [[h for h, _, _ in COLUMNS]] + [[f.format(r[k]) for _, k, f in COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:])
