@@ -1,7 +1,7 @@
 """`parrot train-prior`: fit the flow prior by maximum likelihood (paper 3.1, Appendix D).
 
     parrot train-prior --data DIR --out RUN [--steps N | --epochs E] [--batch-size 256]
-                       [--lr 1e-4] [--val-fraction 0.1] [--device auto] [--resume]
+                       [--lr 1e-4] [--val-fraction 0.1] [--tasks T,..] [--device auto] [--resume]
 
 What a run directory holds::
 
@@ -161,6 +161,21 @@ def evaluate_nll(model: ConditionalRealNVP, images: torch.Tensor, actions: torch
 
 # ---- the CLI -----------------------------------------------------------------------------
 
+def episodes_of_tasks(root: Path, tasks: tuple[str, ...]) -> list[str]:
+    """Episode file names of the dataset, only those whose `task` attr is in `tasks` if given."""
+    paths = episode_paths(root)
+    if not tasks:
+        return [p.name for p in paths]
+    import h5py
+    keep = []
+    for p in paths:
+        with h5py.File(p, "r") as f:
+            task = f.attrs.get("task", "")
+        if (task.decode() if isinstance(task, bytes) else task) in tasks:
+            keep.append(p.name)
+    return keep
+
+
 def _int_list(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split(",") if v.strip())
 
@@ -174,6 +189,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="fraction of EPISODES held out")
+    parser.add_argument("--tasks", type=lambda t: tuple(v for v in t.split(",") if v),
+                        default=(), help="train on these tasks' episodes only, e.g. pick_place "
+                                         "(default: every episode)")
     parser.add_argument("--eval-every", type=int, default=500, help="steps between val NLL / checkpoints")
     parser.add_argument("--augment", choices=["none", "shift"], default="shift",
                         help="training-image augmentation: random +-2 px shift (default) or none")
@@ -222,9 +240,13 @@ def main(args) -> int:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     header = read_header(data)
-    names = [p.name for p in episode_paths(data)]
+    tasks = tuple(args.tasks)
+    if args.resume and (out / LAST).exists():  # the run's own task filter, not the CLI's
+        tasks = tuple(_torch_load(out / LAST)["train"].get("tasks", ()))
+    names = episodes_of_tasks(data, tasks)
     if not names:
-        raise PriorTrainingError(f"{data}: dataset has no episodes")
+        raise PriorTrainingError(f"{data}: dataset has no episodes" +
+                                 (f" of task {', '.join(tasks)}" if tasks else ""))
     h, w = (int(v) for v in header["image_size"])
 
     if args.resume:
@@ -233,12 +255,13 @@ def main(args) -> int:
         ckpt = _torch_load(out / LAST)
         config = PriorConfig.from_dict(ckpt["config"])
         train_cfg = dict(ckpt["train"])
-        val_names = [n for n in ckpt["split"]["val"] if n in set(names)]
-        missing = len(ckpt["split"]["val"]) - len(val_names)
+        present, saved_val = set(names), set(ckpt["split"]["val"])
+        val_names = [n for n in ckpt["split"]["val"] if n in present]
+        missing = len(saved_val) - len(val_names)
         if missing:
             print(f"parrot train-prior: warning: {missing} validation episodes are gone from {data}",
                   file=sys.stderr)
-        train_names = [n for n in names if n not in set(ckpt["split"]["val"])]
+        train_names = [n for n in names if n not in saved_val]
         start_step, best_val = int(ckpt["step"]), float(ckpt["best_val_nll"])
     else:
         if (out / LAST).exists():
@@ -249,7 +272,8 @@ def main(args) -> int:
             coupling_hidden=tuple(args.coupling_hidden), encoder_hidden=tuple(args.encoder_hidden),
             feature_dim=args.feature_dim, conv_channels=args.conv_channels)
         train_cfg = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                     "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2}
+                     "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2,
+                     "tasks": list(tasks)}
         train_names, val_names = split_episodes(names, args.val_fraction, args.seed)
         start_step, best_val, ckpt = 0, float("inf"), None
     if [h, w] != _config_hw(config):

@@ -7,6 +7,7 @@ few seconds on a shared CPU.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 
 import numpy as np
@@ -195,3 +196,23 @@ def test_load_prior_errors_are_clear(tmp_path):
     (tmp_path / "bad" / "best.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(PriorLoadError, match="corrupt"):
         load_prior(tmp_path / "bad")
+
+
+def test_train_prior_tasks_trains_on_that_tasks_episodes_only(tmp_path):
+    """--tasks pick_place keeps only the pick_place episodes (the split and config say so,
+    and a resume keeps the run's filter); a task with no episodes is a clear error."""
+    data = tmp_path / "data"
+    write_dataset(data)
+    writer = DatasetWriter(data, (16, 16), worker=1, run_id="pp")
+    for e in range(4):
+        img = np.full((20, 16, 16, 3), 90, np.uint8)
+        act = np.zeros((20, 7), np.float32)
+        writer.write_episode(Episode(img, act, attrs={"task": "pick_place", "seed": 100 + e}))
+    assert main(train_args(data, tmp_path / "pp", steps=4, eval_every=2, tasks="pick_place")) == 0
+    config = json.loads((tmp_path / "pp" / "config.json").read_text())
+    assert config["dataset"]["episodes"] == 4 and config["train"]["tasks"] == ["pick_place"]
+    assert main(train_args(data, tmp_path / "pp", steps=6, eval_every=2, resume=True)) == 0
+    config = json.loads((tmp_path / "pp" / "config.json").read_text())
+    assert config["dataset"]["episodes"] == 4
+    with pytest.raises(PriorTrainingError, match="no episodes of task lift"):
+        main(train_args(data, tmp_path / "lift", steps=2, tasks="lift"))
