@@ -50,9 +50,11 @@ def main() -> int:
            "--encoder-hidden", "256", "--coupling-hidden", "128,128", "--feature-dim", "64")
     parrot("export", "--prior", str(run), "--out", str(export), "--exporter", "torchscript")
     parrot("prior-viz", "--prior", str(export), "--task", "grasp", "--objects", "heldout",
-           "--episodes", "20", "--out", str(OUT / "prior_viz_demo_prior.png"), "--no-progress")
+           "--episodes", "20", "--reach-episodes", "10",
+           "--out", str(OUT / "prior_viz_demo_prior.png"), "--no-progress")
     parrot("prior-viz", "--prior", str(SHIPPED_PRIOR), "--task", "grasp", "--objects",
-           "heldout", "--episodes", "40", "--out", str(OUT / "prior_viz.png"), "--no-progress")
+           "heldout", "--episodes", "40", "--reach-episodes", "20",
+           "--out", str(OUT / "prior_viz.png"), "--no-progress")
     parrot("sim", "--driver", "policy", "--mode", "prior", "--prior", str(SHIPPED_PRIOR),
            "--task", "grasp", "--objects", "heldout", "--episodes", "8",
            "--summary", str(OUT / "sim_summary.json"))

@@ -22,6 +22,7 @@ COMMANDS = {
     "train-rl": ("sim.train_rl", "SAC on a twin task: parrot | sac | bc-sac"),
     "plot-curves": ("parrot_core.plot_curves", "success vs env steps for several runs"),
     "export-policy": ("parrot_core.export_policy", "export a SAC policy to ONNX"),
+    "eval-policy": ("sim.eval_policy", "an exported policy in the twin: success rate with 95% CI"),
     "bag2dataset": ("parrot_bringup.bag2dataset", "convert ROS 2 bags into a prior dataset"),
     "launch": ("parrot_bringup.launcher", "start a launch file's nodes without ros2 launch"),
     "sim": ("parrot_bringup.sim_stack", "the whole sim stack composed in one process"),

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from parrot_core.intervals import wilson_interval
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments
 from sim.prior_diagnostics import first_close_miss, reaching_error, summarize_misses
 
@@ -64,16 +65,6 @@ def prior_mode(forward):
     """The prior's mode: z = 0."""
     zero = np.zeros(7, np.float32)
     return lambda obs: forward(zero, obs)
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate (sane at 0 and n successes)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def explore(env: ParrotEnv, sampler, name: str, episodes: int, seed: int,

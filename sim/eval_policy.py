@@ -1,0 +1,100 @@
+"""`parrot eval-policy`: an exported policy in the twin, on fixed seeds, before it goes to the arm.
+
+    parrot eval-policy --policy EXPORT_DIR --task grasp --objects heldout --episodes 100 --seed 20000
+    parrot eval-policy --policy EXPORT_DIR --prior PRIOR_EXPORT ...   # prior in another directory
+
+Runs exactly what robot compute runs: `policy.onnx` on onnxruntime (no torch) and, for a PARROT
+policy (it outputs z), the prior export it was trained with (`prior_forward.onnx` beside it by
+default; the pairing is checked by weights hash). The deterministic (mean) output acts; each
+episode `i` is the scene of seed `S + i`. Prints the success rate with its 95% Wilson interval
+and writes the per-episode results as JSON with `--out`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from parrot_core.intervals import wilson_interval
+from sim.env import EnvConfig, ParrotEnv, add_scene_arguments
+
+
+class EvalPolicyError(RuntimeError):
+    """An evaluation that cannot run as asked."""
+
+
+def load_actor(policy_dir, prior_dir=None):
+    """obs (H, W, 3) uint8 -> action (7,), from the exports (onnxruntime only)."""
+    from parrot_core.onnx_policy import OnnxPolicy
+    policy = OnnxPolicy(policy_dir)
+    prior = None
+    if policy.outputs == "z":
+        from parrot_core.onnx_prior import OnnxPrior
+        prior_dir = Path(prior_dir or policy_dir)
+        if not (prior_dir / "prior_meta.json").exists():
+            raise EvalPolicyError(f"{policy_dir}: this {policy.algo} policy outputs z and {prior_dir} "
+                                  f"holds no prior export; pass --prior PRIOR_EXPORT_DIR")
+        prior = OnnxPrior(prior_dir)
+        policy.check_prior(prior)
+    return policy, (lambda obs: policy.act(obs[None], prior)[0])
+
+
+def run_episodes(env: ParrotEnv, act, episodes: int, seed: int, progress: bool = True) -> list[dict]:
+    results = []
+    for i in tqdm(range(episodes), desc="eval-policy", unit="ep", disable=not progress):
+        obs, info = env.reset(seed=seed + i)
+        done, success, steps = False, False, 0
+        while not done:
+            obs, _, terminated, truncated, info = env.step(act(obs))
+            success |= bool(info["success"])
+            steps += 1
+            done = terminated or truncated
+        results.append({"seed": seed + i, "success": success, "steps": steps,
+                        "objects": list(info["object_names"])})
+    return results
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--policy", required=True, help="`parrot export-policy` directory")
+    parser.add_argument("--prior", help="prior export (default: the policy's directory)")
+    parser.add_argument("--task", required=True, help="twin task whose success is counted")
+    parser.add_argument("--objects", default="heldout", choices=["train", "heldout"])
+    add_scene_arguments(parser)
+    parser.add_argument("--episodes", type=int, default=100, help="fixed-seed episodes")
+    parser.add_argument("--seed", type=int, default=20_000, help="first scene seed")
+    parser.add_argument("--max-steps", type=int, default=25, help="steps per episode")
+    parser.add_argument("--out", help="write per-episode results and the summary here (JSON)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def main(args) -> int:
+    if args.episodes < 1:
+        raise EvalPolicyError(f"--episodes must be >= 1, got {args.episodes}")
+    policy, act = load_actor(args.policy, args.prior)
+    size = tuple(policy.meta["image_size"])
+    env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
+                              target_object=args.target_object, image_size=size,
+                              max_steps=args.max_steps))
+    t0 = time.perf_counter()
+    try:
+        results = run_episodes(env, act, args.episodes, args.seed, not args.no_progress)
+    finally:
+        env.close()
+    k, n = sum(r["success"] for r in results), len(results)
+    lo, hi = wilson_interval(k, n)
+    summary = {"policy": str(args.policy), "algo": policy.algo, "task": args.task,
+               "objects": args.objects, "num_objects": args.num_objects,
+               "target_object": args.target_object, "seed": args.seed, "episodes": n,
+               "successes": k, "success_rate": k / n, "interval95": [lo, hi],
+               "wall_s": round(time.perf_counter() - t0, 1)}
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({**summary, "episodes_detail": results}, indent=2))
+    print(f"{args.task} with {args.num_objects} {args.objects} object(s), {n} episodes "
+          f"(seeds {args.seed}..{args.seed + n - 1}), {policy.algo} policy {args.policy}:")
+    print(f"  success {k}/{n} = {k / n:.1%} (95% CI {lo:.1%}-{hi:.1%}) in {summary['wall_s']} s")
+    return 0
