@@ -18,21 +18,34 @@ ROT_SCALE_RAD = 0.15
 GRIPPER_THRESHOLD = 0.5
 
 
+# Slack for float round trips (twist in m/s -> action) before a command counts as out of range.
+RANGE_TOLERANCE = 1e-6
+
+
 class InvalidActionError(ValueError):
     """An action that must never reach an arm (wrong shape, NaN or inf)."""
 
 
-def validate_action(action, name: str = "action") -> np.ndarray:
-    """Return ``action`` as a float32 (7,) array clipped to [-1, 1].
+class ActionOutOfRangeError(InvalidActionError):
+    """A finite action outside [-1, 1] where it must be refused (a command to an arm)."""
+
+
+def validate_action(action, name: str = "action", strict: bool = False) -> np.ndarray:
+    """Return ``action`` as a float32 (7,) array in [-1, 1].
 
     Raises InvalidActionError for a wrong shape or any NaN/inf: such an action is
-    rejected, never clipped into something that looks valid.
+    rejected, never clipped into something that looks valid. Finite values outside [-1, 1]
+    are clipped (a policy's output), or with ``strict`` (a command on its way to an arm)
+    raise ActionOutOfRangeError: clipping would change its size or its direction.
     """
     a = np.asarray(action, dtype=np.float64)
     if a.shape != (ACTION_DIM,):
         raise InvalidActionError(f"{name} must have shape ({ACTION_DIM},), got {a.shape}")
     if not np.all(np.isfinite(a)):
         raise InvalidActionError(f"{name} contains NaN or inf: {a.tolist()}")
+    if strict and np.any(np.abs(a) > 1.0 + RANGE_TOLERANCE):
+        raise ActionOutOfRangeError(f"{name} outside [-1, 1]: {np.round(a, 4).tolist()} "
+                                    f"(refused, not clipped)")
     return np.clip(a, -1.0, 1.0).astype(np.float32)
 
 

@@ -131,6 +131,9 @@ CASES = {
     "rotation_limit": ([0, 0, 0, 1, 1, 0, 0], {}, "> 0.200 rad"),
     "workspace": ([-1, 0, 0, 0, 0, 0, 0], {}, "outside box"),
     "stale_image": (GOOD, {"stamp_age_s": 1.0}, "old"),
+    "future_stamp": (GOOD, {"stamp_age_s": -1.0}, "in the future"),
+    # 0.7 m/s at 10 Hz: was clipped to 0.3 m/s and applied
+    "out_of_range": ([2.33, 0, 0, 0, 0, 0, 0], {}, "not clipped"),
 }
 
 
@@ -162,6 +165,25 @@ def test_stale_joint_states_stop_the_arm(active):
     stream(arm, TIMEOUT + 0.3)
     assert_stopped_because(arm, "joint_states", t0, "TCP unknown")
     arm.publish_joints = True
+
+
+@pytest.mark.parametrize("bad_joint", [float("nan"), 9.0])
+def test_non_finite_or_implausible_joint_state_stops_the_arm(active, bad_joint):
+    """A NaN joint (FK would give a NaN TCP that passes every box comparison) or one far
+    beyond its limit stops the arm at once, and commands stay refused until it is sane."""
+    arm, _ = active
+    go(arm)
+    t0 = time.monotonic()
+    arm.q = [bad_joint] + list(Q0[1:])
+    try:
+        assert_stopped_because(arm, "joint_states",
+                               t0, "non-finite" if bad_joint != bad_joint else "beyond")
+        t1 = time.monotonic()
+        stream(arm, 0.3)
+        assert not moving(arm, t1)
+    finally:
+        arm.q = list(Q0)
+    go(arm)
 
 
 def test_estop_latches_until_released_and_reset(active):

@@ -34,6 +34,17 @@ def test_ik_reaches_a_delta_and_refuses_the_unreachable(kin):
         kin.ik(Q0, [2.0, 0.0, 0.3], orn)
 
 
+@pytest.mark.parametrize("field", ["q", "target", "orn"])
+def test_ik_refuses_non_finite_inputs_at_once(kin, field):
+    """PyBullet's IK hung for minutes on a NaN target; non-finite inputs are refused before it
+    runs, naming which one."""
+    pos, orn = kin.fk(Q0)
+    q, target, torn = list(Q0), list(pos), list(orn)
+    {"q": q, "target": target, "orn": torn}[field][0] = float("nan")
+    with pytest.raises(KinematicsError, match="not finite"):
+        kin.ik(q, target, torn)
+
+
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("traj")

@@ -52,7 +52,9 @@ def test_killed_recorders_leave_finished_episodes_convertible(tmp_path):
         procs.append(start_node("sim_twin", {"control_rate_hz": RATE_HZ, "seed": 3,
                                              "max_steps": STEPS, "terminate_on_success": False,
                                              "image_qos": "reliable", "start_when_matched": True,
-                                             "start_delay_s": 0.5, "min_recorders": 2},
+                                             "start_delay_s": 0.5, "min_recorders": 2,
+                                             # 20 Hz x 3 cm steps: above the 0.6 m/s default
+                                             "safety.max_speed_m_s": 1.2},
                                 env, tmp_path / "twin.log"))
 
         def on_event(msg):

@@ -67,6 +67,23 @@ def test_action_round_trip_units_and_validation():
     np.testing.assert_array_equal(joined, a)
 
 
+def test_over_limit_twist_is_refused_with_the_limit_in_m_per_s():
+    """A 0.7 m/s twist at 10 Hz (2.33x a full-scale step) is refused, never clipped to
+    0.3 m/s; the error says the limit in m/s at that rate. Exactly full scale passes."""
+    from geometry_msgs.msg import TwistStamped
+    from sensor_msgs.msg import JointState
+
+    from parrot_core.action_space import ActionOutOfRangeError
+    fast = TwistStamped()
+    fast.twist.linear.x = 0.7
+    grip = JointState(name=["gripper"], position=[0.0])
+    with pytest.raises(ActionOutOfRangeError, match="0.30 m/s"):
+        itf.msgs_to_action(fast, grip, 10.0)
+    full = TwistStamped()
+    full.twist.linear.x = POS_SCALE_M * 10.0
+    assert itf.msgs_to_action(full, grip, 10.0)[0] == pytest.approx(1.0)
+
+
 def test_json_codec_keeps_numpy_dtypes_exactly():
     """Privileged-state JSON round-trips arrays with dtype and shape, scalars, tuples, None."""
     info = {"ee_pos": np.array([0.1, 0.2, 0.3], np.float32), "q": np.arange(6.0).reshape(2, 3),

@@ -90,7 +90,8 @@ def test_twin_moves_the_arm_for_a_command_and_resets_on_request(tmp_path):
 def test_twin_passes_commands_through_the_safety_filter(tmp_path):
     """The sim path uses the same safety rules as the hardware bridge: with a per-step
     translation limit below the command, the twin steps with zero motion (the arm stays
-    put) and logs the stop with its reason."""
+    put) and logs the stop with its reason; a twist beyond a full-scale step is refused
+    (not clipped) and does not take the node down."""
     from std_msgs.msg import String
 
     from parrot_bringup import interfaces as itf
@@ -121,6 +122,13 @@ def test_twin_passes_commands_through_the_safety_filter(tmp_path):
         assert t.spin_until(lambda: infos[-1]["step"] == 1, 10), log.read_text()
         moved = np.asarray(infos[-1]["info"]["ee_pos"]) - np.asarray(first["info"]["ee_pos"])
         assert np.all(np.abs(moved) < 0.3 * POS_SCALE_M), moved
+        # a twist 3x faster than a full-scale step: refused (not clipped), the node lives on
+        fast, g = itf.action_to_msgs(np.zeros(7, np.float32), infos[-1]["stamp_ns"], RATE)
+        fast.twist.linear.x = 3 * POS_SCALE_M * RATE
+        pub_t.publish(fast)
+        pub_g.publish(g)
+        assert t.spin_until(lambda: "STOP [out_of_range]" in log.read_text(), 10), log.read_text()
+        assert proc.poll() is None and infos[-1]["step"] == 1
     finally:
         t.close()
         stop(proc)

@@ -9,8 +9,8 @@ GOOD = np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32)
 EE_CENTER = (0.45, 0.0, 0.25)
 
 
-def fresh_filter(**overrides) -> SafetyFilter:
-    f = SafetyFilter(SafetyConfig(**overrides))
+def fresh_filter(rate_hz: float = 10.0, **overrides) -> SafetyFilter:
+    f = SafetyFilter(SafetyConfig(**overrides), control_rate_hz=rate_hz)
     f.on_image(now=0.0)
     return f
 
@@ -82,3 +82,37 @@ def test_stale_or_lagging_images_stop():
     d = f.check_command(GOOD, now=1.1, image_stamp=0.5, ee_pos=EE_CENTER)
     assert d.stop_reason == "stale_image" and "old" in d.detail
     assert not f.check_command(GOOD, now=1.1, image_stamp=1.0, ee_pos=EE_CENTER).stopped
+
+
+@pytest.mark.parametrize("action", [
+    [2.33, 0, 0, 0, 0, 0, 0],        # a 0.7 m/s twist at 10 Hz: clipping made it 0.3 m/s
+    [3.0, 0.67, 0, 0, 0, 0, 0],      # (0.9, 0.2) m/s: clipping turned its direction
+    [0, 0, 0, 2.67, 0, 0, 0],        # 4.0 rad/s: clipping made it 1.5 rad/s
+    [0, 0, 0, 0, 0, 0, 1.5],         # a gripper value beyond open
+])
+def test_out_of_range_command_is_refused_not_clipped(action):
+    """Beyond [-1, 1] a command is refused with zero motion, never clipped into range."""
+    d = fresh_filter().check_command(action, now=0.1, ee_pos=EE_CENTER)
+    assert d.stopped and d.stop_reason == "out_of_range" and "not clipped" in d.detail
+    assert np.all(d.pos_delta == 0) and np.all(d.rot_delta == 0) and d.gripper == 0
+
+
+def test_speed_limit_is_physical_whatever_the_control_rate():
+    """The same full-scale diagonal step is 0.52 m/s at 10 Hz (passes the 0.6 m/s default)
+    and 1.56 m/s at 30 Hz (refused); rotation likewise in rad/s."""
+    diag = [1, 1, 1, 0, 0, 0, 0]
+    assert not fresh_filter(10.0).check_command(diag, now=0.1, ee_pos=EE_CENTER).stopped
+    d = fresh_filter(30.0).check_command(diag, now=0.1, ee_pos=EE_CENTER)
+    assert d.stop_reason == "speed_limit" and "m/s" in d.detail and "30 Hz" in d.detail
+    turn = [0, 0, 0, 1, 1, 1, 0]
+    assert fresh_filter(30.0).check_command(turn, now=0.1, ee_pos=EE_CENTER).stop_reason == \
+        "speed_limit"
+
+
+def test_command_stamped_in_the_future_stops():
+    """A stamp ahead of now by more than max_image_future_s cannot be aged: refused."""
+    f = fresh_filter(max_image_future_s=0.05)
+    f.on_image(now=1.0)
+    d = f.check_command(GOOD, now=1.0, image_stamp=1.5, ee_pos=EE_CENTER)
+    assert d.stop_reason == "future_stamp" and "future" in d.detail
+    assert not f.check_command(GOOD, now=1.0, image_stamp=1.02, ee_pos=EE_CENTER).stopped

@@ -114,6 +114,10 @@ class ArmKinematics:
         `tolerance_m` (out of reach, singular) or leaves the joint limits.
         """
         p = self.p
+        for name, v in (("q_current", q_current), ("target_pos", target_pos),
+                        ("target_orn", target_orn)):
+            if not np.all(np.isfinite(np.asarray(v, float))):  # PyBullet's IK can hang on NaN
+                raise KinematicsError(f"IK {name} is not finite: {np.asarray(v).tolist()}")
         # ee_link origin for the TCP target: tcp = link * offset  ->  link = tcp * offset^-1
         inv_pos, inv_orn = p.invertTransform(self.tcp_offset.tolist(), (0, 0, 0, 1))
         link_pos, link_orn = p.multiplyTransforms(list(map(float, target_pos)),

@@ -46,6 +46,7 @@ from parrot_bringup.arm_kinematics import (DEFAULT_EE_LINK, DEFAULT_TCP_OFFSET, 
 from parrot_bringup.node_runtime import declare, run_node
 from parrot_bringup.safety import SafetyConfig, SafetyDecision, SafetyFilter, \
     config_from_parameters, parameter_defaults
+from parrot_core.action_space import ActionOutOfRangeError
 
 OUTPUT_MODES = ("servo", "joint_trajectory")
 AUTOSTART = ("none", "configure", "activate")
@@ -79,6 +80,8 @@ PARAMS = {
     **parameter_defaults(SafetyConfig(require_image=True)),
 }
 DIAG_NAME = "parrot: hardware_bridge safety"
+# A measured joint this far beyond its URDF limit is a fault (calibration, joint order).
+JOINT_LIMIT_MARGIN_RAD = 0.1
 
 
 class BridgeConfigError(RuntimeError):
@@ -128,6 +131,7 @@ class HardwareBridge(LifecycleNode):
         self._entities: list = []
         self._q = None
         self._q_time = None
+        self._q_problem: str | None = None  # why the last joint state was refused
         self._estop_pressed = False
         self.applied = 0
         self.latency_ms: deque = deque(maxlen=1000)
@@ -155,7 +159,7 @@ class HardwareBridge(LifecycleNode):
             self.get_logger().error(f"cannot configure: {e}")
             return TransitionCallbackReturn.FAILURE
         self.rate = float(p["control_rate_hz"])
-        self.filter = SafetyFilter(config_from_parameters(p))
+        self.filter = SafetyFilter(config_from_parameters(p), self.rate)
         self.reporter.throttle_s = float(p["stop_log_throttle_s"])
         self.assembler = itf.CommandAssembler(self.rate)
         cq = itf.command_qos()
@@ -244,11 +248,28 @@ class HardwareBridge(LifecycleNode):
     def _on_joints(self, msg: JointState) -> None:
         names = list(msg.name)
         try:
-            q = [msg.position[names.index(n)] for n in self.p["joint_names"]]
+            q = np.asarray([msg.position[names.index(n)] for n in self.p["joint_names"]], float)
         except (ValueError, IndexError):
             return  # another group's joint states (e.g. the gripper alone)
-        self._q = np.asarray(q, float)
-        self._q_time = self._now()
+        problem = self._implausible(q)
+        if problem:  # the TCP is unknown: forget the last good state and stop now
+            self._q = self._q_time = None
+            self._q_problem = problem
+            if self.active:
+                self._halt(SafetyDecision(stop_reason="joint_states", detail=problem), self._now())
+            return
+        self._q, self._q_time, self._q_problem = q, self._now(), None
+
+    def _implausible(self, q) -> str | None:
+        """Why a measured joint state cannot be trusted, or None."""
+        if not np.all(np.isfinite(q)):
+            return f"non-finite joint state {q.tolist()} on {self.p['joint_states_topic']}"
+        if self.kin is not None:
+            margin = JOINT_LIMIT_MARGIN_RAD
+            if np.any(q < self.kin.arm_lower - margin) or np.any(q > self.kin.arm_upper + margin):
+                return (f"joint state {np.round(q, 3).tolist()} beyond the URDF's joint limits "
+                        f"(+{margin} rad): miscalibrated or wrong joint order")
+        return None
 
     def _on_estop(self, msg: Bool) -> None:
         self._estop_pressed = bool(msg.data)
@@ -286,6 +307,9 @@ class HardwareBridge(LifecycleNode):
     def _assembled(self, add, msg) -> None:
         try:
             out = add(msg)
+        except ActionOutOfRangeError as e:  # faster than a full-scale step: refused, not clipped
+            return self._reject(SafetyDecision(stop_reason="out_of_range", detail=str(e)),
+                                self._now())
         except ValueError as e:  # InterfaceError / InvalidActionError: malformed command
             return self._reject(SafetyDecision(stop_reason="nan_or_inf",
                                                detail=f"malformed command: {e}"), self._now())
@@ -303,6 +327,9 @@ class HardwareBridge(LifecycleNode):
         ee_pos = ee_orn = None
         if self.filter.estopped:
             return self._reject(self.filter.check_command(action, now), now)
+        if self._q is None and self._q_problem:
+            return self._reject(SafetyDecision(stop_reason="joint_states",
+                                               detail=self._q_problem), now)
         if self._q is None or now - self._q_time > float(self.p["joint_state_timeout_s"]):
             age = "none received" if self._q is None else f"last {now - self._q_time:.2f} s ago"
             return self._reject(SafetyDecision(
@@ -311,6 +338,10 @@ class HardwareBridge(LifecycleNode):
                        f"> {self.p['joint_state_timeout_s']} s): TCP unknown"), now)
         q = self._q.copy()
         ee_pos, ee_orn = self.kin.fk(q)
+        if not (np.all(np.isfinite(ee_pos)) and np.all(np.isfinite(ee_orn))):
+            return self._reject(SafetyDecision(
+                stop_reason="joint_states", detail=f"forward kinematics of {q.tolist()} is not "
+                                                   f"finite: TCP unknown"), now)
         d = self.filter.check_command(action, now, image_stamp=stamp_ns * 1e-9, ee_pos=ee_pos)
         if d.stopped:
             return self._reject(d, now)

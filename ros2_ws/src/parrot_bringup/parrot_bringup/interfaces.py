@@ -48,7 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from parrot_core.action_space import POS_SCALE_M, ROT_SCALE_RAD, validate_action
+from parrot_core.action_space import (POS_SCALE_M, ROT_SCALE_RAD, ActionOutOfRangeError,
+                                       validate_action)
 
 # ---- names ---------------------------------------------------------------------------
 TOPIC_IMAGE = "camera/image_raw"
@@ -251,13 +252,23 @@ def action_to_msgs(action, stamp_ns: int, control_rate_hz: float,
 
 
 def msgs_to_action(twist, gripper, control_rate_hz: float) -> np.ndarray:
-    """Inverse of action_to_msgs -> validated float32 (7,) action (exact round trip)."""
+    """Inverse of action_to_msgs -> validated float32 (7,) action (exact round trip).
+
+    A command beyond the action range (a twist faster than one full-scale step per period) is
+    refused with ActionOutOfRangeError, never clipped: clipping changes its size or direction."""
     if control_rate_hz <= 0:
         raise InterfaceError(f"control_rate_hz must be > 0, got {control_rate_hz}")
     t = twist.twist
     lin = np.array([t.linear.x, t.linear.y, t.linear.z]) / (POS_SCALE_M * control_rate_hz)
     ang = np.array([t.angular.x, t.angular.y, t.angular.z]) / (ROT_SCALE_RAD * control_rate_hz)
-    return validate_action(np.concatenate([lin, ang, [gripper_value(gripper)]]), "command")
+    try:
+        return validate_action(np.concatenate([lin, ang, [gripper_value(gripper)]]), "command",
+                               strict=True)
+    except ActionOutOfRangeError as e:
+        raise ActionOutOfRangeError(
+            f"{e}; at {control_rate_hz:g} Hz a command moves at most {POS_SCALE_M * control_rate_hz:.2f} "
+            f"m/s and {ROT_SCALE_RAD * control_rate_hz:.2f} rad/s per axis, the gripper value is "
+            f"in [-1, 1]") from None
 
 
 def gripper_value(msg) -> float:

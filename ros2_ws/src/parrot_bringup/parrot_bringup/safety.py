@@ -7,14 +7,20 @@ motion together with the reason, so the node can log it and publish a diagnostic
 
 Rules:
 - nan_or_inf:       a command with NaN/inf or the wrong shape is never applied
+- out_of_range:     an action outside [-1, 1] is refused, not clipped (clipping would change
+                    its size or direction)
 - estop:            an e-stop latches until `reset_estop()`; nothing moves meanwhile
 - translation_limit / rotation_limit: a per-step delta above the limit stops motion
                     (it means the command source is misconfigured, so we don't guess)
+- speed_limit:      the same in physical units, m/s and rad/s at the filter's control rate,
+                    so raising the rate cannot raise the arm's speed
 - workspace:        a step that would leave the workspace box stops motion
 - stale_command:    no fresh command within `command_timeout_s` -> zero motion (watchdog)
 - stale_image:      no image within `image_timeout_s` (or none yet, with `require_image`), or
                     the command was computed from an image older than `max_image_age_s` ->
                     zero motion
+- future_stamp:     a command stamped more than `max_image_future_s` ahead of now (a clock or
+                    stamping fault: its age cannot be judged) -> zero motion
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parrot_core.action_space import InvalidActionError, to_metric, validate_action
+from parrot_core.action_space import (ActionOutOfRangeError, InvalidActionError, to_metric,
+                                       validate_action)
 
 
 @dataclass
@@ -35,9 +42,14 @@ class SafetyConfig:
     # fire when the command source or the scaling is misconfigured.
     max_translation_m: float = 0.06
     max_rotation_rad: float = 0.30
+    # Physical speed limits, whatever the control rate: at 10 Hz a full-scale diagonal step
+    # is 0.52 m/s and 2.6 rad/s; at 30 Hz the same action is three times as fast.
+    max_speed_m_s: float = 0.6
+    max_angular_speed_rad_s: float = 3.0
     command_timeout_s: float = 0.5
     image_timeout_s: float = 0.5
     max_image_age_s: float = 0.5
+    max_image_future_s: float = 0.05  # clock skew tolerated between camera and this node
     # True: a command before the first image stops (hardware: never move blind).
     require_image: bool = False
 
@@ -64,8 +76,11 @@ def _stop(reason: str, detail: str) -> SafetyDecision:
 class SafetyFilter:
     """Stateful checker: one per arm. Times are seconds on one clock (ROS time)."""
 
-    def __init__(self, config: SafetyConfig | None = None):
+    def __init__(self, config: SafetyConfig | None = None, control_rate_hz: float = 10.0):
+        if not control_rate_hz > 0:
+            raise ValueError(f"control_rate_hz must be > 0, got {control_rate_hz}")
         self.config = config or SafetyConfig()
+        self.rate = float(control_rate_hz)  # a per-step delta times this is a speed
         self._estop_reason: str | None = None
         self._last_command_time: float | None = None
         self._last_image_time: float | None = None
@@ -92,7 +107,9 @@ class SafetyFilter:
         if self.estopped:
             return _stop("estop", f"latched: {self._estop_reason}")
         try:
-            pos, rot, grip = to_metric(validate_action(action))
+            pos, rot, grip = to_metric(validate_action(action, "command", strict=True))
+        except ActionOutOfRangeError as e:
+            return _stop("out_of_range", str(e))
         except InvalidActionError as e:
             return _stop("nan_or_inf", str(e))
         return self._check_motion(pos, rot, grip, now, image_stamp, ee_pos)
@@ -111,6 +128,9 @@ class SafetyFilter:
     def _check_motion(self, pos, rot, grip, now, image_stamp, ee_pos) -> SafetyDecision:
         cfg = self.config
         self._last_command_time = now
+        if image_stamp is not None and image_stamp - now > cfg.max_image_future_s:
+            return _stop("future_stamp", f"command stamped {image_stamp - now:.3f} s in the future "
+                                         f"(> {cfg.max_image_future_s} s): clock or stamping fault")
         stale = self._image_staleness(now, image_stamp)
         if stale:
             return _stop("stale_image", stale)
@@ -120,6 +140,11 @@ class SafetyFilter:
         if np.linalg.norm(rot) > cfg.max_rotation_rad + 1e-9:
             return _stop("rotation_limit",
                          f"step {np.linalg.norm(rot):.3f} rad > {cfg.max_rotation_rad:.3f} rad")
+        speed, turn = np.linalg.norm(pos) * self.rate, np.linalg.norm(rot) * self.rate
+        if speed > cfg.max_speed_m_s + 1e-9 or turn > cfg.max_angular_speed_rad_s + 1e-9:
+            return _stop("speed_limit", f"{speed:.3f} m/s, {turn:.3f} rad/s at {self.rate:g} Hz "
+                                        f"(limits {cfg.max_speed_m_s} m/s, "
+                                        f"{cfg.max_angular_speed_rad_s} rad/s)")
         if ee_pos is not None:
             target = np.asarray(ee_pos, float) + pos
             lo, hi = np.asarray(cfg.workspace_min), np.asarray(cfg.workspace_max)
@@ -163,9 +188,12 @@ def parameter_defaults(config: SafetyConfig | None = None) -> dict:
         "safety.workspace_max": [float(v) for v in c.workspace_max],
         "safety.max_translation_m": float(c.max_translation_m),
         "safety.max_rotation_rad": float(c.max_rotation_rad),
+        "safety.max_speed_m_s": float(c.max_speed_m_s),
+        "safety.max_angular_speed_rad_s": float(c.max_angular_speed_rad_s),
         "safety.command_timeout_s": float(c.command_timeout_s),
         "safety.image_timeout_s": float(c.image_timeout_s),
         "safety.max_image_age_s": float(c.max_image_age_s),
+        "safety.max_image_future_s": float(c.max_image_future_s),
         "safety.require_image": bool(c.require_image),
     }
 
@@ -177,7 +205,10 @@ def config_from_parameters(p: dict) -> SafetyConfig:
         workspace_max=tuple(float(v) for v in p["safety.workspace_max"]),
         max_translation_m=float(p["safety.max_translation_m"]),
         max_rotation_rad=float(p["safety.max_rotation_rad"]),
+        max_speed_m_s=float(p["safety.max_speed_m_s"]),
+        max_angular_speed_rad_s=float(p["safety.max_angular_speed_rad_s"]),
         command_timeout_s=float(p["safety.command_timeout_s"]),
         image_timeout_s=float(p["safety.image_timeout_s"]),
         max_image_age_s=float(p["safety.max_image_age_s"]),
+        max_image_future_s=float(p["safety.max_image_future_s"]),
         require_image=bool(p["safety.require_image"]))

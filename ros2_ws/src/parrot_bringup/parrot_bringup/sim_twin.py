@@ -38,7 +38,7 @@ from parrot_bringup import interfaces as itf
 from parrot_bringup.node_runtime import declare, run_node
 from parrot_bringup.safety import SafetyConfig, SafetyFilter, config_from_parameters, \
     parameter_defaults
-from parrot_core.action_space import InvalidActionError, validate_action
+from parrot_core.action_space import ActionOutOfRangeError, InvalidActionError, validate_action
 
 PARAMS = {
     "task": "grasp",
@@ -89,7 +89,7 @@ class SimTwinNode(Node):
         self.lockstep = bool(p["lockstep"])
         self.finished = False
         self.exit_code = 0
-        self.safety = SafetyFilter(config_from_parameters(p)) if p["safety.enabled"] else None
+        self.safety = SafetyFilter(config_from_parameters(p), self.rate) if p["safety.enabled"] else None
         self.safety_stops: dict[str, int] = {}
 
         self.pub_image = self.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos(p["image_qos"]))
@@ -98,10 +98,10 @@ class SimTwinNode(Node):
         self.pub_info = self.create_publisher(String, itf.TOPIC_SIM_INFO, itf.info_qos())
         self.assembler = itf.CommandAssembler(self.rate)
         self.create_subscription(TwistStamped, itf.TOPIC_TWIST,
-                                 lambda m: self._on_half(self.assembler.add_twist(m)),
+                                 lambda m: self._on_command(self.assembler.add_twist, m),
                                  itf.command_qos())
         self.create_subscription(JointState, itf.TOPIC_GRIPPER,
-                                 lambda m: self._on_half(self.assembler.add_gripper(m)),
+                                 lambda m: self._on_command(self.assembler.add_gripper, m),
                                  itf.command_qos())
         self.ready_recorders: set[str] = set()
         self.create_subscription(String, itf.TOPIC_RECORDER_STATUS, self._on_recorder_status,
@@ -227,6 +227,19 @@ class SimTwinNode(Node):
                 self.done_at = time.monotonic()
             return
         self._publish_view(self._now_ns())
+
+    def _on_command(self, add, msg) -> None:
+        """A command half; a malformed or out-of-range command is refused (as on the arm),
+        never applied and never allowed to take the node down."""
+        try:
+            joined = add(msg)
+        except ValueError as e:  # InterfaceError / InvalidActionError / ActionOutOfRangeError
+            rule = "out_of_range" if isinstance(e, ActionOutOfRangeError) else "nan_or_inf"
+            self.safety_stops[rule] = self.safety_stops.get(rule, 0) + 1
+            self.get_logger().warning(f"STOP [{rule}] refused command: {e}",
+                                      throttle_duration_sec=2.0)
+            return
+        self._on_half(joined)
 
     def _on_half(self, joined):
         if joined is None:
