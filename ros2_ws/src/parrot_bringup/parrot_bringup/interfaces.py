@@ -259,8 +259,9 @@ def msgs_to_action(twist, gripper, control_rate_hz: float) -> np.ndarray:
     if control_rate_hz <= 0:
         raise InterfaceError(f"control_rate_hz must be > 0, got {control_rate_hz}")
     t = twist.twist
-    lin = np.array([t.linear.x, t.linear.y, t.linear.z]) / (POS_SCALE_M * control_rate_hz)
-    ang = np.array([t.angular.x, t.angular.y, t.angular.z]) / (ROT_SCALE_RAD * control_rate_hz)
+    with np.errstate(over="ignore"):  # an absurd twist overflows to inf: refused below
+        lin = np.array([t.linear.x, t.linear.y, t.linear.z]) / (POS_SCALE_M * control_rate_hz)
+        ang = np.array([t.angular.x, t.angular.y, t.angular.z]) / (ROT_SCALE_RAD * control_rate_hz)
     try:
         return validate_action(np.concatenate([lin, ang, [gripper_value(gripper)]]), "command",
                                strict=True)
