@@ -16,10 +16,13 @@ from parrot_bringup import interfaces as itf
 from parrot_bringup.safety import SafetyConfig, SafetyFilter
 from parrot_core.action_space import InvalidActionError
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same examples on every run, so CI cannot flake on a lucky draw
+FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
 anything = st.floats(allow_nan=True, allow_infinity=True, width=64)
 # mostly near the valid range, so passing commands are common and the limits get tested
-near_range = st.one_of(st.floats(min_value=-1.05, max_value=1.05), st.floats(-1, 1), anything)
+near_range = st.one_of(st.floats(-0.4, 0.4), st.floats(-0.4, 0.4), st.floats(-1.05, 1.05),
+                       anything)
 sane_ee = st.tuples(st.floats(0.1, 0.8), st.floats(-0.4, 0.4), st.floats(-0.05, 0.6))
 times = st.floats(min_value=-1e3, max_value=1e6, allow_nan=False)
 CONFIG = SafetyConfig()
@@ -30,7 +33,7 @@ OUTCOMES: set = set()  # stop reasons seen by the filter fuzz (None: passed)
 @FUZZ
 @given(action=st.one_of(st.lists(near_range, min_size=7, max_size=7),
                         st.lists(anything, min_size=0, max_size=9)),
-       now=times, stamp=st.one_of(st.none(), anything),
+       now=times, stamp=st.one_of(st.none(), st.floats(-1.0, 0.1), anything),
        ee=st.one_of(sane_ee, st.lists(anything, min_size=3, max_size=3)),
        rate=st.sampled_from([1.0, 10.0, 30.0, 100.0]))
 @example(action=[0.1] * 7, now=0.0, stamp=None, ee=[float("nan"), 0.0, 0.2], rate=10.0)
@@ -39,6 +42,7 @@ def test_filter_output_never_leaves_the_limits(action, now, stamp, ee, rate):
     inside every per-step, speed and workspace limit."""
     f = SafetyFilter(CONFIG, control_rate_hz=rate)
     f.on_image(now)
+    stamp = None if stamp is None else now + stamp  # mostly near now: fresh, old or ahead
     d = f.check_command(action, now=now, image_stamp=stamp, ee_pos=ee)
     OUTCOMES.add(d.stop_reason)
     if d.stopped:
