@@ -48,12 +48,16 @@ def write_params(path: Path, node: str, params: dict) -> Path:
     return path
 
 
-def start_bridge(tmp: Path, domain: int, params: dict, name: str = "hardware_bridge"):
-    """The real node executable in its own process, parameters from a --params-file."""
+def start_bridge(tmp: Path, domain: int, params: dict, name: str = "hardware_bridge",
+                 prelude: str = ""):
+    """The real node executable in its own process, parameters from a --params-file.
+    `prelude`: Python run first in that process (e.g. to make IK slow for a test)."""
     pfile = write_params(tmp / f"{name}.yaml", name, params)
     log = open(tmp / f"{name}.log", "wb")
+    code = (f"import sys\n{prelude}\nfrom parrot_bringup.hardware_bridge import main\n"
+            f"sys.exit(main(sys.argv[1:]))")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "parrot_bringup.hardware_bridge", "--ros-args",
+        [sys.executable, "-c", code, "--ros-args",
          "-r", f"__node:={name}", "--params-file", str(pfile)],
         env=ros_env(domain), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     proc.log_path = tmp / f"{name}.log"

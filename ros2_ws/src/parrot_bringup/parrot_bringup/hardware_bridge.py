@@ -28,11 +28,14 @@ reason, then at most every `stop_log_throttle_s`.
 from __future__ import annotations
 
 import statistics
+import threading
+import time
 from collections import deque
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, JointState
@@ -70,6 +73,7 @@ PARAMS = {
     "ee_link": DEFAULT_EE_LINK,
     "tcp_offset_m": list(DEFAULT_TCP_OFFSET),
     "ik_tolerance_m": 0.005,
+    "ik_timeout_s": 0.05,             # an IK result that took longer is stale: refused
     "max_joint_step_rad": 0.35,
     "estop_topic": itf.TOPIC_ESTOP,
     "estop_reset_service": itf.SERVICE_ESTOP_RESET,
@@ -135,6 +139,13 @@ class HardwareBridge(LifecycleNode):
         self._estop_pressed = False
         self.applied = 0
         self.latency_ms: deque = deque(maxlen=1000)
+        self.estop_reaction_ms: float | None = None
+        # Two threads (see main): commands, FK and IK in one callback group; the e-stop, its
+        # reset and the watchdog in another, so a slow IK never delays a stop. The lock makes
+        # "check the e-stop, then publish motion" atomic against "latch, then publish stop".
+        self._motion_group = MutuallyExclusiveCallbackGroup()
+        self._safety_group = MutuallyExclusiveCallbackGroup()
+        self._out_lock = threading.RLock()
         autostart = self.p["autostart"]
         if autostart not in AUTOSTART:
             raise BridgeConfigError(f"autostart must be one of {AUTOSTART}, got {autostart!r}")
@@ -171,17 +182,25 @@ class HardwareBridge(LifecycleNode):
         img_qos = itf.image_qos(p["image_qos"])
         img_qos = QoSProfile(depth=1, reliability=img_qos.reliability,
                              durability=img_qos.durability, history=img_qos.history)
+        motion, safety = self._motion_group, self._safety_group
         self._entities = [
             self.pub_motion, self.pub_grip,
-            self.create_subscription(TwistStamped, itf.TOPIC_TWIST, self._on_twist, cq),
-            self.create_subscription(JointState, itf.TOPIC_GRIPPER, self._on_gripper, cq),
-            self.create_subscription(Image, p["image_topic"], self._on_image, img_qos),
+            self.create_subscription(TwistStamped, itf.TOPIC_TWIST, self._on_twist, cq,
+                                     callback_group=motion),
+            self.create_subscription(JointState, itf.TOPIC_GRIPPER, self._on_gripper, cq,
+                                     callback_group=motion),
+            self.create_subscription(Image, p["image_topic"], self._on_image, img_qos,
+                                     callback_group=motion),
             self.create_subscription(JointState, p["joint_states_topic"], self._on_joints,
-                                     itf.image_qos("sensor")),
-            self.create_subscription(Bool, p["estop_topic"], self._on_estop, itf.estop_qos()),
-            self.create_service(Trigger, p["estop_reset_service"], self._on_reset),
-            self.create_timer(1.0 / float(p["watchdog_rate_hz"]), self._on_watchdog),
-            self.create_timer(float(p["diagnostics_period_s"]), self._publish_status),
+                                     itf.image_qos("sensor"), callback_group=motion),
+            self.create_subscription(Bool, p["estop_topic"], self._on_estop, itf.estop_qos(),
+                                     callback_group=safety),
+            self.create_service(Trigger, p["estop_reset_service"], self._on_reset,
+                                callback_group=safety),
+            self.create_timer(1.0 / float(p["watchdog_rate_hz"]), self._on_watchdog,
+                              callback_group=safety),
+            self.create_timer(float(p["diagnostics_period_s"]), self._publish_status,
+                              callback_group=safety),
         ]
         self.get_logger().info(
             f"configured: output {p['output_mode']} -> "
@@ -272,14 +291,23 @@ class HardwareBridge(LifecycleNode):
         return None
 
     def _on_estop(self, msg: Bool) -> None:
+        t_in = time.perf_counter()
         self._estop_pressed = bool(msg.data)
         if msg.data:
-            self._halt(self.filter.estop(f"e-stop on {self.p['estop_topic']}"), self._now())
+            with self._out_lock:
+                self._halt(self.filter.estop(f"e-stop on {self.p['estop_topic']}"), self._now())
+            self.estop_reaction_ms = (time.perf_counter() - t_in) * 1e3
+            self.get_logger().warning(f"e-stop: stop published {self.estop_reaction_ms:.1f} ms "
+                                      f"after the message arrived")
         elif self.filter.estopped:
             self.get_logger().info("e-stop released; call the reset service "
                                    f"{self.p['estop_reset_service']} to move again")
 
     def _on_reset(self, request, response):
+        with self._out_lock:
+            return self._reset(response)
+
+    def _reset(self, response):
         if self._estop_pressed:
             response.success = False
             response.message = f"e-stop still pressed ({self.p['estop_topic']} is True)"
@@ -319,48 +347,72 @@ class HardwareBridge(LifecycleNode):
 
     # ---- decisions ------------------------------------------------------------------------
     def _decide(self, action, stamp_ns: int) -> None:
-        now = self._now()
-        if not self.active:
-            return self._halt(SafetyDecision(
-                stop_reason="inactive", detail="command ignored: bridge not active "
-                "(lifecycle activate to move the arm)"), now)
-        ee_pos = ee_orn = None
-        if self.filter.estopped:
-            return self._reject(self.filter.check_command(action, now), now)
-        if self._q is None and self._q_problem:
-            return self._reject(SafetyDecision(stop_reason="joint_states",
-                                               detail=self._q_problem), now)
-        if self._q is None or now - self._q_time > float(self.p["joint_state_timeout_s"]):
-            age = "none received" if self._q is None else f"last {now - self._q_time:.2f} s ago"
-            return self._reject(SafetyDecision(
-                stop_reason="joint_states",
-                detail=f"no fresh joint state on {self.p['joint_states_topic']} ({age}; "
-                       f"> {self.p['joint_state_timeout_s']} s): TCP unknown"), now)
-        q = self._q.copy()
-        ee_pos, ee_orn = self.kin.fk(q)
-        if not (np.all(np.isfinite(ee_pos)) and np.all(np.isfinite(ee_orn))):
-            return self._reject(SafetyDecision(
-                stop_reason="joint_states", detail=f"forward kinematics of {q.tolist()} is not "
-                                                   f"finite: TCP unknown"), now)
-        d = self.filter.check_command(action, now, image_stamp=stamp_ns * 1e-9, ee_pos=ee_pos)
+        """Check a command, find its motion (IK outside the lock), then publish it unless the
+        arm was stopped meanwhile; every refusal stops the arm."""
+        with self._out_lock:
+            d, q, ee_pos, ee_orn = self._check(action, stamp_ns)
         if d.stopped:
-            return self._reject(d, now)
+            return self._reject(d, self._now())
         if self.p["output_mode"] == "servo":
             msg = self._twist(d.pos_delta * self.rate, d.rot_delta * self.rate)
         else:
-            target_pos, target_orn = self.kin.apply_delta(ee_pos, ee_orn, d.pos_delta, d.rot_delta)
-            try:
-                q_new = self.kin.ik(q, target_pos, target_orn,
-                                    tolerance_m=float(self.p["ik_tolerance_m"]))
-            except KinematicsError as e:
-                return self._reject(SafetyDecision(stop_reason="ik", detail=str(e)), now)
-            jump = float(np.max(np.abs(q_new - q)))
-            if jump > float(self.p["max_joint_step_rad"]):
-                return self._reject(SafetyDecision(
-                    stop_reason="ik", detail=f"IK solution moves a joint by {jump:.3f} rad "
-                    f"(> max_joint_step_rad {self.p['max_joint_step_rad']})"), now)
-            dur = float(self.p["trajectory_duration_s"]) or 1.0 / self.rate
-            msg = self._trajectory(q_new, dur)
+            msg, refusal = self._joint_step(q, ee_pos, ee_orn, d)
+            if refusal is not None:
+                return self._reject(refusal, self._now())
+        with self._out_lock:
+            if not self.active or self.filter.estopped:  # stopped while IK ran
+                return self._halt(SafetyDecision(
+                    stop_reason="estop" if self.filter.estopped else "inactive",
+                    detail="stopped while the command was being computed"), self._now())
+            self._publish_motion(msg, d, stamp_ns)
+
+    def _check(self, action, stamp_ns: int):
+        """(decision, q, ee_pos, ee_orn) for a command, from the filter and the joint state."""
+        now = self._now()
+        none = (None, None, None)
+        if not self.active:
+            return (SafetyDecision(stop_reason="inactive", detail="command ignored: bridge not "
+                                   "active (lifecycle activate to move the arm)"), *none)
+        if self.filter.estopped:
+            return (self.filter.check_command(action, now), *none)
+        if self._q is None and self._q_problem:
+            return (SafetyDecision(stop_reason="joint_states", detail=self._q_problem), *none)
+        if self._q is None or now - self._q_time > float(self.p["joint_state_timeout_s"]):
+            age = "none received" if self._q is None else f"last {now - self._q_time:.2f} s ago"
+            return (SafetyDecision(
+                stop_reason="joint_states",
+                detail=f"no fresh joint state on {self.p['joint_states_topic']} ({age}; "
+                       f"> {self.p['joint_state_timeout_s']} s): TCP unknown"), *none)
+        q = self._q.copy()
+        ee_pos, ee_orn = self.kin.fk(q)
+        if not (np.all(np.isfinite(ee_pos)) and np.all(np.isfinite(ee_orn))):
+            return (SafetyDecision(stop_reason="joint_states", detail=f"forward kinematics of "
+                                   f"{q.tolist()} is not finite: TCP unknown"), *none)
+        d = self.filter.check_command(action, now, image_stamp=stamp_ns * 1e-9, ee_pos=ee_pos)
+        return d, q, ee_pos, ee_orn
+
+    def _joint_step(self, q, ee_pos, ee_orn, d: SafetyDecision):
+        """(JointTrajectory, None), or (None, refusal) when IK fails, jumps or is too slow."""
+        target_pos, target_orn = self.kin.apply_delta(ee_pos, ee_orn, d.pos_delta, d.rot_delta)
+        t0 = time.perf_counter()
+        try:
+            q_new = self.kin.ik(q, target_pos, target_orn,
+                                tolerance_m=float(self.p["ik_tolerance_m"]))
+        except KinematicsError as e:
+            return None, SafetyDecision(stop_reason="ik", detail=str(e))
+        took = time.perf_counter() - t0
+        if took > float(self.p["ik_timeout_s"]):
+            return None, SafetyDecision(stop_reason="ik", detail=f"IK took {took:.3f} s "
+                                        f"(> ik_timeout_s {self.p['ik_timeout_s']}): stale")
+        jump = float(np.max(np.abs(q_new - q)))
+        if jump > float(self.p["max_joint_step_rad"]):
+            return None, SafetyDecision(
+                stop_reason="ik", detail=f"IK solution moves a joint by {jump:.3f} rad "
+                f"(> max_joint_step_rad {self.p['max_joint_step_rad']})")
+        dur = float(self.p["trajectory_duration_s"]) or 1.0 / self.rate
+        return self._trajectory(q_new, dur), None
+
+    def _publish_motion(self, msg, d: SafetyDecision, stamp_ns: int) -> None:
         self.pub_motion.publish(msg)
         if d.gripper != 0:
             pos = self.p["gripper_open_position"] if d.gripper > 0 else \
@@ -377,20 +429,22 @@ class HardwareBridge(LifecycleNode):
         self._halt(d, now)
 
     def _halt(self, d: SafetyDecision, now: float) -> None:
-        if self.active:
-            self.pub_motion.publish(self._stop_motion())
-        if self.reporter.stop(d.stop_reason, d.detail, now):
-            level = DiagnosticStatus.WARN if d.stop_reason in ("inactive", "deactivated") \
-                else DiagnosticStatus.ERROR
-            self._publish_diag(level, f"stopped: {d.stop_reason}: {d.detail}", d.stop_reason)
+        with self._out_lock:  # from any thread: never interleaved with a motion being published
+            if self.active:
+                self.pub_motion.publish(self._stop_motion())
+            if self.reporter.stop(d.stop_reason, d.detail, now):
+                level = DiagnosticStatus.WARN if d.stop_reason in ("inactive", "deactivated") \
+                    else DiagnosticStatus.ERROR
+                self._publish_diag(level, f"stopped: {d.stop_reason}: {d.detail}", d.stop_reason)
 
     def _on_watchdog(self) -> None:
         if not self.active:
             return
-        now = self._now()
-        d = self.filter.check_watchdog(now)
-        if d is not None and d.stop_reason != self.reporter.current:
-            self._halt(d, now)  # once per stop: a transition from moving (or another reason)
+        with self._out_lock:
+            now = self._now()
+            d = self.filter.check_watchdog(now)
+            if d is not None and d.stop_reason != self.reporter.current:
+                self._halt(d, now)  # once per stop: a transition from moving (or another reason)
 
     # ---- outputs --------------------------------------------------------------------------
     def _twist(self, lin, ang) -> TwistStamped:
@@ -427,6 +481,8 @@ class HardwareBridge(LifecycleNode):
                 "estopped": str(self.filter.estopped).lower(),
                 "output_mode": self.p["output_mode"], "commands_applied": str(self.applied)}
         vals.update({f"stops.{k}": str(v) for k, v in sorted(self.reporter.counts.items())})
+        if self.estop_reaction_ms is not None:
+            vals["estop_reaction_ms"] = f"{self.estop_reaction_ms:.3f}"
         if self.latency_ms:
             lat = sorted(self.latency_ms)
             vals["latency_ms.last"] = f"{self.latency_ms[-1]:.3f}"
@@ -450,7 +506,8 @@ class HardwareBridge(LifecycleNode):
 
 
 def main(argv=None) -> int:
-    return run_node(HardwareBridge, argv)
+    # threads: commands (may sit in IK), safety (e-stop, reset, watchdog), lifecycle services
+    return run_node(HardwareBridge, argv, executor_threads=3)
 
 
 if __name__ == "__main__":
