@@ -1,0 +1,58 @@
+"""A policy process killed while the arm moves: the bridge's watchdog stops the arm within
+its timeout. Real processes: the policy node (onnxruntime, a tiny prior) drives the bridge
+from the fake arm's camera images; the test SIGKILLs the policy node mid-motion."""
+
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from hardware_fakes import (SERVO_TOPIC, FakeArm, domain_for, start_bridge, stop_process,
+                            twist_vec, wait_for)
+from ros_helpers import export_tiny_prior, ros_env, start_node
+
+pytestmark = pytest.mark.ros
+
+COMMAND_TIMEOUT = 0.4
+WATCHDOG_HZ = 20.0
+
+
+def test_killed_policy_node_leaves_the_arm_stopped_by_the_watchdog(tmp_path):
+    domain = domain_for(__name__)
+    prior = export_tiny_prior(tmp_path / "prior", image_size=32)
+    bridge = start_bridge(tmp_path, domain, {
+        "output_mode": "servo", "autostart": "activate", "control_rate_hz": 20.0,
+        "watchdog_rate_hz": WATCHDOG_HZ,
+        # a random prior's commands: any direction, so the box must not get in the way
+        "safety": {"command_timeout_s": COMMAND_TIMEOUT, "workspace_min": [-2.0, -2.0, -2.0],
+                   "workspace_max": [2.0, 2.0, 2.0], "max_speed_m_s": 2.0,
+                   "max_angular_speed_rad_s": 10.0}})
+    arm = FakeArm(domain, control_rate_hz=20.0)
+    policy = None
+    try:
+        assert arm.wait_matched(SERVO_TOPIC, 20), bridge.log_path.read_text()
+        policy = start_node("policy", {"mode": "prior", "prior_dir": str(prior),
+                                       "control_rate_hz": 20.0}, ros_env(domain),
+                            tmp_path / "policy.log")
+
+        def moving(since=0.0):
+            return [t for t, m in arm.snapshot(arm.twists) if t >= since and np.any(twist_vec(m))]
+        assert wait_for(moving, 30), ((tmp_path / "policy.log").read_text()[-2000:] +
+                                      bridge.log_path.read_text()[-2000:])
+        assert wait_for(lambda: len(moving()) >= 5, 10), "the policy did not keep the arm moving"
+        policy.send_signal(signal.SIGKILL)
+        policy.wait()
+        t_kill = time.monotonic()
+        stopped = wait_for(lambda: [t for t, m in arm.snapshot(arm.twists)
+                                    if t >= t_kill and not np.any(twist_vec(m))], 5)
+        assert stopped, f"no zero twist after the policy died: {arm.diag_texts()[-3:]}"
+        # timeout + one watchdog period, plus slack for DDS and a loaded machine
+        assert stopped[0] - t_kill <= COMMAND_TIMEOUT + 1.0 / WATCHDOG_HZ + 0.5
+        assert wait_for(lambda: [d for d in arm.diag_texts() if "stopped: stale_command" in d], 3)
+        assert not moving(stopped[0]), "the arm moved after the watchdog stop"
+    finally:
+        if policy is not None and policy.poll() is None:
+            policy.kill()
+        arm.close()
+        stop_process(bridge)
