@@ -24,9 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # A comfortable pose: TCP in front of the base, pointing down, inside the default box.
 Q0 = [0.0, -0.5, -0.5, 0.0, 1.0, 0.0]
 JOINTS = ["joint1", "joint2", "joint3", "joint4", "joint5", "joint6"]
-SERVO_TOPIC = "/servo_node/delta_twist_cmds"
+SERVO_TOPIC = "/servo_server/delta_twist_cmds"
+SERVO_START = "/servo_server/start_servo"
+SERVO_STATUS = "/servo_server/status"
+SERVO_COMMAND_TIMEOUT_S = 0.2  # xarm_ros2's incoming_command_timeout: Servo halts after it
 TRAJ_TOPIC = "/xarm6_traj_controller/joint_trajectory"
-GRIPPER_TOPIC = "/xarm_gripper_controller/commands"
+GRIPPER_TOPIC = "/xarm_gripper_traj_controller/joint_trajectory"
 
 
 def domain_for(module_name: str) -> int:
@@ -93,7 +96,8 @@ class FakeArm:
         from geometry_msgs.msg import TwistStamped
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image, JointState
-        from std_msgs.msg import Bool, Float64MultiArray
+        from std_msgs.msg import Bool, Int8
+        from std_srvs.srv import Trigger
         from trajectory_msgs.msg import JointTrajectory
 
         from parrot_bringup import interfaces as itf
@@ -109,6 +113,7 @@ class FakeArm:
         self.publish_joints = True
         self.publish_images = True
         self.twists, self.trajs, self.grips, self.diags = [], [], [], []
+        self.servo_starts = 0
         self.pub_js = n.create_publisher(JointState, itf.TOPIC_JOINT_STATES, itf.image_qos("sensor"))
         self.pub_img = n.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos("sensor"))
         self.pub_twist = n.create_publisher(TwistStamped, itf.TOPIC_TWIST, itf.command_qos())
@@ -117,7 +122,10 @@ class FakeArm:
         rec = lambda store: (lambda m: self._record(store, m))  # noqa: E731
         n.create_subscription(TwistStamped, SERVO_TOPIC, rec(self.twists), itf.command_qos())
         n.create_subscription(JointTrajectory, TRAJ_TOPIC, rec(self.trajs), itf.command_qos())
-        n.create_subscription(Float64MultiArray, GRIPPER_TOPIC, rec(self.grips), itf.command_qos())
+        n.create_subscription(JointTrajectory, GRIPPER_TOPIC, rec(self.grips), itf.command_qos())
+        # the fake MoveIt Servo: start service and status topic as xarm_ros2's servo_server
+        n.create_service(Trigger, SERVO_START, self._on_servo_start)
+        self.pub_servo_status = n.create_publisher(Int8, SERVO_STATUS, 10)
         n.create_subscription(DiagnosticArray, itf.TOPIC_DIAGNOSTICS, rec(self.diags), 50)
         self._img = np.zeros((48, 48, 3), np.uint8)
         self.last_image_ns = None
@@ -128,6 +136,11 @@ class FakeArm:
         self._spin = True
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _on_servo_start(self, request, response):
+        self.servo_starts += 1
+        response.success, response.message = True, "servo started (fake)"
+        return response
 
     def _run(self):
         while self._spin and self.ctx.ok():
@@ -224,6 +237,13 @@ class FakeArm:
     def lifecycle_state(self, node: str = "hardware_bridge") -> str:
         from lifecycle_msgs.srv import GetState
         return self.call(GetState, f"/{node}/get_state", GetState.Request()).current_state.label
+
+    def state_or_none(self, node: str = "hardware_bridge") -> str | None:
+        """The lifecycle state, or None while the node's services are not up yet."""
+        try:
+            return self.lifecycle_state(node)
+        except AssertionError:
+            return None
 
     def set_params(self, params: dict, node: str = "hardware_bridge") -> None:
         from rcl_interfaces.srv import SetParameters

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from hardware_fakes import (SERVO_TOPIC, FakeArm, Q0, domain_for, start_bridge, stop_process,
-                            twist_vec, wait_for)
+from hardware_fakes import (SERVO_COMMAND_TIMEOUT_S, SERVO_TOPIC, FakeArm, Q0, domain_for,
+                            start_bridge, stop_process, twist_vec, wait_for)
 
 pytestmark = pytest.mark.ros
 
@@ -47,20 +47,13 @@ def rig(tmp_path_factory):
     bridge = start_bridge(tmp, domain, params)
     arm = FakeArm(domain)
     try:
-        state = wait_for(lambda: _state(arm), 20, 0.2)
+        state = wait_for(arm.state_or_none, 20, 0.2)
         assert state == "inactive", f"bridge not up: {state}\n{bridge.log_path.read_text()}"
         assert arm.wait_matched(SERVO_TOPIC)
         yield arm, bridge
     finally:
         arm.close()
         stop_process(bridge)
-
-
-def _state(arm):
-    try:
-        return arm.lifecycle_state()
-    except AssertionError:
-        return None
 
 
 @pytest.fixture
@@ -205,15 +198,42 @@ def test_estop_latches_until_released_and_reset(active):
     go(arm)
 
 
-def test_watchdog_stops_the_arm_within_its_timeout(active):
+def test_commands_stopping_stop_the_twist_then_the_watchdog_reports(active):
+    """When commands stop, the republished twist ends 1.5 control periods after the last
+    one (a zero twist, well inside Servo's own timeout), and the watchdog reports
+    stale_command after its timeout."""
     arm, _ = active
     go(arm)
+    arm.clear()
     t_last = arm.command(GOOD)
     got = wait_for(lambda: zeros(arm, t_last), 3)
-    assert got, "the watchdog never stopped the arm"
-    elapsed = got[0][0] - t_last
-    assert COMMAND_TIMEOUT - 0.05 <= elapsed <= COMMAND_TIMEOUT + 1.0 / WATCHDOG_HZ + 0.15, elapsed
-    assert wait_for(lambda: [d for d in arm.diag_texts() if "stopped: stale_command" in d], 2)
+    assert got, "the arm was never stopped"
+    assert got[0][0] - t_last <= 1.5 / 10.0 + 0.25, got[0][0] - t_last
+    assert not moving(arm, got[0][0] + 0.05), "motion after the zero twist"
+    diag = wait_for(lambda: [t for t, arr in arm.snapshot(arm.diags) for st in arr.status
+                             if "stopped: stale_command" in st.message], 3)
+    assert diag, "the watchdog never reported"
+    elapsed = diag[0] - t_last
+    assert COMMAND_TIMEOUT - 0.05 <= elapsed <= COMMAND_TIMEOUT + 1.0 / WATCHDOG_HZ + 0.3, elapsed
+
+
+def test_twist_flows_at_servo_rate_servo_is_started_and_its_status_reported(active):
+    """Commands at 10 Hz: the twist reaches Servo with no gap near Servo's 0.2 s command
+    timeout (one twist per command would be stop-and-go); Servo was started on activation;
+    a HALT status from Servo shows on /diagnostics."""
+    arm, _ = active
+    go(arm)
+    t0 = time.monotonic()
+    stream(arm, 1.0)
+    times = [t for t, m in arm.snapshot(arm.twists) if t >= t0 + 0.1 and np.any(twist_vec(m))]
+    gaps = np.diff(times)
+    assert len(times) > 20 and gaps.max() < SERVO_COMMAND_TIMEOUT_S, (len(times), gaps.max())
+    assert arm.servo_starts >= 1
+    from std_msgs.msg import Int8
+    arm.pub_servo_status.publish(Int8(data=4))
+    assert wait_for(lambda: [d for d in arm.diag_texts() if "HALT_FOR_COLLISION" in d], 3), \
+        arm.diag_texts()[-3:]
+    arm.pub_servo_status.publish(Int8(data=0))
 
 
 def test_stop_log_is_rate_limited_but_names_each_new_reason(active):

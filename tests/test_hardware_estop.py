@@ -37,12 +37,8 @@ def test_estop_acts_while_ik_is_stuck(tmp_path):
     bridge = start_bridge(tmp_path, domain, params, prelude=slow_ik_prelude(marker))
     arm = FakeArm(domain)
     try:
-        def active():
-            try:
-                return arm.lifecycle_state() == "active"
-            except AssertionError:
-                return False
-        assert wait_for(active, 20, 0.2), bridge.log_path.read_text()
+        assert wait_for(lambda: arm.state_or_none() == "active", 20, 0.2), \
+            bridge.log_path.read_text()
         assert arm.wait_matched(TRAJ_TOPIC)
         # commands until one is inside (the stuck) IK
         _, inside = arm.command_until([0.5, 0, 0, 0, 0, 0, 0], marker.exists, timeout=10)

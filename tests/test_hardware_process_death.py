@@ -56,3 +56,33 @@ def test_killed_policy_node_leaves_the_arm_stopped_by_the_watchdog(tmp_path):
             policy.kill()
         arm.close()
         stop_process(bridge)
+
+
+def test_killed_bridge_leaves_the_arm_to_servos_command_timeout(tmp_path):
+    """SIGKILL of the bridge mid-motion: nothing more reaches MoveIt Servo, so Servo's own
+    incoming_command_timeout (0.2 s in xarm_ros2) halts the arm. Pinned here: the last twist
+    arrives no later than the kill (plus delivery), so the fake Servo's timeout starts then."""
+    from hardware_fakes import SERVO_COMMAND_TIMEOUT_S
+
+    domain = domain_for(__name__ + ":bridge")
+    bridge = start_bridge(tmp_path, domain, {"output_mode": "servo", "autostart": "activate",
+                                             "control_rate_hz": 10.0})
+    arm = FakeArm(domain)
+    try:
+        assert arm.wait_matched(SERVO_TOPIC, 20), bridge.log_path.read_text()
+        _, got = arm.command_until([0.5, 0, 0, 0, 0, 0, 0], lambda: len(arm.snapshot(arm.twists)) > 3)
+        assert got, f"the bridge never moved the arm: {arm.diag_texts()[-3:]}"
+        arm.command([0.5, 0, 0, 0, 0, 0, 0])  # a fresh command: twists are being republished
+        bridge.send_signal(signal.SIGKILL)
+        bridge.wait()
+        t_kill = time.monotonic()
+        # watch one Servo timeout and more: the fake Servo would halt 0.2 s after the last twist
+        wait_for(lambda: False, 3 * SERVO_COMMAND_TIMEOUT_S)
+        last = max(t for t, _ in arm.snapshot(arm.twists))
+        halted_at = last + SERVO_COMMAND_TIMEOUT_S
+        # (slack: a twist sent before the kill may be handled late on a loaded machine)
+        assert last <= t_kill + 0.3, "twists reached Servo after the bridge was killed"
+        assert halted_at - t_kill <= SERVO_COMMAND_TIMEOUT_S + 0.3
+    finally:
+        arm.close()
+        stop_process(bridge)

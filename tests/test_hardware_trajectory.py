@@ -1,8 +1,8 @@
 """hardware_bridge in `joint_trajectory` mode (IK on the xArm6 URDF), over real DDS.
 
 Pins: a policy step becomes a one-point JointTrajectory whose FK moves the TCP by the
-commanded delta (and the gripper command a Float64MultiArray for the forward command
-controller); the watchdog stops by holding the measured joints; an IK solution that jumps
+commanded delta (and the gripper command a one-point trajectory of `drive_joint` for
+xarm_ros2's gripper trajectory controller); the watchdog stops by holding the measured joints; an IK solution that jumps
 a joint past `max_joint_step_rad` is refused with reason `ik` (set through a lifecycle
 cleanup -> reconfigure cycle with new parameters); the kinematics refuse unreachable targets.
 """
@@ -55,12 +55,8 @@ def rig(tmp_path_factory):
     bridge = start_bridge(tmp, domain, params)
     arm = FakeArm(domain)
     try:
-        def up():
-            try:
-                return arm.lifecycle_state() == "active"
-            except AssertionError:
-                return False
-        assert wait_for(up, 20, 0.2), bridge.log_path.read_text()
+        assert wait_for(lambda: arm.state_or_none() == "active", 20, 0.2), \
+            bridge.log_path.read_text()
         assert arm.wait_matched(TRAJ_TOPIC)
         yield arm, bridge
     finally:
@@ -86,7 +82,8 @@ def test_step_becomes_a_joint_trajectory_and_watchdog_holds(rig, kin):
     moved = kin.fk(pt.positions)[0] - kin.fk(Q0)[0]
     assert np.allclose(moved, [0.015, 0, 0], atol=2e-3), moved
     grips = wait_for(lambda: arm.snapshot(arm.grips), 2)
-    assert grips and list(grips[0][1].data) == [0.85]  # -1 closes: gripper_closed_position
+    assert grips and list(grips[0][1].joint_names) == ["drive_joint"]
+    assert list(grips[0][1].points[0].positions) == [0.85]  # -1 closes: gripper_closed_position
     # no more commands: the watchdog holds the measured joints
     hold = wait_for(lambda: [m for t, m in arm.snapshot(arm.trajs) if t > t0
                              and m.points and np.allclose(m.points[0].positions, Q0)], 3)

@@ -9,12 +9,19 @@ In:  `parrot/cmd/twist` + `parrot/cmd/gripper` (paired by stamp, interfaces.Comm
      `camera/image_raw` (only its arrival: stale-image guard), `joint_states` (FK for the
      workspace box, IK start), `parrot/estop` (std_msgs/Bool; True latches a stop),
      service `parrot/estop/reset` (std_srvs/Trigger; refused while the e-stop still reads True).
-Out: `output_mode: servo` -> geometry_msgs/TwistStamped on `servo_topic` (MoveIt Servo, m/s and
-     rad/s in `servo_frame`); `output_mode: joint_trajectory` -> trajectory_msgs/JointTrajectory
-     on `trajectory_topic` (one point, IK on the URDF with PyBullet DIRECT); the gripper ->
-     std_msgs/Float64MultiArray [position] on `gripper_topic` (forward command controller).
+Out: `output_mode: servo` -> geometry_msgs/TwistStamped on `servo_topic` (MoveIt Servo with
+     `command_in_type: speed_units`: m/s and rad/s in `servo_frame`), republished at
+     `servo_repeat_hz` until 1.5 control periods after its command (Servo halts when no
+     command comes within its `incoming_command_timeout`, 0.2 s in xarm_ros2, so one twist per
+     10 Hz command would be stop-and-go), then a zero twist; Servo is started through
+     `servo_start_service` on activation and its status (`servo_status_topic`) is reported on
+     /diagnostics. `output_mode: joint_trajectory` -> trajectory_msgs/JointTrajectory on
+     `trajectory_topic` (one point, IK on the URDF with PyBullet DIRECT). The gripper ->
+     a one-point JointTrajectory of `gripper_joint` on `gripper_topic` (xarm_ros2's
+     `xarm_gripper_traj_controller`), or with `gripper_output: float64_array` a
+     std_msgs/Float64MultiArray [position] (a forward command controller).
      `/diagnostics` (diagnostic_msgs/DiagnosticArray): every stop with its reason, and a
-     periodic status with counters and the image-to-output latency.
+     periodic status with counters, Servo's status and the image-to-output latency.
 
 Stopping = zero motion: a zero twist (servo), or a one-point trajectory holding the measured
 joints (an empty trajectory if none were measured, which a joint trajectory controller takes
@@ -39,7 +46,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray, Int8
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -52,6 +59,7 @@ from parrot_bringup.safety import SafetyConfig, SafetyDecision, SafetyFilter, \
 from parrot_core.action_space import ActionOutOfRangeError
 
 OUTPUT_MODES = ("servo", "joint_trajectory")
+GRIPPER_OUTPUTS = ("trajectory", "float64_array")
 AUTOSTART = ("none", "configure", "activate")
 PARAMS = {
     "output_mode": "servo",
@@ -60,10 +68,16 @@ PARAMS = {
     "watchdog_rate_hz": 20.0,
     "servo_topic": itf.TOPIC_SERVO_TWIST,
     "servo_frame": "link_base",
+    "servo_start_service": itf.SERVICE_SERVO_START,  # std_srvs/Trigger on activate; "" = none
+    "servo_status_topic": itf.TOPIC_SERVO_STATUS,    # std_msgs/Int8; "" = not watched
+    "servo_repeat_hz": 50.0,          # twist republish rate (> 1 / Servo's command timeout)
     "trajectory_topic": itf.TOPIC_JOINT_TRAJECTORY,
     "trajectory_duration_s": 0.0,     # time_from_start of a step; 0 -> one control period
     "hold_duration_s": 0.05,          # time_from_start of a stop (hold) point
-    "gripper_topic": itf.TOPIC_GRIPPER_COMMANDS,
+    "gripper_output": "trajectory",   # trajectory | float64_array
+    "gripper_topic": itf.TOPIC_GRIPPER_TRAJECTORY,
+    "gripper_joint": itf.XARM_GRIPPER_JOINT,
+    "gripper_duration_s": 0.5,        # time_from_start of a gripper trajectory point
     "gripper_open_position": 0.0,
     "gripper_closed_position": 0.85,
     "joint_states_topic": itf.TOPIC_JOINT_STATES,
@@ -140,6 +154,10 @@ class HardwareBridge(LifecycleNode):
         self.applied = 0
         self.latency_ms: deque = deque(maxlen=1000)
         self.estop_reaction_ms: float | None = None
+        self.servo_status: str = "unknown"
+        self.servo_started: str = "not asked"
+        self._twist_out = None  # (linear, angular) being republished for Servo, or None
+        self._twist_until = 0.0
         # Two threads (see main): commands, FK and IK in one callback group; the e-stop, its
         # reset and the watchdog in another, so a slow IK never delays a stop. The lock makes
         # "check the e-stop, then publish motion" atomic against "latch, then publish stop".
@@ -164,6 +182,9 @@ class HardwareBridge(LifecycleNode):
                     f"output_mode must be one of {OUTPUT_MODES}, got {p['output_mode']!r}")
             if float(p["control_rate_hz"]) <= 0 or float(p["watchdog_rate_hz"]) <= 0:
                 raise BridgeConfigError("control_rate_hz and watchdog_rate_hz must be > 0")
+            if p["gripper_output"] not in GRIPPER_OUTPUTS:
+                raise BridgeConfigError(f"gripper_output must be one of {GRIPPER_OUTPUTS}, "
+                                        f"got {p['gripper_output']!r}")
             self.kin = ArmKinematics(p["urdf_path"], p["joint_names"], p["ee_link"],
                                      p["tcp_offset_m"])
         except (BridgeConfigError, KinematicsError) as e:
@@ -178,7 +199,8 @@ class HardwareBridge(LifecycleNode):
             self.pub_motion = self.create_publisher(TwistStamped, p["servo_topic"], cq)
         else:
             self.pub_motion = self.create_publisher(JointTrajectory, p["trajectory_topic"], cq)
-        self.pub_grip = self.create_publisher(Float64MultiArray, p["gripper_topic"], cq)
+        grip_type = JointTrajectory if p["gripper_output"] == "trajectory" else Float64MultiArray
+        self.pub_grip = self.create_publisher(grip_type, p["gripper_topic"], cq)
         img_qos = itf.image_qos(p["image_qos"])
         img_qos = QoSProfile(depth=1, reliability=img_qos.reliability,
                              durability=img_qos.durability, history=img_qos.history)
@@ -202,15 +224,76 @@ class HardwareBridge(LifecycleNode):
             self.create_timer(float(p["diagnostics_period_s"]), self._publish_status,
                               callback_group=safety),
         ]
+        self._servo_start = None
+        if p["output_mode"] == "servo":
+            self._entities += self._servo_entities(p, safety)
         self.get_logger().info(
             f"configured: output {p['output_mode']} -> "
             f"{p['servo_topic'] if p['output_mode'] == 'servo' else p['trajectory_topic']}, "
             f"gripper -> {p['gripper_topic']}, URDF {self.kin.urdf}; inactive until activated")
         return TransitionCallbackReturn.SUCCESS
 
+    def _servo_entities(self, p, group) -> list:
+        """MoveIt Servo's side: the twist republish timer, its status, its start service."""
+        made = []
+        if float(p["servo_repeat_hz"]) > 0:
+            made.append(self.create_timer(1.0 / float(p["servo_repeat_hz"]), self._on_repeat,
+                                          callback_group=group))
+        if p["servo_status_topic"]:
+            made.append(self.create_subscription(Int8, p["servo_status_topic"],
+                                                 self._on_servo_status, 10, callback_group=group))
+        if p["servo_start_service"]:
+            self._servo_start = self.create_client(Trigger, p["servo_start_service"],
+                                                   callback_group=group)
+            made.append(self._servo_start)
+        return made
+
+    def _start_servo(self) -> None:
+        """Ask Servo to start (xarm_ros2's Servo idles until ~/start_servo); never blocks."""
+        if self._servo_start is None:
+            return
+        name = self.p["servo_start_service"]
+        if not self._servo_start.service_is_ready():
+            self.servo_started = "service not available"
+            self.get_logger().warning(f"MoveIt Servo start service {name} is not available: is "
+                                      f"servo_server running? Twists are sent anyway")
+            return
+        self.servo_started = "requested"
+
+        def done(future):
+            res = future.result()
+            self.servo_started = "yes" if res is not None and res.success else \
+                f"refused: {getattr(res, 'message', '')}"
+            self.get_logger().info(f"MoveIt Servo start ({name}): {self.servo_started}")
+        self._servo_start.call_async(Trigger.Request()).add_done_callback(done)
+
+    def _on_servo_status(self, msg: Int8) -> None:
+        code = int(msg.data)
+        name = itf.SERVO_STATUS.get(code, f"UNKNOWN({code})")
+        if name == self.servo_status:
+            return
+        self.servo_status = name
+        if code in itf.SERVO_HALTING:
+            self.get_logger().warning(f"MoveIt Servo reports {name}: Servo is halting the arm")
+            self._publish_diag(DiagnosticStatus.ERROR, f"servo: {name}", "servo_status")
+        else:
+            self.get_logger().info(f"MoveIt Servo status: {name}")
+
+    def _on_repeat(self) -> None:
+        """Keep the accepted twist flowing to Servo until it expires, then a zero twist."""
+        with self._out_lock:
+            if self._twist_out is None or not self.active or self.filter.estopped:
+                return
+            if time.monotonic() < self._twist_until:
+                self.pub_motion.publish(self._twist(*self._twist_out))
+            else:
+                self._twist_out = None
+                self.pub_motion.publish(self._twist((0, 0, 0), (0, 0, 0)))
+
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.assembler = itf.CommandAssembler(self.rate)
         self.active = True
+        self._start_servo()
         self.get_logger().info("active: commands that pass the safety filter move the arm")
         self._publish_status()
         return TransitionCallbackReturn.SUCCESS
@@ -414,10 +497,13 @@ class HardwareBridge(LifecycleNode):
 
     def _publish_motion(self, msg, d: SafetyDecision, stamp_ns: int) -> None:
         self.pub_motion.publish(msg)
+        if self.p["output_mode"] == "servo":  # republished for Servo until 1.5 periods pass
+            self._twist_out = (d.pos_delta * self.rate, d.rot_delta * self.rate)
+            self._twist_until = time.monotonic() + 1.5 / self.rate
         if d.gripper != 0:
             pos = self.p["gripper_open_position"] if d.gripper > 0 else \
                 self.p["gripper_closed_position"]
-            self.pub_grip.publish(Float64MultiArray(data=[float(pos)]))
+            self.pub_grip.publish(self._gripper_msg(float(pos)))
         self.applied += 1
         self.latency_ms.append((self._now() - stamp_ns * 1e-9) * 1e3)
         if self.reporter.current is not None:
@@ -430,6 +516,7 @@ class HardwareBridge(LifecycleNode):
 
     def _halt(self, d: SafetyDecision, now: float) -> None:
         with self._out_lock:  # from any thread: never interleaved with a motion being published
+            self._twist_out = None  # nothing is republished after a stop
             if self.active:
                 self.pub_motion.publish(self._stop_motion())
             if self.reporter.stop(d.stop_reason, d.detail, now):
@@ -468,6 +555,17 @@ class HardwareBridge(LifecycleNode):
             msg.points = [pt]
         return msg
 
+    def _gripper_msg(self, position: float):
+        if self.p["gripper_output"] == "float64_array":
+            return Float64MultiArray(data=[position])
+        msg = JointTrajectory()
+        msg.joint_names = [self.p["gripper_joint"]]
+        pt = JointTrajectoryPoint(positions=[position])
+        dur = float(self.p["gripper_duration_s"])
+        pt.time_from_start.sec, pt.time_from_start.nanosec = int(dur), int((dur - int(dur)) * 1e9)
+        msg.points = [pt]
+        return msg
+
     def _stop_motion(self):
         if self.p["output_mode"] == "servo":
             return self._twist((0, 0, 0), (0, 0, 0))
@@ -481,6 +579,9 @@ class HardwareBridge(LifecycleNode):
                 "estopped": str(self.filter.estopped).lower(),
                 "output_mode": self.p["output_mode"], "commands_applied": str(self.applied)}
         vals.update({f"stops.{k}": str(v) for k, v in sorted(self.reporter.counts.items())})
+        if self.p["output_mode"] == "servo":
+            vals["servo_status"] = self.servo_status
+            vals["servo_started"] = self.servo_started
         if self.estop_reaction_ms is not None:
             vals["estop_reaction_ms"] = f"{self.estop_reaction_ms:.3f}"
         if self.latency_ms:

@@ -19,11 +19,15 @@ here, so a topic or a unit changes in one file. Standard message types only:
 | e-stop reset            | `parrot/estop/reset`      | std_srvs/Trigger (service)  |                  |
 | arm joint states        | `joint_states`            | sensor_msgs/JointState      | sensor data      |
 | bridge stops/status     | `/diagnostics`            | diagnostic_msgs/DiagnosticArray | reliable, 10 |
-| bridge -> MoveIt Servo  | `/servo_node/delta_twist_cmds` | geometry_msgs/TwistStamped | reliable, 10  |
+| bridge -> MoveIt Servo  | `/servo_server/delta_twist_cmds` | geometry_msgs/TwistStamped | reliable, 10  |
+| bridge -> Servo start   | `/servo_server/start_servo` | std_srvs/Trigger (service) |                  |
+| Servo status -> bridge  | `/servo_server/status`    | std_msgs/Int8               | default          |
 | bridge -> joint traj.   | `/xarm6_traj_controller/joint_trajectory` | trajectory_msgs/JointTrajectory | reliable, 10 |
-| bridge -> gripper       | `/xarm_gripper_controller/commands` | std_msgs/Float64MultiArray | reliable, 10 |
+| bridge -> gripper       | `/xarm_gripper_traj_controller/joint_trajectory` | trajectory_msgs/JointTrajectory (`drive_joint`) | reliable, 10 |
 
-(the last three are `hardware_bridge` parameters; these are the defaults)
+(the bridge's names are `hardware_bridge` parameters; these are the defaults, as xarm_ros2 names
+them; `gripper_output: float64_array` publishes std_msgs/Float64MultiArray to a forward command
+controller instead)
 
 (*) `image_qos: reliable` switches image publishers/subscribers to reliable, for lock-step
 collection where no image may be lost. A best-effort subscriber matches either publisher.
@@ -66,9 +70,21 @@ TOPIC_ESTOP = "parrot/estop"
 SERVICE_ESTOP_RESET = "parrot/estop/reset"
 TOPIC_JOINT_STATES = "joint_states"
 TOPIC_DIAGNOSTICS = "/diagnostics"
-TOPIC_SERVO_TWIST = "/servo_node/delta_twist_cmds"
+# The arm side as xarm_ros2 runs it: MoveIt Servo as `servo_server` (xarm_moveit_servo),
+# `xarm6_traj_controller` and `xarm_gripper_traj_controller` (joint `drive_joint`).
+TOPIC_SERVO_TWIST = "/servo_server/delta_twist_cmds"
+SERVICE_SERVO_START = "/servo_server/start_servo"
+TOPIC_SERVO_STATUS = "/servo_server/status"
 TOPIC_JOINT_TRAJECTORY = "/xarm6_traj_controller/joint_trajectory"
-TOPIC_GRIPPER_COMMANDS = "/xarm_gripper_controller/commands"
+TOPIC_GRIPPER_TRAJECTORY = "/xarm_gripper_traj_controller/joint_trajectory"
+XARM_GRIPPER_JOINT = "drive_joint"
+TOPIC_GRIPPER_COMMANDS = "/xarm_gripper_controller/commands"  # a forward command controller
+# MoveIt Servo's status (std_msgs/Int8 on ~/status, the Servo xarm_ros2 launches); the
+# halting ones stop the arm on Servo's side and are reported as errors.
+SERVO_STATUS = {-1: "INVALID", 0: "NO_WARNING", 1: "DECELERATE_FOR_APPROACHING_SINGULARITY",
+                2: "HALT_FOR_SINGULARITY", 3: "DECELERATE_FOR_COLLISION",
+                4: "HALT_FOR_COLLISION", 5: "JOINT_BOUND", 6: "DECELERATE_FOR_LEAVING_SINGULARITY"}
+SERVO_HALTING = {-1, 2, 4, 5}
 GRIPPER_JOINT = "gripper"
 DEFAULT_COMMAND_FRAME = "base_link"
 DEFAULT_CAMERA_FRAME = "camera"
