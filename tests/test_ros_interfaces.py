@@ -95,3 +95,16 @@ def test_json_codec_keeps_numpy_dtypes_exactly():
     np.testing.assert_array_equal(back["q"], info["q"])
     np.testing.assert_array_equal(back["pos"]["a"], info["pos"]["a"])
     assert back["t"] == 3 and back["none"] is None and back["tup"] == (1, 2.5)
+
+
+def test_parrot_dds_profile_is_used_unless_the_user_chose_one():
+    """Nodes load the packaged Fast DDS profile (16 MB shared-memory segment: full-size camera
+    frames) by default; a profile the user set, or another RMW, is left alone."""
+    from parrot_bringup.dds_profile import PROFILE, use_parrot_profile
+    assert PROFILE.exists() and "segment_size" in PROFILE.read_text()
+    env = {}
+    assert use_parrot_profile(env) == str(PROFILE) == env["FASTDDS_DEFAULT_PROFILES_FILE"]
+    mine = {"FASTRTPS_DEFAULT_PROFILES_FILE": "/etc/my.xml"}
+    assert use_parrot_profile(mine) == "/etc/my.xml" and "FASTDDS_DEFAULT_PROFILES_FILE" not in mine
+    other = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
+    assert use_parrot_profile(other) is None and len(other) == 1

@@ -18,6 +18,9 @@ def run_node(node_cls, argv=None, executor_threads: int = 0) -> int:
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, \
         SingleThreadedExecutor
 
+    from parrot_bringup.dds_profile import use_parrot_profile
+
+    use_parrot_profile()  # before the first participant: large images across processes
     argv = list(sys.argv if argv is None else [sys.argv[0], *argv])
     rclpy.init(args=argv, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = None

@@ -100,6 +100,8 @@ def main(args) -> int:
     resolved, specs = launcher.resolve(module, path, launch_args)
     overrides = _overrides(args)
 
+    from parrot_bringup.dds_profile import use_parrot_profile
+    use_parrot_profile()
     rclpy.init(args=["parrot-sim", "--ros-args", "--params-file",
                      str(Path(resolved["params_file"]).resolve())])
     nodes = []
