@@ -1,8 +1,15 @@
-"""ParrotEnv: the PyBullet twin as a gymnasium-style environment.
+"""ParrotEnv: the PyBullet twin as a `gymnasium.Env`.
 
     env = ParrotEnv(EnvConfig(task="grasp", objects="train", image_size=48, max_steps=25))
     obs, info = env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(action)
+
+    import gymnasium, sim.env                  # registers parrot/Grasp-v0, ...
+    env = gymnasium.make("parrot/Grasp-v0", objects="heldout")
+
+Spaces: observation Box(0, 255, (H, W, 3), uint8), the camera image; action Box(-1, 1, (7,),
+float32), the 7D action of parrot_core.action_space. `render()` (render_mode "rgb_array")
+returns the observation.
 
 Scene: a table (top at z = 0), the xArm6 at the origin, a tray (always) and, for
 ``place_on_target`` or with probability 1/2 otherwise, a flat target pad; three objects from
@@ -34,10 +41,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import gymnasium
 import numpy as np
 import pybullet as p
 
-from parrot_core.action_space import to_metric, validate_action
+from parrot_core.action_space import ACTION_DIM, to_metric, validate_action
 from sim import objects as objpool
 from sim.robot import DOWN_EULER, HOME_POS, XArm, home_joint_positions
 from sim.tasks import TARGET_HALF_M, TRAY_INNER_HALF_M, TRAY_WALL_M, is_success, task_spec
@@ -114,20 +122,27 @@ def add_scene_arguments(parser) -> None:
                         help="objects per scene (the paper's test tasks have one or two)")
 
 
-class ParrotEnv:
+class ParrotEnv(gymnasium.Env):
     """See module docstring. Not thread-safe; one PyBullet DIRECT client per env."""
 
-    def __init__(self, config: EnvConfig | None = None, **kwargs):
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, config: EnvConfig | None = None, render_mode: str | None = None, **kwargs):
         self.config = config or EnvConfig(**kwargs)
-        self.spec = task_spec(self.config.task)
+        if render_mode not in (None, "rgb_array"):
+            raise EnvError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.task_spec = task_spec(self.config.task)
         self.pool = objpool.pool(self.config.objects)
         fixed = self.config.target_object
-        if fixed is not None and (not self.spec.named_object or fixed not in self.pool):
+        if fixed is not None and (not self.task_spec.named_object or fixed not in self.pool):
             raise EnvError(f"target_object {fixed!r}: needs a named-object task (lift, "
                            f"pick_place, place_on_target) and an object of the "
                            f"{self.config.objects!r} pool, e.g. {self.pool[0]!r}")
         size = self.config.image_size
         self.image_hw = (size, size) if np.isscalar(size) else tuple(int(s) for s in size)
+        self.observation_space = gymnasium.spaces.Box(0, 255, (*self.image_hw, 3), np.uint8)
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self.client = p.connect(p.DIRECT)
         self._view = p.computeViewMatrixFromYawPitchRoll(
             CAMERA_TARGET, CAMERA_DISTANCE, CAMERA_YAW, CAMERA_PITCH, 0.0, 2)
@@ -239,7 +254,7 @@ class ParrotEnv:
         # The spawn region is small (objects must look large in 48x48), so a draw of tray and
         # pad often leaves no room for the objects (about 6 draws per scene with the pad,
         # 2 without): draw again.
-        has_pad = self.spec.place == "target" or rng.random() < 0.5  # decided once: no bias
+        has_pad = self.task_spec.place == "target" or rng.random() < 0.5  # decided once: no bias
         for _ in range(MAX_LAYOUT_DRAWS):
             tray, pad = self._sample_containers(rng, has_pad)
             if has_pad and pad is None:
@@ -262,8 +277,9 @@ class ParrotEnv:
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         """Build a fresh scene from ``seed``; returns (obs, info)."""
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2**31))
+        super().reset(seed=seed)  # gymnasium's np_random: seeded here, or kept from before
+        if seed is None:  # the next scene of the stream a seeded reset started (gymnasium)
+            seed = int(self.np_random.integers(0, 2**31))
         self.seed = int(seed)
         rng = np.random.default_rng(self.seed)
         if self.robot is None or not REUSE_WORLD:
@@ -286,7 +302,7 @@ class ParrotEnv:
             self.bodies[name] = objpool.load_object(self.client, name, (xy[0], xy[1], half[2] + 0.003), orn)
             self._scene_bodies.append(self.bodies[name])
         self.object_names = names
-        if not self.spec.named_object:
+        if not self.task_spec.named_object:
             self.target_object = None
         elif self.config.target_object is not None:
             self.target_object = self.config.target_object
@@ -364,6 +380,10 @@ class ParrotEnv:
                 p.disconnect(scratch)
         return self._backgrounds[key]
 
+    def render(self):
+        """render_mode "rgb_array": the current camera image (what the policy sees)."""
+        return None if self.render_mode is None else self.render_obs()
+
     def render_obs(self, size=None) -> np.ndarray:
         """The fixed-camera RGB image, uint8 (H, W, 3).
 
@@ -413,9 +433,9 @@ class ParrotEnv:
                           target_pos=self.target_pad_pos)
 
     def target_position(self):
-        if self.spec.place == "tray":
+        if self.task_spec.place == "tray":
             return self.tray_pos.copy()
-        if self.spec.place == "target":
+        if self.task_spec.place == "target":
             return self.target_pad_pos.copy()
         return None
 
@@ -440,3 +460,19 @@ class ParrotEnv:
             "seed": self.seed,
             "t": self.t,
         }
+
+
+# ---- gymnasium registration: parrot/Grasp-v0, parrot/PickPlace-v0, ... -------------------
+GYM_IDS = {"grasp": "parrot/Grasp-v0", "lift": "parrot/Lift-v0",
+           "pick_place": "parrot/PickPlace-v0", "place_on_target": "parrot/PlaceOnTarget-v0"}
+
+
+def register_gym_envs() -> None:
+    """Register one id per task (keyword arguments of gymnasium.make go to EnvConfig, e.g.
+    objects="heldout"); the episode limit is the env's own max_steps (truncated)."""
+    for task, env_id in GYM_IDS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point="sim.env:ParrotEnv", kwargs={"task": task})
+
+
+register_gym_envs()
