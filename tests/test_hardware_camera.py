@@ -91,40 +91,49 @@ def test_video_file_is_published_as_rgb8_with_sensor_qos(tmp_path):
 @pytest.mark.parametrize("width,height", [(640, 480), (1280, 720)])
 def test_full_size_camera_frames_each_get_a_command(tmp_path, width, height):
     """A 30 Hz camera at VGA and 720p (921 KB / 2.7 MB per rgb8 frame, above Fast DDS's
-    default 512 KB shared-memory segment) -> the policy node in another process: nearly
-    every frame becomes a command (before the packaged DDS profile: 14% at VGA). The frames
+    default 512 KB shared-memory segment) -> the policy node in another process: of the
+    frames published once the policy answers (the test sees every frame's stamp too),
+    nearly all become commands (before the packaged DDS profile: 14% at VGA). The frames
     cross processes at full size; the policy node resizes them."""
     from geometry_msgs.msg import TwistStamped
+    from sensor_msgs.msg import Image
 
     from parrot_bringup import interfaces as itf
+    from parrot_bringup.recorder import header_stamp_ns
     from ros_helpers import TestNode, export_tiny_prior, start_node
 
-    frames = 90
-    video = _video(tmp_path / "vga.avi", n=frames, size=(width, height))
+    window = 90  # frames counted after the first command
+    video = _video(tmp_path / "clip.avi", n=30, size=(width, height))
     prior = export_tiny_prior(tmp_path / "prior", image_size=32)
     domain = domain_for(f"{__name__}:{width}")
     env = ros_env(domain)
     t = TestNode(domain)
-    commands = set()
+    commands, frames = set(), []
     t.node.create_subscription(TwistStamped, itf.TOPIC_TWIST,
                                lambda m: commands.add(itf.stamp_to_ns(m.header.stamp)),
                                itf.command_qos())
+    # raw: only the stamp is read, so watching every frame costs the test next to nothing
+    t.node.create_subscription(Image, itf.TOPIC_IMAGE, lambda b: frames.append(header_stamp_ns(b)),
+                               itf.image_qos("sensor"), raw=True)
     policy = start_node("policy", {"mode": "prior", "prior_dir": str(prior),
                                    "control_rate_hz": 30.0}, env, tmp_path / "policy.log")
-    camera = None
+    camera = start_node("usb_camera", {"device": str(video), "rate_hz": 30.0, "loop": True},
+                        env, tmp_path / "camera.log")
+
+    def counted():
+        first = min(commands) if commands else None
+        return [f for f in frames if first is not None and f >= first]
     try:
-        assert t.spin_until(lambda: t.node.count_publishers(itf.TOPIC_TWIST) > 0, 30)
-        assert t.spin_until(lambda: t.node.count_subscribers(itf.TOPIC_IMAGE) > 0, 30)
-        camera = start_node("usb_camera", {"device": str(video), "rate_hz": 30.0, "loop": False},
-                            env, tmp_path / "camera.log")
-        log = tmp_path / "camera.log"
-        assert t.spin_until(lambda: camera.poll() is not None, 60), log.read_text()
-        t.spin_until(lambda: len(commands) >= frames, 5)  # the last commands in flight
+        assert t.spin_until(lambda: len(counted()) >= window, 60), (
+            f"{len(frames)} frames seen, {len(commands)} commands\n" +
+            (tmp_path / "camera.log").read_text()[-1000:] + (tmp_path / "policy.log").read_text()[-1000:])
+        t.spin_for(0.3)  # the commands of the last counted frames are in flight
     finally:
         t.close()
+        stop(camera)
         stop(policy)
-        if camera is not None:
-            stop(camera)
-    assert f"after {frames} images" in log.read_text(), log.read_text()
+    seen = counted()[:window]
+    answered = [f for f in seen if f in commands]
+    print(f"{width}x{height}: {len(answered)}/{len(seen)} frames answered")
     # the benchmark's target is 99%; 90% here leaves room for a loaded test machine
-    assert len(commands) >= 0.9 * frames, (len(commands), (tmp_path / "policy.log").read_text()[-1500:])
+    assert len(answered) >= 0.9 * len(seen), (len(answered), len(seen))
