@@ -2,6 +2,12 @@
 
     parrot train-prior --data DIR --out RUN [--steps N | --epochs E] [--batch-size 256]
                        [--lr 1e-4] [--val-fraction 0.1] [--tasks T,..] [--device auto] [--resume]
+                       [--init-from PRIOR_RUN]
+
+`--init-from` fine-tunes: the new run starts from another run's weights (its best.pt, or a
+.pt file) and takes that run's model config; the metrics row at step 0 is the held-out NLL of
+those weights on this data, so the row at the end is the "after" of a before/after report
+(e.g. a twin prior fine-tuned on a real-arm recording).
 
 What a run directory holds::
 
@@ -199,6 +205,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda if present, else cpu) | cpu | cuda[:N]")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     parser.add_argument("--resume", action="store_true", help="continue RUN from RUN/last.pt")
+    parser.add_argument("--init-from", metavar="PRIOR_RUN",
+                        help="start from this run's weights (best.pt) and model config: fine-tuning")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     model = parser.add_argument_group("model (ignored with --resume: the saved config is used)")
     d = PriorConfig()
@@ -267,13 +275,15 @@ def main(args) -> int:
         if (out / LAST).exists():
             raise PriorTrainingError(f"{out} already holds a run; pass --resume to continue it, "
                                      f"or choose another --out")
-        config = PriorConfig(
+        init = load_prior(args.init_from) if args.init_from else None
+        config = init.config if init is not None else PriorConfig(
             image_size=h if h == w else (h, w), num_layers=args.num_layers,
             coupling_hidden=tuple(args.coupling_hidden), encoder_hidden=tuple(args.encoder_hidden),
             feature_dim=args.feature_dim, conv_channels=args.conv_channels)
         train_cfg = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2,
-                     "tasks": list(tasks)}
+                     "tasks": list(tasks),
+                     "init_from": init.checkpoint_info["path"] if init is not None else None}
         train_names, val_names = split_episodes(names, args.val_fraction, args.seed)
         start_step, best_val, ckpt = 0, float("inf"), None
     if [h, w] != _config_hw(config):
@@ -298,6 +308,8 @@ def main(args) -> int:
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+    elif train_cfg.get("init_from"):
+        model.load_state_dict(load_prior(train_cfg["init_from"]).state_dict())
 
     out.mkdir(parents=True, exist_ok=True)
     run_info = {

@@ -216,3 +216,21 @@ def test_train_prior_tasks_trains_on_that_tasks_episodes_only(tmp_path):
     assert config["dataset"]["episodes"] == 4
     with pytest.raises(PriorTrainingError, match="no episodes of task lift"):
         main(train_args(data, tmp_path / "lift", steps=2, tasks="lift"))
+
+
+def test_init_from_fine_tunes_from_another_runs_weights(tmp_path):
+    """--init-from RUN starts from RUN's best weights and model config: the new run's step-0
+    NLL is the old run's best on the same held-out split (the 'before' of a fine-tune), and
+    the model flags of the command line are ignored."""
+    data = tmp_path / "data"
+    write_dataset(data)
+    assert main(train_args(data, tmp_path / "a", steps=30, eval_every=15)) == 0
+    best_a = min(r["val_nll"] for r in read_metrics(tmp_path / "a") if r["step"] > 0)
+    args = train_args(data, tmp_path / "b", steps=10, eval_every=10, init_from=tmp_path / "a")
+    args.coupling_hidden = (8,)  # ignored: the init run's config wins
+    assert main(args) == 0
+    rows = read_metrics(tmp_path / "b")
+    assert rows[0]["step"] == 0 and abs(rows[0]["val_nll"] - best_a) < 1e-4
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["prior"]["coupling_hidden"] == [32, 32]
+    assert config["train"]["init_from"].endswith("best.pt")
