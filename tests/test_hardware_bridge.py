@@ -169,7 +169,7 @@ def test_non_finite_or_implausible_joint_state_stops_the_arm(active, bad_joint):
     t0 = time.monotonic()
     arm.q = [bad_joint] + list(Q0[1:])
     try:
-        assert_stopped_because(arm, "joint_states",
+        assert_stopped_because(arm, "invalid_joint_state",
                                t0, "non-finite" if bad_joint != bad_joint else "beyond")
         t1 = time.monotonic()
         stream(arm, 0.3)

@@ -26,8 +26,10 @@ Out: `output_mode: servo` -> geometry_msgs/TwistStamped on `servo_topic` (MoveIt
 Stopping = zero motion: a zero twist (servo), or a one-point trajectory holding the measured
 joints (an empty trajectory if none were measured, which a joint trajectory controller takes
 as "hold"); the gripper holds. The rules are parrot_bringup.safety's, plus two that only the
-bridge can check: `joint_states` (no fresh joint state, so the TCP is unknown) and `ik` (no IK
-solution within tolerance, or one that jumps a joint by more than `max_joint_step_rad`).
+bridge can check: `joint_states` (no fresh joint state, so the TCP is unknown),
+`invalid_joint_state` (a NaN/inf joint, one far beyond its URDF limit, or a non-finite FK) and
+`ik` (no IK solution within tolerance, or one that jumps a joint by more than
+`max_joint_step_rad`).
 Each stop is logged with its reason: at once for the first stop after motion or a new
 reason, then at most every `stop_log_throttle_s`.
 """
@@ -38,11 +40,11 @@ import statistics
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, JointState
@@ -158,11 +160,10 @@ class HardwareBridge(LifecycleNode):
         self.servo_started: str = "not asked"
         self._twist_out = None  # (linear, angular) being republished for Servo, or None
         self._twist_until = 0.0
-        # Two threads (see main): commands, FK and IK in one callback group; the e-stop, its
-        # reset and the watchdog in another, so a slow IK never delays a stop. The lock makes
+        # joint_trajectory mode runs FK + IK in one worker thread, so a slow IK never delays
+        # the e-stop or the watchdog (they run on the executor's thread). The lock makes
         # "check the e-stop, then publish motion" atomic against "latch, then publish stop".
-        self._motion_group = MutuallyExclusiveCallbackGroup()
-        self._safety_group = MutuallyExclusiveCallbackGroup()
+        self._ik_worker: ThreadPoolExecutor | None = None
         self._out_lock = threading.RLock()
         autostart = self.p["autostart"]
         if autostart not in AUTOSTART:
@@ -204,47 +205,39 @@ class HardwareBridge(LifecycleNode):
         img_qos = itf.image_qos(p["image_qos"])
         img_qos = QoSProfile(depth=1, reliability=img_qos.reliability,
                              durability=img_qos.durability, history=img_qos.history)
-        motion, safety = self._motion_group, self._safety_group
         self._entities = [
             self.pub_motion, self.pub_grip,
-            self.create_subscription(TwistStamped, itf.TOPIC_TWIST, self._on_twist, cq,
-                                     callback_group=motion),
-            self.create_subscription(JointState, itf.TOPIC_GRIPPER, self._on_gripper, cq,
-                                     callback_group=motion),
-            self.create_subscription(Image, p["image_topic"], self._on_image, img_qos,
-                                     callback_group=motion),
+            self.create_subscription(TwistStamped, itf.TOPIC_TWIST, self._on_twist, cq),
+            self.create_subscription(JointState, itf.TOPIC_GRIPPER, self._on_gripper, cq),
+            self.create_subscription(Image, p["image_topic"], self._on_image, img_qos),
             self.create_subscription(JointState, p["joint_states_topic"], self._on_joints,
-                                     itf.image_qos("sensor"), callback_group=motion),
-            self.create_subscription(Bool, p["estop_topic"], self._on_estop, itf.estop_qos(),
-                                     callback_group=safety),
-            self.create_service(Trigger, p["estop_reset_service"], self._on_reset,
-                                callback_group=safety),
-            self.create_timer(1.0 / float(p["watchdog_rate_hz"]), self._on_watchdog,
-                              callback_group=safety),
-            self.create_timer(float(p["diagnostics_period_s"]), self._publish_status,
-                              callback_group=safety),
+                                     itf.image_qos("sensor")),
+            self.create_subscription(Bool, p["estop_topic"], self._on_estop, itf.estop_qos()),
+            self.create_service(Trigger, p["estop_reset_service"], self._on_reset),
+            self.create_timer(1.0 / float(p["watchdog_rate_hz"]), self._on_watchdog),
+            self.create_timer(float(p["diagnostics_period_s"]), self._publish_status),
         ]
         self._servo_start = None
         if p["output_mode"] == "servo":
-            self._entities += self._servo_entities(p, safety)
+            self._entities += self._servo_entities(p)
+        else:
+            self._ik_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ik")
         self.get_logger().info(
             f"configured: output {p['output_mode']} -> "
             f"{p['servo_topic'] if p['output_mode'] == 'servo' else p['trajectory_topic']}, "
             f"gripper -> {p['gripper_topic']}, URDF {self.kin.urdf}; inactive until activated")
         return TransitionCallbackReturn.SUCCESS
 
-    def _servo_entities(self, p, group) -> list:
+    def _servo_entities(self, p) -> list:
         """MoveIt Servo's side: the twist republish timer, its status, its start service."""
         made = []
         if float(p["servo_repeat_hz"]) > 0:
-            made.append(self.create_timer(1.0 / float(p["servo_repeat_hz"]), self._on_repeat,
-                                          callback_group=group))
+            made.append(self.create_timer(1.0 / float(p["servo_repeat_hz"]), self._on_repeat))
         if p["servo_status_topic"]:
             made.append(self.create_subscription(Int8, p["servo_status_topic"],
-                                                 self._on_servo_status, 10, callback_group=group))
+                                                 self._on_servo_status, 10))
         if p["servo_start_service"]:
-            self._servo_start = self.create_client(Trigger, p["servo_start_service"],
-                                                   callback_group=group)
+            self._servo_start = self.create_client(Trigger, p["servo_start_service"])
             made.append(self._servo_start)
         return made
 
@@ -315,6 +308,9 @@ class HardwareBridge(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _teardown(self) -> None:
+        if self._ik_worker is not None:
+            self._ik_worker.shutdown(wait=True, cancel_futures=True)  # before kin is closed
+            self._ik_worker = None
         for e in self._entities:
             self._destroy(e)
         self._entities = []
@@ -358,7 +354,8 @@ class HardwareBridge(LifecycleNode):
             self._q = self._q_time = None
             self._q_problem = problem
             if self.active:
-                self._halt(SafetyDecision(stop_reason="joint_states", detail=problem), self._now())
+                self._halt(SafetyDecision(stop_reason="invalid_joint_state", detail=problem),
+                           self._now())
             return
         self._q, self._q_time, self._q_problem = q, self._now(), None
 
@@ -430,6 +427,18 @@ class HardwareBridge(LifecycleNode):
 
     # ---- decisions ------------------------------------------------------------------------
     def _decide(self, action, stamp_ns: int) -> None:
+        """joint_trajectory: FK and IK on the worker thread (one at a time, in order), so the
+        executor's thread stays free for the e-stop and the watchdog; servo: right here."""
+        if self._ik_worker is None:
+            return self._decide_now(action, stamp_ns)
+        job = self._ik_worker.submit(self._decide_now, action, stamp_ns)
+        job.add_done_callback(self._log_failure)
+
+    def _log_failure(self, job) -> None:
+        if job.exception() is not None:  # never silent: the command was not applied
+            self.get_logger().error(f"command processing failed: {job.exception()!r}")
+
+    def _decide_now(self, action, stamp_ns: int) -> None:
         """Check a command, find its motion (IK outside the lock), then publish it unless the
         arm was stopped meanwhile; every refusal stops the arm."""
         with self._out_lock:
@@ -459,7 +468,8 @@ class HardwareBridge(LifecycleNode):
         if self.filter.estopped:
             return (self.filter.check_command(action, now), *none)
         if self._q is None and self._q_problem:
-            return (SafetyDecision(stop_reason="joint_states", detail=self._q_problem), *none)
+            return (SafetyDecision(stop_reason="invalid_joint_state", detail=self._q_problem),
+                    *none)
         if self._q is None or now - self._q_time > float(self.p["joint_state_timeout_s"]):
             age = "none received" if self._q is None else f"last {now - self._q_time:.2f} s ago"
             return (SafetyDecision(
@@ -469,7 +479,7 @@ class HardwareBridge(LifecycleNode):
         q = self._q.copy()
         ee_pos, ee_orn = self.kin.fk(q)
         if not (np.all(np.isfinite(ee_pos)) and np.all(np.isfinite(ee_orn))):
-            return (SafetyDecision(stop_reason="joint_states", detail=f"forward kinematics of "
+            return (SafetyDecision(stop_reason="invalid_joint_state", detail=f"forward kinematics of "
                                    f"{q.tolist()} is not finite: TCP unknown"), *none)
         d = self.filter.check_command(action, now, image_stamp=stamp_ns * 1e-9, ee_pos=ee_pos)
         return d, q, ee_pos, ee_orn
@@ -607,8 +617,7 @@ class HardwareBridge(LifecycleNode):
 
 
 def main(argv=None) -> int:
-    # threads: commands (may sit in IK), safety (e-stop, reset, watchdog), lifecycle services
-    return run_node(HardwareBridge, argv, executor_threads=3)
+    return run_node(HardwareBridge, argv)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ Rules:
 - speed_limit:      the same in physical units, m/s and rad/s at the filter's control rate,
                     so raising the rate cannot raise the arm's speed
 - workspace:        a step that would leave the workspace box stops motion
-- joint_states:     a TCP position that is not finite (from a bad joint state) stops motion:
-                    NaN compares False, so the box check alone would let it through
+- invalid_joint_state: a TCP position that is not finite (from a bad joint state) stops
+                    motion: NaN compares False, so the box check alone would let it through
 - stale_command:    no fresh command within `command_timeout_s` -> zero motion (watchdog)
 - stale_image:      no image within `image_timeout_s` (or none yet, with `require_image`), or
                     the command was computed from an image older than `max_image_age_s` ->
@@ -150,7 +150,7 @@ class SafetyFilter:
         if ee_pos is not None:
             ee = np.asarray(ee_pos, float)
             if ee.shape != (3,) or not np.all(np.isfinite(ee)):  # NaN compares False: fail closed
-                return _stop("joint_states", f"TCP position {ee.tolist()} unknown (not finite)")
+                return _stop("invalid_joint_state", f"TCP position {ee.tolist()} not finite")
             target = ee + pos
             lo, hi = np.asarray(cfg.workspace_min), np.asarray(cfg.workspace_max)
             if np.any(target < lo) or np.any(target > hi):
