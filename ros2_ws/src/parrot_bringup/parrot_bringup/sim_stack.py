@@ -1,4 +1,4 @@
-"""`parrot sim`: the whole sim stack composed in one process (rclpy MultiThreadedExecutor).
+"""`parrot sim`: the whole sim stack composed in one process (one single-threaded executor).
 
 Runs the nodes the `sim` launch description lists (launch/sim.launch.py: twin + driver +
 optional recorder) as Node objects in one process instead of one process each, plus a small
@@ -87,7 +87,7 @@ def main(args) -> int:
     import importlib
 
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from parrot_bringup import launcher
@@ -112,7 +112,7 @@ def main(args) -> int:
             params = [Parameter(k, value=v) for k, v in overrides[spec["executable"]].items()]
             nodes.append(cls(name=spec["name"], parameter_overrides=params))
         monitor = Monitor()
-        executor = MultiThreadedExecutor(num_threads=4)
+        executor = SingleThreadedExecutor()
         for n in [*nodes, monitor]:
             executor.add_node(n)
         twin = next(n for n in nodes if n.get_name() == "sim_twin")
