@@ -17,12 +17,30 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_text(path, text: str) -> None:
-    """Write via a temporary file and rename, so readers never see half a file."""
+def atomic_write_text(path, text: str, durable: bool = False) -> None:
+    """Write via a temporary file and rename, so readers never see half a file.
+
+    ``durable``: also fsync the file before the rename and its directory after, so the new
+    content survives a power cut or a kill, not only a crash of this process."""
     path = Path(path)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    with open(tmp, "w", encoding="utf8") as f:
+        f.write(text)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def fsync_dir(path) -> None:
+    """Make a directory's entries (files created or renamed in it) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_format_json(path, fmt: str, version: int, *, load_error: type[Exception],

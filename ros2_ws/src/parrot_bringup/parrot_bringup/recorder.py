@@ -52,6 +52,7 @@ from std_msgs.msg import String
 
 from parrot_bringup import interfaces as itf
 from parrot_bringup.node_runtime import declare, run_node
+from parrot_core.files import atomic_write_text, fsync_dir
 
 PARAMS = {
     "out_dir": "bags",
@@ -117,6 +118,7 @@ class BagFile:
         self.counts = {topic: 0 for topic in topics}
         self.first_ns: int | None = None
         self.last_ns = 0
+        self._dirs_synced = False
 
     @property
     def messages(self) -> int:
@@ -133,6 +135,14 @@ class BagFile:
         """Everything written so far is on disk: chunk ended, stream flushed, file fsynced."""
         self.writer.flush()
         os.fsync(self.stream.fileno())
+        self._sync_dirs_once()
+
+    def _sync_dirs_once(self) -> None:
+        """The bag's directory and its .mcap entry must survive a power cut too (once)."""
+        if not self._dirs_synced:
+            fsync_dir(self.path)
+            fsync_dir(self.path.parent)
+            self._dirs_synced = True
 
     def close(self) -> None:
         """Summary, footer and metadata.yaml, all fsynced: a complete rosbag2 bag."""
@@ -140,7 +150,8 @@ class BagFile:
         self.stream.flush()
         os.fsync(self.stream.fileno())
         self.stream.close()
-        write_durably(self.path / "metadata.yaml", self._metadata_yaml())
+        atomic_write_text(self.path / "metadata.yaml", self._metadata_yaml(), durable=True)
+        self._sync_dirs_once()
 
     def _metadata_yaml(self) -> str:
         import yaml
@@ -167,25 +178,6 @@ class BagFile:
             "custom_data": None, "ros_distro": "kilted",
         }
         return yaml.safe_dump({"rosbag2_bagfile_information": info}, sort_keys=False)
-
-
-def write_durably(path: Path, text: str) -> None:
-    """Write `path` atomically (temp file + rename) and fsync the file and its directory."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -240,7 +232,6 @@ class RecorderNode(Node):
         self.pending: list[tuple[str, int, int, bytes]] = []  # episode not known yet
         self.session_bag: BagFile | None = None
         self.finished_bags: list[Path] = []
-        self.synced_dirs: set[Path] = set()
         self.dropped = 0
         self.received: dict[str, int] = {}
         self.saved_pub = self.create_publisher(String, itf.TOPIC_RECORDER_SAVED, itf.event_qos())
@@ -366,10 +357,6 @@ class RecorderNode(Node):
         else:
             bag.close()
             ep.bag = None
-        if bag.path not in self.synced_dirs:  # the bag's directory entries are durable too
-            fsync_dir(bag.path)
-            fsync_dir(self.root)
-            self.synced_dirs.add(bag.path)
         self.finished_bags.append(bag.path)
         self.get_logger().info(
             f"episode {ep.episode} durable in {bag.path}" +
