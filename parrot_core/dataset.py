@@ -163,8 +163,7 @@ def attempted_seeds(root) -> set[int]:
         stats_file = root / STATS_DIR / f"{prefix}.json"
         counted = json.loads(stats_file.read_text())["kept"] if stats_file.exists() else 0
         for path in files[counted:]:  # written, then killed before the attempt was recorded
-            with h5py.File(path, "r") as f:
-                seeds.add(int(f.attrs["seed"]))
+            seeds.add(int(read_episode_attrs(path)["seed"]))
     return seeds
 
 
@@ -199,6 +198,15 @@ def read_episode(path) -> Episode:
         raise DatasetError(f"{path}: corrupt or truncated episode file ({e})") from e
     _check_episode_arrays(images, actions, rewards, str(path))
     return Episode(images, actions, rewards, attrs)
+
+
+def read_episode_attrs(path) -> dict:
+    """An episode's attrs (task, seed, objects, ...) without reading its arrays."""
+    try:
+        with h5py.File(path, "r") as f:
+            return {k: _decode_attr(v) for k, v in f.attrs.items()}
+    except OSError as e:
+        raise DatasetError(f"{path}: corrupt or truncated episode file ({e})") from e
 
 
 def _decode_attr(value):

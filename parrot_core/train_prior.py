@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from parrot_core import __version__
-from parrot_core.dataset import episode_paths, read_episode, read_header
+from parrot_core.dataset import episode_paths, read_episode, read_episode_attrs, read_header
 from parrot_core.device import pick_device
 from parrot_core.files import atomic_write_text
 from parrot_core.flow import ConditionalRealNVP, PriorConfig
@@ -170,16 +170,7 @@ def evaluate_nll(model: ConditionalRealNVP, images: torch.Tensor, actions: torch
 def episodes_of_tasks(root: Path, tasks: tuple[str, ...]) -> list[str]:
     """Episode file names of the dataset, only those whose `task` attr is in `tasks` if given."""
     paths = episode_paths(root)
-    if not tasks:
-        return [p.name for p in paths]
-    import h5py
-    keep = []
-    for p in paths:
-        with h5py.File(p, "r") as f:
-            task = f.attrs.get("task", "")
-        if (task.decode() if isinstance(task, bytes) else task) in tasks:
-            keep.append(p.name)
-    return keep
+    return [p.name for p in paths if not tasks or read_episode_attrs(p).get("task") in tasks]
 
 
 def _int_list(text: str) -> tuple[int, ...]:
