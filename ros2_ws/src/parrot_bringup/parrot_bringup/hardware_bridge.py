@@ -57,8 +57,7 @@ from parrot_bringup.arm_kinematics import (DEFAULT_EE_LINK, DEFAULT_TCP_OFFSET, 
                                            ArmKinematics, KinematicsError)
 from parrot_bringup.node_runtime import declare, run_node
 from parrot_bringup.safety import SafetyConfig, SafetyDecision, SafetyFilter, \
-    config_from_parameters, parameter_defaults
-from parrot_core.action_space import ActionOutOfRangeError
+    config_from_parameters, parameter_defaults, refused_command
 
 OUTPUT_MODES = ("servo", "joint_trajectory")
 GRIPPER_OUTPUTS = ("trajectory", "float64_array")
@@ -415,12 +414,8 @@ class HardwareBridge(LifecycleNode):
     def _assembled(self, add, msg) -> None:
         try:
             out = add(msg)
-        except ActionOutOfRangeError as e:  # faster than a full-scale step: refused, not clipped
-            return self._reject(SafetyDecision(stop_reason="out_of_range", detail=str(e)),
-                                self._now())
-        except ValueError as e:  # InterfaceError / InvalidActionError: malformed command
-            return self._reject(SafetyDecision(stop_reason="nan_or_inf",
-                                               detail=f"malformed command: {e}"), self._now())
+        except ValueError as e:  # malformed, or beyond a full-scale step: refused, not clipped
+            return self._reject(refused_command(e), self._now())
         if out is not None:
             stamp_ns, action = out
             self._decide(action, stamp_ns)

@@ -75,6 +75,14 @@ def _stop(reason: str, detail: str) -> SafetyDecision:
     return SafetyDecision(stop_reason=reason, detail=detail)
 
 
+def refused_command(error: ValueError) -> SafetyDecision:
+    """The stop for a command that could not even be assembled into an action: beyond the
+    action range (ActionOutOfRangeError) or malformed (any other interface ValueError)."""
+    if isinstance(error, ActionOutOfRangeError):
+        return _stop("out_of_range", str(error))
+    return _stop("nan_or_inf", f"malformed command: {error}")
+
+
 class SafetyFilter:
     """Stateful checker: one per arm. Times are seconds on one clock (ROS time)."""
 
@@ -136,13 +144,13 @@ class SafetyFilter:
         stale = self._image_staleness(now, image_stamp)
         if stale:
             return _stop("stale_image", stale)
-        if np.linalg.norm(pos) > cfg.max_translation_m + 1e-9:
-            return _stop("translation_limit",
-                         f"step {np.linalg.norm(pos):.3f} m > {cfg.max_translation_m:.3f} m")
-        if np.linalg.norm(rot) > cfg.max_rotation_rad + 1e-9:
+        step, turn_step = float(np.linalg.norm(pos)), float(np.linalg.norm(rot))
+        if step > cfg.max_translation_m + 1e-9:
+            return _stop("translation_limit", f"step {step:.3f} m > {cfg.max_translation_m:.3f} m")
+        if turn_step > cfg.max_rotation_rad + 1e-9:
             return _stop("rotation_limit",
-                         f"step {np.linalg.norm(rot):.3f} rad > {cfg.max_rotation_rad:.3f} rad")
-        speed, turn = np.linalg.norm(pos) * self.rate, np.linalg.norm(rot) * self.rate
+                         f"step {turn_step:.3f} rad > {cfg.max_rotation_rad:.3f} rad")
+        speed, turn = step * self.rate, turn_step * self.rate
         if speed > cfg.max_speed_m_s + 1e-9 or turn > cfg.max_angular_speed_rad_s + 1e-9:
             return _stop("speed_limit", f"{speed:.3f} m/s, {turn:.3f} rad/s at {self.rate:g} Hz "
                                         f"(limits {cfg.max_speed_m_s} m/s, "

@@ -37,8 +37,8 @@ from std_srvs.srv import Trigger
 from parrot_bringup import interfaces as itf
 from parrot_bringup.node_runtime import declare, run_node
 from parrot_bringup.safety import SafetyConfig, SafetyFilter, config_from_parameters, \
-    parameter_defaults
-from parrot_core.action_space import ActionOutOfRangeError, InvalidActionError, validate_action
+    parameter_defaults, refused_command
+from parrot_core.action_space import InvalidActionError, validate_action
 
 PARAMS = {
     "task": "grasp",
@@ -234,10 +234,10 @@ class SimTwinNode(Node):
         try:
             joined = add(msg)
         except ValueError as e:  # InterfaceError / InvalidActionError / ActionOutOfRangeError
-            rule = "out_of_range" if isinstance(e, ActionOutOfRangeError) else "nan_or_inf"
-            self.safety_stops[rule] = self.safety_stops.get(rule, 0) + 1
-            self.get_logger().warning(f"STOP [{rule}] refused command: {e}",
-                                      throttle_duration_sec=2.0)
+            d = refused_command(e)
+            self.safety_stops[d.stop_reason] = self.safety_stops.get(d.stop_reason, 0) + 1
+            self.get_logger().warning(f"STOP [{d.stop_reason}] {d.detail}",
+                                      throttle_duration_sec=2.0)  # throttled per call site
             return
         self._on_half(joined)
 
