@@ -380,6 +380,13 @@ class ParrotEnv(gymnasium.Env):
                 p.disconnect(scratch)
         return self._backgrounds[key]
 
+    def _view_size(self, size=None):
+        """(h, w, projection) of the fixed camera at the observation size or another one."""
+        if size is None:
+            return (*self.image_hw, self._proj)
+        h, w = size
+        return h, w, p.computeProjectionMatrixFOV(CAMERA_FOV, w / h, 0.05, 3.0)
+
     def render(self):
         """render_mode "rgb_array": the current camera image (what the policy sees)."""
         return None if self.render_mode is None else self.render_obs()
@@ -390,8 +397,7 @@ class ParrotEnv(gymnasium.Env):
         Everything but the table is rendered; pixels that hit nothing take the cached
         picture of the table, so the image equals one rendered with the table.
         """
-        h, w = self.image_hw if size is None else size
-        proj = self._proj if size is None else p.computeProjectionMatrixFOV(CAMERA_FOV, w / h, 0.05, 3.0)
+        h, w, proj = self._view_size(size)
         rgb, depth = self._camera(self.client, h, w, proj)
         empty = depth >= 0.99999
         return np.where(empty[:, :, None], self._background(h, w, proj), rgb)
@@ -402,8 +408,7 @@ class ParrotEnv(gymnasium.Env):
         Same view as ``render_obs``; the table is not drawn, so it reads -1 (sim/scene_stats.py
         uses this to measure how large objects appear and whether the arm hides them).
         """
-        h, w = self.image_hw if size is None else size
-        proj = self._proj if size is None else p.computeProjectionMatrixFOV(CAMERA_FOV, w / h, 0.05, 3.0)
+        h, w, proj = self._view_size(size)
         _, _, _, _, seg = p.getCameraImage(w, h, self._view, proj, renderer=p.ER_TINY_RENDERER,
                                            shadow=0, physicsClientId=self.client)
         return np.asarray(seg, dtype=np.int32).reshape(h, w)

@@ -280,7 +280,7 @@ class HardwareBridge(LifecycleNode):
                 self.pub_motion.publish(self._twist(*self._twist_out))
             else:
                 self._twist_out = None
-                self.pub_motion.publish(self._twist((0, 0, 0), (0, 0, 0)))
+                self.pub_motion.publish(self._stop_motion())
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.assembler = itf.CommandAssembler(self.rate)
@@ -555,8 +555,7 @@ class HardwareBridge(LifecycleNode):
             pt = JointTrajectoryPoint()
             pt.positions = [float(v) for v in q]
             pt.velocities = [0.0] * len(pt.positions)
-            sec = int(duration_s)
-            pt.time_from_start.sec, pt.time_from_start.nanosec = sec, int((duration_s - sec) * 1e9)
+            _set_time_from_start(pt, duration_s)
             msg.points = [pt]
         return msg
 
@@ -566,8 +565,7 @@ class HardwareBridge(LifecycleNode):
         msg = JointTrajectory()
         msg.joint_names = [self.p["gripper_joint"]]
         pt = JointTrajectoryPoint(positions=[position])
-        dur = float(self.p["gripper_duration_s"])
-        pt.time_from_start.sec, pt.time_from_start.nanosec = int(dur), int((dur - int(dur)) * 1e9)
+        _set_time_from_start(pt, float(self.p["gripper_duration_s"]))
         msg.points = [pt]
         return msg
 
@@ -609,6 +607,11 @@ class HardwareBridge(LifecycleNode):
         else:
             level, msg = DiagnosticStatus.OK, "active"
         self._publish_diag(level, msg, self.reporter.current)
+
+
+def _set_time_from_start(point: JointTrajectoryPoint, seconds: float) -> None:
+    sec = int(seconds)
+    point.time_from_start.sec, point.time_from_start.nanosec = sec, int((seconds - sec) * 1e9)
 
 
 def main(argv=None) -> int:
