@@ -262,6 +262,7 @@ def main(args) -> int:
                   file=sys.stderr)
         train_names = [n for n in names if n not in saved_val]
         start_step, best_val = int(ckpt["step"]), float(ckpt["best_val_nll"])
+        init = None  # the checkpoint holds the weights
     else:
         if (out / LAST).exists():
             raise PriorTrainingError(f"{out} already holds a run; pass --resume to continue it, "
@@ -299,8 +300,8 @@ def main(args) -> int:
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-    elif train_cfg.get("init_from"):
-        model.load_state_dict(load_prior(train_cfg["init_from"]).state_dict())
+    elif init is not None:
+        model.load_state_dict(init.state_dict())
 
     out.mkdir(parents=True, exist_ok=True)
     run_info = {
