@@ -171,7 +171,7 @@ def print_summary(args, results, summary, ratio) -> None:
     print(f"{args.task} with {scene}, {args.episodes} episodes each (seeds {args.seed}..):")
     for label, r in zip(("without prior:", "with prior:", "prior mode:"), results):
         k, n = sum(r.successes), len(r.successes)
-        lo, hi = wilson_interval(k, n)
+        lo, hi = summary["interval95"][r.name]
         print(f"  {label:15s}{r.success_rate:6.1%} ({k}/{n}, 95% CI {lo:.1%}-{hi:.1%})")
     print(f"  ratio:         >= {ratio:.1f}x (a zero baseline counted as 1/{args.episodes})")
     for name, m in summary["close_miss"].items():
