@@ -9,7 +9,6 @@ runs in its own process (`start_bridge`), so everything crosses DDS.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+import ros_helpers
 from ros_helpers import domain_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,11 +38,9 @@ def domain_for(module_name: str) -> int:
 
 
 def ros_env(domain: int) -> dict:
-    env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               AMENT_PREFIX_PATH=env.get("AMENT_PREFIX_PATH") or sys.prefix,
-               RCUTILS_LOGGING_BUFFERED_STREAM="0", PYTHONUNBUFFERED="1",
-               RCUTILS_CONSOLE_OUTPUT_FORMAT="[{severity}] [{name}]: {message}")
+    """ros_helpers.ros_env, with log lines as `[LEVEL] [node]: message` (tests read them)."""
+    env = ros_helpers.ros_env(domain)
+    env["RCUTILS_CONSOLE_OUTPUT_FORMAT"] = "[{severity}] [{name}]: {message}"
     return env
 
 
