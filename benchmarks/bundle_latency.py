@@ -79,10 +79,11 @@ def measure_inference(bundle: Path, seconds: float) -> dict:
     h, w = prior.image_size
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (8, 480, 640, 3), dtype=np.uint8)
+    state = np.float32([[0.40, 0.0, 0.20, 0.0]])  # read only by a state-conditioned prior
 
     def act(img):
         batch = img[None]
-        return policy.act(batch, prior) if policy else prior.sample(batch, rng)
+        return policy.act(batch, prior, state) if policy else prior.sample(batch, rng, state)
 
     for i in range(10):
         act(cv2.resize(frames[i % 8], (w, h), interpolation=cv2.INTER_AREA))

@@ -115,17 +115,19 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     z = rng.standard_normal((1, 7)).astype(np.float32)
     image = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+    state = np.float32([[0.40, 0.0, 0.20, 0.0]]) if model.state_dim else None
+    state_t = None if state is None else torch.from_numpy(state)
 
     onnx_prior = OnnxPrior(export_dir, threads=1, spinning=False)
     onnx_spin = OnnxPrior(export_dir, threads=1, spinning=True)
 
     def torch_call():
         with torch.inference_mode():
-            return model(torch.from_numpy(z), torch.from_numpy(image)).numpy()
+            return model(torch.from_numpy(z), torch.from_numpy(image), state_t).numpy()
 
     variants = {
-        "onnx": lambda: onnx_prior.forward(z, image),
-        "onnx_spinning": lambda: onnx_spin.forward(z, image),
+        "onnx": lambda: onnx_prior.forward(z, image, state),
+        "onnx_spinning": lambda: onnx_spin.forward(z, image, state),
         "torch_eager": torch_call,
     }
     err = float(np.abs(variants["onnx"]() - torch_call()).max()) if not args.export else None

@@ -3,10 +3,12 @@
     .venv/bin/python benchmarks/rl_throughput.py [--seconds 10] [--threads 1]
 
 Measures, with 48x48 images:
-* SAC gradient updates/s (critic + actor + alpha, batch sampled from a filled uint8 replay
-  buffer) for the paper-size networks (Figure 7: 16-channel CNNs + MLP [1024, 512, 256],
-  batch 256) and smaller settings meant for a 2-core machine;
-* policy act() calls/s (one image, sampling), and the frozen prior's forward per step;
+* SAC gradient updates/s (critic + actor + alpha, batch sampled from a filled replay buffer)
+  for the default observation, the frozen prior's features (260 floats: 256 image features +
+  the arm state; MLPs [256, 256], batch 256), and for the paper's per-network CNNs on uint8
+  images (Figure 7: 16-channel CNNs + MLP [1024, 512, 256], batch 256) and smaller CNN settings;
+* policy act() calls/s (one observation, sampling), the frozen prior's forward and its
+  feature pass per step;
 * ParrotEnv steps/s (random actions, resets included) when sim.env is importable;
 * the resulting end-to-end estimate: seconds per 1000 env steps with one update per step.
 
@@ -28,7 +30,9 @@ import torch
 from parrot_core.sac import ReplayBuffer, config_for_algo
 from parrot_core.rl_loop import make_agent
 
+FEATURES_DIM = 256 + 4  # the shipped priors' feature_dim + the arm state
 SETTINGS = {  # name -> SACConfig overrides
+    "prior_features": dict(obs_dim=FEATURES_DIM, hidden_sizes=(256, 256), batch_size=256),
     "paper": dict(conv_channels=16, hidden_sizes=(1024, 512, 256), batch_size=256),
     "medium": dict(conv_channels=16, hidden_sizes=(256, 256), batch_size=128),
     "small": dict(conv_channels=8, hidden_sizes=(256, 256), batch_size=64),
@@ -48,13 +52,18 @@ def bench_updates(name: str, seconds: float) -> dict:
     cfg = config_for_algo("parrot", image_size=48, **SETTINGS[name])
     agent = make_agent(cfg, seed=0)
     rng = np.random.default_rng(0)
-    buf = ReplayBuffer(2000, (48, 48, 3), 7)
+    if cfg.obs_dim:
+        buf = ReplayBuffer(2000, (cfg.obs_dim,), 7, np.float32)
+        make_obs = lambda: rng.standard_normal(cfg.obs_dim).astype(np.float32)  # noqa: E731
+    else:
+        buf = ReplayBuffer(2000, (48, 48, 3), 7)
+        make_obs = lambda: rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)  # noqa: E731
     for _ in range(2000):
-        img = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
-        buf.add(img, rng.standard_normal(7), float(rng.random() < 0.1), img, False)
+        obs = make_obs()
+        buf.add(obs, rng.standard_normal(7), float(rng.random() < 0.1), obs, False)
     rate, n = _timed(lambda: agent.update(buf.sample(cfg.batch_size, rng)), seconds)
-    img = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
-    act_rate, _ = _timed(lambda: agent.act(img), min(seconds, 3.0), 20)
+    obs = make_obs()
+    act_rate, _ = _timed(lambda: agent.act(obs), min(seconds, 3.0), 20)
     params = sum(p.numel() for p in agent.actor.parameters()) + 2 * sum(p.numel() for p in agent.qf1.parameters())
     return {"config": {k: list(v) if isinstance(v, tuple) else v for k, v in SETTINGS[name].items()},
             "updates_per_s": round(rate, 2), "timed_updates": n, "act_per_s": round(act_rate, 1),
@@ -63,14 +72,19 @@ def bench_updates(name: str, seconds: float) -> dict:
 
 def bench_prior(seconds: float) -> dict:
     from parrot_core.action_transform import PriorTransform
-    from parrot_core.flow import ConditionalRealNVP
+    from parrot_core.flow import ConditionalRealNVP, PriorConfig
+    from parrot_core.prior_features import PriorFeatures
 
-    t = PriorTransform(ConditionalRealNVP())
+    prior = ConditionalRealNVP(PriorConfig(state_dim=4))
+    t = PriorTransform(prior)
+    features = PriorFeatures(prior)
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
     z = rng.standard_normal(7).astype(np.float32)
-    rate, _ = _timed(lambda: t(z, img), min(seconds, 3.0), 20)
-    return {"torch_prior_forward_per_s": round(rate, 1)}
+    info = {"ee_pos": [0.4, 0.0, 0.2], "gripper_closed": False}
+    rate, _ = _timed(lambda: t(z, img, info), min(seconds, 3.0), 20)
+    feature_rate, _ = _timed(lambda: features(img, info), min(seconds, 3.0), 20)
+    return {"torch_prior_forward_per_s": round(rate, 1), "features_per_s": round(feature_rate, 1)}
 
 
 def bench_env(seconds: float, task: str = "grasp") -> dict:
@@ -121,8 +135,12 @@ def main() -> None:
         for name, r in result["updates"].items():
             per_step = 1 / r["updates_per_s"] + 1 / r["act_per_s"] + 1 / env_rate \
                 + 1 / result["prior"]["torch_prior_forward_per_s"]
+            if r["config"].get("obs_dim"):  # one feature pass per env step
+                per_step += 1 / result["prior"]["features_per_s"]
             result["seconds_per_1000_env_steps"][name] = round(1000 * per_step, 1)
         print(f"estimated s per 1000 env steps (1 update/step, PARROT): {result['seconds_per_1000_env_steps']}")
+        result["minutes_per_50k_env_steps"] = {
+            k: round(50 * v / 60, 1) for k, v in result["seconds_per_1000_env_steps"].items()}
     result["load_avg_at_end"] = os.getloadavg()[0]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,10 @@ def export_random_prior(out_dir: Path) -> Path:
     return out_dir
 
 
-def measure(node, executor, pub, got, rate: float, seconds: float, warmup: float) -> dict:
+def measure(node, executor, pub, got, rate: float, seconds: float, warmup: float,
+            state_pub=None) -> dict:
+    """``state_pub``: for a state-conditioned prior, each image's arm state goes out first,
+    as the twin and the hardware bridge send it."""
     from parrot_bringup import interfaces as itf
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(8)]
@@ -57,6 +60,8 @@ def measure(node, executor, pub, got, rate: float, seconds: float, warmup: float
         now = time.monotonic()
         if now >= next_t:
             stamp = node.get_clock().now().nanoseconds
+            if state_pub is not None:
+                state_pub.publish(itf.arm_state_msg([0.40, 0.0, 0.20, 0.0], stamp))
             pub.publish(itf.numpy_to_image(frames[i % len(frames)], stamp))
             if now - t_start >= warmup:
                 sent.append(stamp)
@@ -112,6 +117,10 @@ def main() -> int:
         lambda m: got.setdefault(itf.stamp_to_ns(m.header.stamp), node.get_clock().now().nanoseconds),
         itf.command_qos())
     pub = node.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos("sensor"))
+    from parrot_core.onnx_prior import read_meta
+    from sensor_msgs.msg import JointState
+    state_pub = (node.create_publisher(JointState, itf.TOPIC_ARM_STATE, itf.state_qos())
+                 if read_meta(prior)["state_dim"] else None)
     try:
         deadline = time.monotonic() + 60
         while pub.get_subscription_count() == 0 or node.count_publishers(itf.TOPIC_TWIST) == 0:
@@ -119,7 +128,7 @@ def main() -> int:
                 raise SystemExit("policy node did not come up: "
                                  + (Path(tmp.name) / "policy.log").read_text())
             executor.spin_once(timeout_sec=0.1)
-        results = [measure(node, executor, pub, got, r, args.seconds, args.warmup)
+        results = [measure(node, executor, pub, got, r, args.seconds, args.warmup, state_pub)
                    for r in args.rates]
     finally:
         proc.terminate()

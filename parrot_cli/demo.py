@@ -1,7 +1,7 @@
 """`make demo`: a small end-to-end Parrot run on the sim twin, in a few minutes on 2 cores.
 
 1. scripted collection (paper Algorithms 1 and 2) into a prior dataset
-2. prior training (a small flow, briefly) and ONNX export
+2. prior training (a small flow on image and arm state, briefly) and ONNX export
 3. random exploration with and without the prior on held-out objects (paper Figure 5), with
    the demo's own prior and with the shipped one (models/prior_xarm6_48px, trained longer on
    more data as README says: the demo's prior is too brief to grasp much)
@@ -47,7 +47,8 @@ def main() -> int:
     parrot("dataset", "info", str(data))
     parrot("train-prior", "--data", str(data), "--out", str(run), "--steps", str(PRIOR_STEPS),
            "--eval-every", str(max(PRIOR_STEPS // 4, 1)), "--lr", "1e-3", "--batch-size", "128",
-           "--encoder-hidden", "256", "--coupling-hidden", "128,128", "--feature-dim", "64")
+           "--encoder-hidden", "256", "--coupling-hidden", "128,128", "--feature-dim", "64",
+           "--arm-state")
     parrot("export", "--prior", str(run), "--out", str(export), "--exporter", "torchscript")
     parrot("prior-viz", "--prior", str(export), "--task", "grasp", "--objects", "heldout",
            "--episodes", "20", "--reach-episodes", "10",

@@ -2,7 +2,8 @@
 
 The RL loop only sees an :class:`ActionTransform`: it stores the agent's output (z for
 PARROT, the action for the baselines) in the replay buffer and steps the env with
-``transform(agent_output, obs)``.
+``transform(agent_output, obs, info)`` (info: the env's, whose arm state a prior conditioned
+on it reads).
 
 * :class:`IdentityTransform`: SAC and BC+SAC act directly in the [-1, 1] action space.
 * :class:`PriorTransform`: PARROT (paper 3.2). The prior is FROZEN: a torch module is put in
@@ -19,18 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
+from parrot_core.arm_state import state_from_info
+
 
 class PriorTransformError(RuntimeError):
     """The --prior path is missing or holds neither a prior run nor an ONNX export."""
 
 
 class ActionTransform:
-    """agent output (action_dim,) + current obs (H, W, 3) uint8 -> env action (7,)."""
+    """agent output (action_dim,) + current obs (H, W, 3) uint8 [+ env info] -> env action (7,)."""
 
     name = "identity"
     agent_outputs = "action"  # what the agent's output (and the exported policy) means
 
-    def __call__(self, agent_action: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    def __call__(self, agent_action: np.ndarray, obs: np.ndarray, info: dict | None = None) -> np.ndarray:
         raise NotImplementedError
 
     def describe(self) -> dict:
@@ -38,7 +41,7 @@ class ActionTransform:
 
 
 class IdentityTransform(ActionTransform):
-    def __call__(self, agent_action, obs):
+    def __call__(self, agent_action, obs, info=None):
         return np.asarray(agent_action, np.float32)
 
 
@@ -62,20 +65,31 @@ class PriorTransform(ActionTransform):
         except ImportError:  # onnxruntime-only install
             pass
         self.prior = prior
+        self.state_dim = int(getattr(prior, "state_dim", 0))
 
-    def batch(self, z: np.ndarray, images: np.ndarray) -> np.ndarray:
+    def batch(self, z: np.ndarray, images: np.ndarray, states: np.ndarray | None = None) -> np.ndarray:
         z = np.asarray(z, np.float32)
         images = np.asarray(images, np.uint8)
         if self._torch is not None:
             torch = self._torch
             with torch.no_grad():
                 dev = next(self.prior.parameters()).device
-                out = self.prior.forward(torch.as_tensor(z, device=dev), torch.as_tensor(images, device=dev))
+                args = [torch.as_tensor(z, device=dev), torch.as_tensor(images, device=dev)]
+                if states is not None:
+                    args.append(torch.as_tensor(np.asarray(states, np.float32), device=dev))
+                out = self.prior.forward(*args)
             return out.cpu().numpy().astype(np.float32)
-        return np.asarray(self.prior.forward(z, images), np.float32)
+        args = (z, images) if states is None else (z, images, states)
+        return np.asarray(self.prior.forward(*args), np.float32)
 
-    def __call__(self, agent_action, obs):
-        return self.batch(np.asarray(agent_action)[None], np.asarray(obs)[None])[0]
+    def __call__(self, agent_action, obs, info=None):
+        states = None
+        if self.state_dim:
+            if info is None:
+                raise PriorTransformError("this prior is conditioned on the arm state: pass the "
+                                          "env's info with the observation")
+            states = state_from_info(info)[None]
+        return self.batch(np.asarray(agent_action)[None], np.asarray(obs)[None], states)[0]
 
     def describe(self) -> dict:
         return {**super().describe(), "source": self.source, "weights_sha256": self.sha256}

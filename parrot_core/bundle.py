@@ -119,19 +119,22 @@ def _load_models(prior_dir, policy_dir, threads: int = 1):
 
 
 def test_inputs(image_size, seed: int = TEST_SEED, batch: int = TEST_BATCH):
+    """Seeded (images, z, arm states); the states lie in the twin's workspace."""
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (batch, *image_size, 3), dtype=np.uint8)
     z = rng.standard_normal((batch, 7)).astype(np.float32)
-    return images, z
+    states = np.column_stack([rng.uniform(0.25, 0.55, batch), rng.uniform(-0.2, 0.2, batch),
+                              rng.uniform(0.02, 0.3, batch), rng.integers(0, 2, batch)])
+    return images, z, states.astype(np.float32)
 
 
 def run_test_inference(prior, policy) -> dict:
     """Seeded inputs -> the outputs every bundle records and verify-bundle reproduces."""
-    images, z = test_inputs(prior.image_size)
-    out = {"prior_forward": prior.forward(z, images)}
+    images, z, states = test_inputs(prior.image_size)
+    out = {"prior_forward": prior.forward(z, images, states)}
     if policy is not None:
-        out["policy_output"] = policy(images)
-        out["policy_action"] = policy.act(images, prior)
+        out["policy_output"] = policy(images, states)
+        out["policy_action"] = policy.act(images, prior, states)
     return out
 
 
@@ -159,6 +162,11 @@ def deploy_bundle(prior_dir, out_dir, policy_dir=None, params_file=None, install
         raise BundleError(f"--install-dir {install}: must be an absolute path on robot compute")
     base = Path(params_file) if params_file else _default_params_file()
     params = _bundle_params_dict(base, install, policy is not None)
+    bridge = params["hardware_bridge"]["ros__parameters"]
+    needs_state = prior.state_dim or (policy is not None and policy.state_dim)
+    if needs_state and bridge.get("arm_state_topic", "parrot/arm/state") == "":
+        raise BundleError(f"{base}: hardware_bridge.arm_state_topic is empty, but the prior is "
+                          f"conditioned on the arm state the bridge publishes there")
     ref = run_test_inference(prior, policy)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -185,7 +193,7 @@ def deploy_bundle(prior_dir, out_dir, policy_dir=None, params_file=None, install
             "action_scaling": scaling_metadata(),
             "install_dir": str(install),
             "prior": {"dir": PRIOR_SUBDIR, "weights_sha256": prior.meta.get("weights_sha256"),
-                      "source": prior.meta.get("source", {})},
+                      "state_dim": prior.state_dim, "source": prior.meta.get("source", {})},
             "policy": None if policy is None else {
                 "dir": POLICY_SUBDIR, "algo": policy.algo, "outputs": policy.outputs,
                 "weights_sha256": policy.meta.get("weights_sha256"),
@@ -301,9 +309,9 @@ def verify_bundle(root, ros: bool = False, threads: int = 1, log=print) -> dict:
             if err > REFERENCE_ATOL:
                 raise BundleError(f"{where}: test inference {name} differs from the deploy-time "
                                   f"reference by {err:.2e} (> {REFERENCE_ATOL})")
-    images, _ = test_inputs(prior.image_size, batch=1)
-    step = (lambda: policy.act(images, prior)) if policy is not None else \
-        (lambda: prior.sample(images, np.random.default_rng(0)))
+    images, _, states = test_inputs(prior.image_size, batch=1)
+    step = (lambda: policy.act(images, prior, states)) if policy is not None else \
+        (lambda: prior.sample(images, np.random.default_rng(0), states))
     for _ in range(5):
         step()
     times = []

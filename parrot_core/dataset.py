@@ -26,6 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from parrot_core.arm_state import STATE_DIM, STATE_NAMES
 from parrot_core.files import atomic_write_text, read_format_json
 
 FORMAT_NAME = "parrot-dataset"
@@ -46,6 +47,9 @@ class Episode:
     actions: np.ndarray  # (T, 7) float32 in [-1, 1]
     rewards: np.ndarray | None = None  # (T,) float32
     attrs: dict = field(default_factory=dict)  # task, objects, seed, success, source, ...
+    # (T, STATE_DIM) float32 arm state when actions[t] was chosen (parrot_core.arm_state);
+    # None for data recorded without it.
+    states: np.ndarray | None = None
 
     def __post_init__(self):
         self.images = np.asarray(self.images)
@@ -54,9 +58,20 @@ class Episode:
             self.rewards = np.zeros(len(self.actions), np.float32)
         self.rewards = np.asarray(self.rewards, dtype=np.float32)
         _check_episode_arrays(self.images, self.actions, self.rewards, "episode")
+        if self.states is not None:
+            self.states = np.asarray(self.states, dtype=np.float32)
+            _check_states(self.states, len(self.actions), "episode")
 
     def __len__(self) -> int:
         return len(self.actions)
+
+
+def _check_states(states: np.ndarray, steps: int, where: str) -> None:
+    if states.shape != (steps, STATE_DIM):
+        raise DatasetError(f"{where}: states must be ({steps}, {STATE_DIM}) {STATE_NAMES}, "
+                           f"got {states.shape}")
+    if not np.all(np.isfinite(states)):
+        raise DatasetError(f"{where}: states contain NaN or inf")
 
 
 def _check_episode_arrays(images, actions, rewards, where: str) -> None:
@@ -129,6 +144,8 @@ class DatasetWriter:
                              compression="gzip", compression_opts=4)
             f.create_dataset("actions", data=episode.actions)
             f.create_dataset("rewards", data=episode.rewards)
+            if episode.states is not None:
+                f.create_dataset("states", data=episode.states)
             for key, value in episode.attrs.items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
         os.replace(tmp, path)
@@ -193,11 +210,14 @@ def read_episode(path) -> Episode:
     try:
         with h5py.File(path, "r") as f:
             images, actions, rewards = f["images"][()], f["actions"][()], f["rewards"][()]
+            states = f["states"][()] if "states" in f else None
             attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
     except (OSError, KeyError) as e:
         raise DatasetError(f"{path}: corrupt or truncated episode file ({e})") from e
     _check_episode_arrays(images, actions, rewards, str(path))
-    return Episode(images, actions, rewards, attrs)
+    if states is not None:
+        _check_states(states, len(actions), str(path))
+    return Episode(images, actions, rewards, attrs, states)
 
 
 def read_episode_attrs(path) -> dict:
@@ -231,13 +251,17 @@ def load_episodes(root) -> list[Episode]:
 
 
 def load_arrays(root) -> dict[str, np.ndarray]:
-    """All steps as flat arrays: images (N,H,W,3) uint8, actions (N,7), episode (N,) int."""
+    """All steps as flat arrays: images (N,H,W,3) uint8, actions (N,7), episode (N,) int, and
+    states (N,4) when every episode has them."""
     episodes = load_episodes(root)
-    return {
+    arrays = {
         "images": np.concatenate([e.images for e in episodes]),
         "actions": np.concatenate([e.actions for e in episodes]),
         "episode": np.concatenate([np.full(len(e), i) for i, e in enumerate(episodes)]),
     }
+    if all(e.states is not None for e in episodes):
+        arrays["states"] = np.concatenate([e.states for e in episodes])
+    return arrays
 
 
 def summarize(root) -> dict:

@@ -2,8 +2,9 @@
 
 Writes (see ``parrot_core.onnx_prior`` for the loader, which needs no torch)::
 
-    DIR/prior_forward.onnx  inputs z float32 (B, 7), image uint8 (B, H, W, 3) -> action (B, 7)
-    DIR/prior_inverse.onnx  inputs action float32 (B, 7), image uint8 -> z (B, 7), log_det (B,)
+    DIR/prior_forward.onnx  inputs z float32 (B, 7), image uint8 (B, H, W, 3)
+                            [, state float32 (B, 4) when the prior is conditioned on it] -> action (B, 7)
+    DIR/prior_inverse.onnx  inputs action float32 (B, 7), image uint8 [, state] -> z (B, 7), log_det (B,)
     DIR/prior_meta.json     image size, action scaling, clamp, versions, opset, exporter,
                             sha256 of the weights and of each .onnx file, input/output specs
 
@@ -34,9 +35,10 @@ from parrot_core import __version__
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
 from parrot_core.flow import ConditionalRealNVP
 from parrot_core.files import sha256_file
+from parrot_core.arm_state import STATE_NAMES
 from parrot_core.onnx_prior import (FORWARD_FILE, FORWARD_INPUTS, FORWARD_OUTPUTS, INVERSE_FILE,
                                     INVERSE_INPUTS, INVERSE_OUTPUTS, META_FILE, META_FORMAT,
-                                    META_VERSION, OnnxPrior)
+                                    META_VERSION, STATE_INPUT, OnnxPrior, graph_inputs)
 
 DEFAULT_OPSET = 18
 PARITY_TOL = 1e-4
@@ -62,6 +64,16 @@ class _InverseGraph(torch.nn.Module):
 
     def forward(self, action, image):
         return self.flow.inverse(action, image)
+
+
+class _StateForwardGraph(_ForwardGraph):
+    def forward(self, z, image, state):
+        return self.flow(z, image, state)
+
+
+class _StateInverseGraph(_InverseGraph):
+    def forward(self, action, image, state):
+        return self.flow.inverse(action, image, state)
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -123,11 +135,17 @@ def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
     z = torch.randn(2, ACTION_DIM, generator=gen)
     image = torch.randint(0, 256, (2, h, w, 3), dtype=torch.uint8, generator=gen)
     action = torch.tanh(torch.randn(2, ACTION_DIM, generator=gen))
+    state_dim = model.state_dim
+    if state_dim:
+        state = (torch.randn(2, state_dim, generator=gen) * model.state_std + model.state_mean,)
+        graphs = (_StateForwardGraph(model), _StateInverseGraph(model))
+    else:
+        state, graphs = (), (_ForwardGraph(model), _InverseGraph(model))
     try:
-        _export_one(_ForwardGraph(model), (z, image), out / FORWARD_FILE,
-                    FORWARD_INPUTS, FORWARD_OUTPUTS, exporter, opset)
-        _export_one(_InverseGraph(model), (action, image), out / INVERSE_FILE,
-                    INVERSE_INPUTS, INVERSE_OUTPUTS, exporter, opset)
+        _export_one(graphs[0], (z, image, *state), out / FORWARD_FILE,
+                    graph_inputs(FORWARD_INPUTS, state_dim), FORWARD_OUTPUTS, exporter, opset)
+        _export_one(graphs[1], (action, image, *state), out / INVERSE_FILE,
+                    graph_inputs(INVERSE_INPUTS, state_dim), INVERSE_OUTPUTS, exporter, opset)
     except PriorExportError:
         raise
     except Exception as e:
@@ -138,6 +156,7 @@ def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
 
     img_spec = _spec("image", "uint8", ["batch", h, w, 3])
     vec = lambda n: _spec(n, "float32", ["batch", ACTION_DIM])  # noqa: E731
+    state_spec = [_spec(STATE_INPUT, "float32", ["batch", state_dim])] if state_dim else []
     meta = {
         "format": META_FORMAT,
         "version": META_VERSION,
@@ -146,6 +165,10 @@ def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
         "action_dim": ACTION_DIM,
         "latent_dim": ACTION_DIM,
         "action_scaling": scaling_metadata(),
+        "state_dim": state_dim,
+        "state_names": list(STATE_NAMES) if state_dim else [],
+        "state_mean": model.state_mean.tolist() if state_dim else [],
+        "state_std": model.state_std.tolist() if state_dim else [],
         "action_clamp": model.action_clamp,
         "squash": "tanh",
         "base_distribution": "standard_normal",
@@ -158,9 +181,9 @@ def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
                      "onnxruntime": onnxruntime.__version__},
         "files": {
             FORWARD_FILE: {"sha256": sha256_file(out / FORWARD_FILE),
-                           "inputs": [vec("z"), img_spec], "outputs": [vec("action")]},
+                           "inputs": [vec("z"), img_spec, *state_spec], "outputs": [vec("action")]},
             INVERSE_FILE: {"sha256": sha256_file(out / INVERSE_FILE),
-                           "inputs": [vec("action"), img_spec],
+                           "inputs": [vec("action"), img_spec, *state_spec],
                            "outputs": [vec("z"), _spec("log_det", "float32", ["batch"])]},
         },
     }
@@ -186,14 +209,59 @@ def parity_error(model: ConditionalRealNVP, export_dir, n: int = 100, seed: int 
     images = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
     actions = rng.uniform(-1.0, 1.0, (n, ACTION_DIM)).astype(np.float32)
     model = model.to("cpu").eval()
-    a_t = model(torch.from_numpy(z), torch.from_numpy(images)).numpy()
-    z_t, ld_t = (t.numpy() for t in model.inverse(torch.from_numpy(actions), torch.from_numpy(images)))
-    z_o, ld_o = prior.inverse(actions, images)
+    states = None
+    if model.state_dim:
+        states = (rng.standard_normal((n, model.state_dim)) * model.state_std.numpy()
+                  + model.state_mean.numpy()).astype(np.float32)
+    states_t = None if states is None else torch.from_numpy(states)
+    a_t = model(torch.from_numpy(z), torch.from_numpy(images), states_t).numpy()
+    z_t, ld_t = (t.numpy() for t in model.inverse(torch.from_numpy(actions), torch.from_numpy(images),
+                                                  states_t))
+    z_o, ld_o = prior.inverse(actions, images, states)
     return {
-        "forward_action": float(np.abs(prior.forward(z, images) - a_t).max()),
+        "forward_action": float(np.abs(prior.forward(z, images, states) - a_t).max()),
         "inverse_z": float(np.abs(z_o - z_t).max()),
         "inverse_log_det": float(np.abs(ld_o - ld_t).max()),
     }
+
+
+def load_exported_prior(export_dir) -> ConditionalRealNVP:
+    """The torch module of a `parrot export` directory, rebuilt from its forward graph's weights.
+
+    For what needs the prior's internals on torch (RL on its frozen image features) when only
+    the export is at hand (the shipped models/). The graph's initializers carry the module's
+    parameter names; the rebuilt weights must hash to the metadata's weights_sha256, so a
+    graph whose weights were renamed or folded is refused rather than half loaded.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    from parrot_core.flow import PriorConfig
+    from parrot_core.onnx_prior import PriorLoadError, read_meta
+    export_dir = Path(export_dir)
+    meta = read_meta(export_dir)
+    model = ConditionalRealNVP(PriorConfig.from_dict(meta["prior_config"]))
+    graph = onnx.load(str(export_dir / FORWARD_FILE)).graph
+    weights = {init.name.removeprefix("flow."): numpy_helper.to_array(init)
+               for init in graph.initializer}
+    state = model.state_dict()
+    if model.state_dim:
+        weights["state_mean"] = np.asarray(meta["state_mean"], np.float32)
+        weights["state_std"] = np.asarray(meta["state_std"], np.float32)
+    for k, v in state.items():  # the couplings' masks are fixed by the config, not learned
+        if k.endswith(".mask"):
+            weights[k] = v.numpy()
+    missing = [k for k in state if k not in weights]
+    if missing:
+        raise PriorLoadError(f"{export_dir / FORWARD_FILE}: the graph does not name the weights "
+                             f"{missing[:3]}{'...' if len(missing) > 3 else ''}; load the training "
+                             f"run instead (parrot train-prior's RUN dir)")
+    model.load_state_dict({k: torch.from_numpy(np.array(weights[k])).to(v.dtype)
+                           for k, v in state.items()})
+    if weights_sha256(model) != meta.get("weights_sha256"):
+        raise PriorLoadError(f"{export_dir}: weights rebuilt from {FORWARD_FILE} do not hash to "
+                             f"prior_meta.json's weights_sha256; load the training run instead")
+    return model.eval()
 
 
 # ---- the CLI -----------------------------------------------------------------------------

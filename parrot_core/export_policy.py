@@ -1,7 +1,9 @@
 """`parrot export-policy RUN --out DIR`: a train-rl run's policy as ONNX + metadata.
 
-Writes ``policy.onnx`` (image uint8 (B, H, W, 3) -> the deterministic z mean (B, 7) for
-PARROT, or the action for the baselines; tanh-squashed and scaled; batch axis dynamic) and
+Writes ``policy.onnx`` (image uint8 (B, H, W, 3) [, arm state (B, 4) for a run that observed
+a state-conditioned prior's features] -> the deterministic z mean (B, 7) for PARROT, or the
+action for the baselines; tanh-squashed and scaled; batch axis dynamic; a prior-features run
+carries the frozen feature weights inside the graph) and
 ``policy_meta.json`` (see ``parrot_core.onnx_policy`` for the torch-free loader). Export it
 into the prior's export directory so the robot loads the pair from one place; when DIR
 already holds a ``prior_meta.json``, its weights_sha256 must match the prior the policy was
@@ -25,7 +27,8 @@ import torch
 from parrot_core import __version__
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
 from parrot_core.onnx_policy import (INPUT_NAME, META_FILE, META_FORMAT, META_VERSION, POLICY_FILE,
-                                     OnnxPolicy)
+                                     STATE_INPUT, OnnxPolicy)
+from parrot_core.prior_features import FeatureModule
 from parrot_core.files import sha256_file
 from parrot_core.rl_loop import CHECKPOINT, read_config
 from parrot_core.sac import Actor, SACConfig
@@ -45,6 +48,24 @@ class _PolicyGraph(torch.nn.Module):
 
     def forward(self, image):
         return self.actor.deterministic(image)
+
+
+class _FeaturePolicyGraph(torch.nn.Module):
+    """image [, state] -> the frozen prior features -> the actor (prior-features runs)."""
+
+    def __init__(self, features: FeatureModule, actor: Actor):
+        super().__init__()
+        self.features, self.actor = features, actor
+
+    def forward(self, image, state=None):
+        return self.actor.deterministic(self.features(image, state))
+
+
+def load_features(run_dir) -> FeatureModule | None:
+    """The frozen feature module a prior-features run observed through (None: images)."""
+    path = Path(run_dir) / CHECKPOINT
+    saved = torch.load(path, map_location="cpu", weights_only=False).get("prior_features")
+    return None if saved is None else FeatureModule.from_checkpoint(saved)
 
 
 def load_actor(run_dir) -> tuple[Actor, dict, dict]:
@@ -68,8 +89,9 @@ def load_actor(run_dir) -> tuple[Actor, dict, dict]:
     return actor.eval(), config, ckpt["loop"]
 
 
-def _export(module, example, path: Path, output_name: str, exporter: str, opset: int) -> None:
+def _export(module, examples: tuple, path: Path, output_name: str, exporter: str, opset: int) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    names = [INPUT_NAME, STATE_INPUT][:len(examples)]
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)
@@ -77,14 +99,16 @@ def _export(module, example, path: Path, output_name: str, exporter: str, opset:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             if exporter == "dynamo":
-                torch.onnx.export(module, (example,), str(tmp), input_names=[INPUT_NAME],
+                batch = torch.export.Dim("batch", min=1)
+                torch.onnx.export(module, examples, str(tmp), input_names=names,
                                   output_names=[output_name], opset_version=opset, dynamo=True,
-                                  dynamic_shapes={INPUT_NAME: {0: torch.export.Dim("batch", min=1)}},
+                                  dynamic_shapes={n: {0: batch} for n in names},
                                   external_data=False, verbose=False)
             elif exporter == "torchscript":
-                torch.onnx.export(module, (example,), str(tmp), input_names=[INPUT_NAME],
+                axes = {n: {0: "batch"} for n in [*names, output_name]}
+                torch.onnx.export(module, examples, str(tmp), input_names=names,
                                   output_names=[output_name], opset_version=opset, dynamo=False,
-                                  dynamic_axes={INPUT_NAME: {0: "batch"}, output_name: {0: "batch"}})
+                                  dynamic_axes=axes)
             else:
                 raise PolicyExportError(f"unknown exporter {exporter!r} (dynamo | torchscript)")
         os.replace(tmp, path)
@@ -98,14 +122,19 @@ def _export(module, example, path: Path, output_name: str, exporter: str, opset:
 
 
 @torch.no_grad()
-def parity_error(actor: Actor, export_dir, n: int = 32, seed: int = 0) -> float:
-    """Max abs difference between torch and onnxruntime outputs on n random images."""
+def parity_error(graph: torch.nn.Module, export_dir, n: int = 32, seed: int = 0) -> float:
+    """Max abs difference between torch and onnxruntime outputs on n random inputs."""
     policy = OnnxPolicy(export_dir)
     rng = np.random.default_rng(seed)
-    s = actor.cfg.image_size
-    images = rng.integers(0, 256, (n, s, s, 3), dtype=np.uint8)
-    ref = actor.deterministic(torch.from_numpy(images)).numpy()
-    return float(np.abs(policy(images) - ref).max())
+    h, w = policy.image_size
+    images = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    states = None
+    if policy.state_dim:
+        states = np.column_stack([rng.uniform(0.25, 0.55, n), rng.uniform(-0.2, 0.2, n),
+                                  rng.uniform(0.02, 0.3, n), rng.integers(0, 2, n)]).astype(np.float32)
+    args = [torch.from_numpy(images)] + ([] if states is None else [torch.from_numpy(states)])
+    ref = graph(*args).numpy()
+    return float(np.abs(policy(images, states) - ref).max())
 
 
 def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAULT_OPSET) -> dict:
@@ -128,9 +157,22 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
                     f"{prior_info['weights_sha256'][:12]}...; export beside the matching prior")
     out.mkdir(parents=True, exist_ok=True)
     (out / META_FILE).unlink(missing_ok=True)  # metadata last: a half-done export is incomplete
-    s = actor.cfg.image_size
-    example = torch.randint(0, 256, (2, s, s, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    _export(_PolicyGraph(actor), example, out / POLICY_FILE, outputs, exporter, opset)
+    features = load_features(run_dir)
+    if features is not None:
+        s = int(features.config.image_size) if isinstance(features.config.image_size, int) else \
+            int(features.config.image_size[0])
+        graph = _FeaturePolicyGraph(features, actor).eval()
+        state_dim = features.state_dim
+    else:
+        s, graph, state_dim = actor.cfg.image_size, _PolicyGraph(actor).eval(), 0
+    gen = torch.Generator().manual_seed(0)
+    examples = (torch.randint(0, 256, (2, s, s, 3), dtype=torch.uint8, generator=gen),)
+    if state_dim:
+        examples += (torch.tensor([[0.4, 0.0, 0.1, 0.0], [0.35, 0.05, 0.2, 1.0]]),)
+    _export(graph, examples, out / POLICY_FILE, outputs, exporter, opset)
+    inputs = [{"name": INPUT_NAME, "dtype": "uint8", "shape": ["batch", s, s, 3]}]
+    if state_dim:
+        inputs.append({"name": STATE_INPUT, "dtype": "float32", "shape": ["batch", state_dim]})
 
     import onnx
     import onnxruntime
@@ -147,6 +189,8 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
         "outputs": outputs,
         "image_size": [s, s],
         "image_format": "uint8 RGB, NHWC; float conversion (/255) inside the graph",
+        "observation": "image" if features is None else "prior_features",
+        "state_dim": state_dim,
         "action_dim": ACTION_DIM,
         "action_scaling": scaling_metadata(),
         "distribution": actor.cfg.distribution,
@@ -162,13 +206,13 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
                      "onnxruntime": onnxruntime.__version__},
         "files": {POLICY_FILE: {
             "sha256": sha256_file(out / POLICY_FILE),
-            "inputs": [{"name": INPUT_NAME, "dtype": "uint8", "shape": ["batch", s, s, 3]}],
+            "inputs": inputs,
             "outputs": [{"name": outputs, "dtype": "float32", "shape": ["batch", ACTION_DIM]}]}},
     }
     tmp = out / (META_FILE + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     os.replace(tmp, out / META_FILE)
-    err = parity_error(actor, out)
+    err = parity_error(graph, out)
     if err > PARITY_TOL:
         (out / META_FILE).unlink(missing_ok=True)
         raise PolicyExportError(f"exported policy differs from torch: max abs error {err:.2e}")

@@ -11,7 +11,8 @@ Structure, from z (base N(0, I), 7D) to the action a::
   ``y = m*x + (1-m) * (x * exp(s) + t)``, with ``(s_raw, t) = MLP([psi(s), m*x])``
   (256 -> 256 hidden, ReLU) and ``s = tanh(s_raw)`` so every scale stays in [1/e, e]
   (stable in both directions, no exp blow-up). The same image features psi(s) condition
-  every layer (one encoder pass per call).
+  every layer (one encoder pass per call); with ``state_dim > 0`` the normalized arm state
+  (parrot_core.arm_state) is appended to them.
 * Halves by mask instead of padding to 8D (what the original did): z stays 7D, the same
   size as the action, which is what the SAC policy outputs and the export/ONNX contract
   says (``z (B, 7)``); no dummy dimension whose noise the policy would have to learn to
@@ -61,6 +62,9 @@ class PriorConfig:
     encoder_hidden: tuple[int, ...] = (1024, 512)
     feature_dim: int = 256
     action_clamp: float = ACTION_CLAMP
+    # > 0: also conditioned on the arm state (parrot_core.arm_state), normalized with the
+    # training data's mean/std (buffers saved with the weights) and appended to psi(s).
+    state_dim: int = 0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -151,24 +155,50 @@ class ConditionalRealNVP(nn.Module):
         self.encoder = ConvEncoder(
             config.image_size, config.conv_channels, config.encoder_hidden, config.feature_dim
         )
+        self.state_dim = int(config.state_dim)
+        if self.state_dim:  # only then: image-only checkpoints keep loading as they are
+            self.register_buffer("state_mean", torch.zeros(self.state_dim))
+            self.register_buffer("state_std", torch.ones(self.state_dim))
         masks = coupling_masks(config.action_dim, config.num_layers)
+        cond_dim = config.feature_dim + self.state_dim
         self.couplings = nn.ModuleList(
-            AffineCoupling(m, config.feature_dim, tuple(config.coupling_hidden)) for m in masks
+            AffineCoupling(m, cond_dim, tuple(config.coupling_hidden)) for m in masks
         )
 
     @property
     def image_size(self) -> tuple[int, int]:
         return self.encoder.image_size
 
+    def set_state_normalization(self, mean, std) -> None:
+        """Fix the arm-state normalization (from the training data; saved with the weights)."""
+        self.state_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.state_std.copy_(torch.clamp(torch.as_tensor(std, dtype=torch.float32), min=1e-3))
+
+    def condition(self, image: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        """What every coupling layer is conditioned on: psi(image) [, normalized state]."""
+        features = self.encoder(image)
+        if self.state_dim == 0:
+            return features
+        if state is None:
+            raise ValueError(f"this prior is conditioned on the arm state: pass state "
+                             f"(B, {self.state_dim}) with the image")
+        if state.shape != (image.shape[0], self.state_dim):
+            raise ValueError(f"state must be ({image.shape[0]}, {self.state_dim}), "
+                             f"got {tuple(state.shape)}")
+        normalized = (state.to(features.dtype) - self.state_mean) / self.state_std
+        return torch.cat([features, normalized], dim=1)
+
     # ---- the two directions ---------------------------------------------------------
 
-    def forward(self, z: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        """z (B, 7) float, image (B, H, W, 3) uint8 -> action (B, 7) in (-1, 1)."""
-        return self.forward_with_logdet(z, image)[0]
+    def forward(self, z: torch.Tensor, image: torch.Tensor,
+                state: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, 7) float, image (B, H, W, 3) uint8 [, state (B, S)] -> action (B, 7) in (-1, 1)."""
+        return self.forward_with_logdet(z, image, state)[0]
 
-    def forward_with_logdet(self, z: torch.Tensor, image: torch.Tensor):
+    def forward_with_logdet(self, z: torch.Tensor, image: torch.Tensor,
+                            state: torch.Tensor | None = None):
         """-> (action, log|det da/dz|)."""
-        cond = self.encoder(image)
+        cond = self.condition(image, state)
         y = z
         log_det = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
         for layer in self.couplings:
@@ -179,12 +209,13 @@ class ConditionalRealNVP(nn.Module):
         log_det = log_det + (2.0 * (math.log(2.0) - y - nn.functional.softplus(-2.0 * y))).sum(dim=1)
         return a, log_det
 
-    def inverse(self, action: torch.Tensor, image: torch.Tensor):
-        """action (B, 7), image (B, H, W, 3) uint8 -> (z (B, 7), log|det dz/da| (B,)).
+    def inverse(self, action: torch.Tensor, image: torch.Tensor,
+                state: torch.Tensor | None = None):
+        """action (B, 7), image (B, H, W, 3) uint8 [, state] -> (z (B, 7), log|det dz/da| (B,)).
 
         Actions are clamped to +-action_clamp before atanh.
         """
-        cond = self.encoder(image)
+        cond = self.condition(image, state)
         a = torch.clamp(action, -self.action_clamp, self.action_clamp)
         y = 0.5 * (torch.log1p(a) - torch.log1p(-a))  # atanh, written out for ONNX
         log_det = -torch.log1p(-a * a).sum(dim=1)  # d atanh(a)/da = 1 / (1 - a^2)
@@ -200,22 +231,27 @@ class ConditionalRealNVP(nn.Module):
     def base_log_prob(z: torch.Tensor) -> torch.Tensor:
         return -0.5 * (z * z).sum(dim=1) - 0.5 * z.shape[1] * _LOG_2PI
 
-    def log_prob(self, action: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, action: torch.Tensor, image: torch.Tensor,
+                 state: torch.Tensor | None = None) -> torch.Tensor:
         """log p(a | s) per row (B,), by change of variables (paper eq. 2)."""
-        z, log_det = self.inverse(action, image)
+        z, log_det = self.inverse(action, image, state)
         return self.base_log_prob(z) + log_det
 
-    def sample(self, image: torch.Tensor, n: int = 1, generator: torch.Generator | None = None):
+    def sample(self, image: torch.Tensor, n: int = 1, generator: torch.Generator | None = None,
+               state: torch.Tensor | None = None):
         """Actions for random z ~ N(0, I) (what random exploration through the prior does).
 
-        image (H, W, 3) -> actions (n, 7); image (B, H, W, 3) -> actions (B, n, 7).
-        ``generator`` is a CPU torch.Generator for reproducible draws.
+        image (H, W, 3) [state (S,)] -> actions (n, 7); image (B, H, W, 3) [state (B, S)]
+        -> actions (B, n, 7). ``generator`` is a CPU torch.Generator for reproducible draws.
         """
         single = image.dim() == 3
         images = image[None] if single else image
+        if state is not None and single:
+            state = state[None]
         b = images.shape[0]
         # drawn on the CPU (a CPU generator works whatever the model's device)
         z = torch.randn(b * n, self.action_dim, generator=generator).to(images.device)
         rep = images.repeat_interleave(n, dim=0)
-        a = self.forward(z, rep).reshape(b, n, self.action_dim)
+        rep_state = None if state is None else state.repeat_interleave(n, dim=0)
+        a = self.forward(z, rep, rep_state).reshape(b, n, self.action_dim)
         return a[0] if single else a

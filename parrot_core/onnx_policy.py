@@ -5,9 +5,11 @@ imports numpy, onnxruntime, ``parrot_core.action_space`` and ``parrot_core.onnx_
 
 An export directory (written by ``parrot export-policy``, see ``parrot_core.export_policy``)::
 
-    policy.onnx         image uint8 (B, H, W, 3) RGB -> z (B, 7) for PARROT, or action (B, 7)
-                        for the baselines: the deterministic (mean) output, tanh-squashed
-                        and scaled (the float conversion is inside the graph)
+    policy.onnx         image uint8 (B, H, W, 3) RGB [, state float32 (B, 4): the arm state, for a
+                        policy that observes a state-conditioned prior's features] -> z (B, 7)
+                        for PARROT, or action (B, 7) for the baselines: the deterministic
+                        (mean) output, tanh-squashed and scaled (the float conversion is inside
+                        the graph)
     policy_meta.json    algo, what the output is ("z" | "action"), image size, action scale,
                         sha256 of policy.onnx and of the actor weights, the prior's
                         weights_sha256 the policy was trained with (PARROT), source run
@@ -32,6 +34,7 @@ META_VERSION = 1
 POLICY_FILE = "policy.onnx"
 META_FILE = "policy_meta.json"
 INPUT_NAME = "image"
+STATE_INPUT = "state"
 OUTPUT_KINDS = ("z", "action")  # the graph's output is named after what it is
 
 
@@ -89,6 +92,7 @@ class OnnxPolicy:
         self.outputs = self.meta["outputs"]
         self.image_size = tuple(self.meta["image_size"])
         self.image_shape = (*self.image_size, 3)
+        self.state_dim = int(self.meta.get("state_dim", 0))
         path = self.export_dir / POLICY_FILE
         if not path.exists():
             raise PolicyLoadError(f"{path}: missing (metadata present but the graph is not)")
@@ -104,9 +108,10 @@ class OnnxPolicy:
             raise PolicyLoadError(f"{path}: onnxruntime cannot load it ({e})") from e
         inputs = [i.name for i in self._session.get_inputs()]
         outputs = [o.name for o in self._session.get_outputs()]
-        if inputs != [INPUT_NAME] or outputs != [self.outputs]:
+        want = [INPUT_NAME, STATE_INPUT] if self.state_dim else [INPUT_NAME]
+        if inputs != want or outputs != [self.outputs]:
             raise PolicyLoadError(f"{path}: graph has inputs {inputs} / outputs {outputs}, metadata says "
-                                  f"[{INPUT_NAME!r}] / [{self.outputs!r}]")
+                                  f"{want} / [{self.outputs!r}]")
 
     def _images(self, images) -> np.ndarray:
         x = np.asarray(images)
@@ -120,9 +125,26 @@ class OnnxPolicy:
                                    f"cv2.INTER_AREA first")
         return np.ascontiguousarray(x)
 
-    def __call__(self, images) -> np.ndarray:
-        """images uint8 (B, H, W, 3) (or one (H, W, 3)) -> (B, 7) float32 z or action."""
-        return self._session.run(None, {INPUT_NAME: self._images(images)})[0].astype(np.float32)
+    def _states(self, states, batch: int) -> np.ndarray:
+        if states is None:
+            raise PolicyInputError(f"{self.export_dir}: this policy observes the arm state; pass "
+                                   f"states (B, {self.state_dim}) with the images")
+        x = np.asarray(states, dtype=np.float32)
+        if x.ndim == 1:
+            x = x[None]
+        if x.shape != (batch, self.state_dim) or not np.all(np.isfinite(x)):
+            raise PolicyInputError(f"states must be finite ({batch}, {self.state_dim}), got "
+                                   f"{np.asarray(states).shape}")
+        return np.ascontiguousarray(x)
+
+    def __call__(self, images, states=None) -> np.ndarray:
+        """images uint8 (B, H, W, 3) (or one (H, W, 3)) [, arm states (B, 4) when the policy
+        observes them; ignored otherwise] -> (B, 7) float32 z or action."""
+        x = self._images(images)
+        feed = {INPUT_NAME: x}
+        if self.state_dim:
+            feed[STATE_INPUT] = self._states(states, len(x))
+        return self._session.run(None, feed)[0].astype(np.float32)
 
     def check_prior(self, prior) -> None:
         """Raise PolicyLoadError unless ``prior`` (an OnnxPrior) is the one this policy trained with."""
@@ -132,14 +154,15 @@ class OnnxPolicy:
             raise PolicyLoadError(f"{self.export_dir}: the policy was trained on prior weights {want[:12]}..., "
                                   f"the given prior is {str(got)[:12]}...; export both from the same runs")
 
-    def act(self, images, prior=None) -> np.ndarray:
-        """images -> actions (B, 7): the output itself, or prior.forward(z, images) for PARROT."""
+    def act(self, images, prior=None, states=None) -> np.ndarray:
+        """images [, arm states] -> actions (B, 7): the output itself, or
+        prior.forward(z, images, states) for PARROT (states: for a state-conditioned prior)."""
         x = self._images(images)
-        out = self(x)
+        out = self(x, states)
         if self.outputs == "action":
             return out
         if prior is None:
             raise PolicyError(f"{self.export_dir}: this {self.algo} policy outputs z; pass the prior "
                               f"(OnnxPrior) to turn z into actions")
         self.check_prior(prior)
-        return np.asarray(prior.forward(out, x), np.float32)
+        return np.asarray(prior.forward(out, x, states), np.float32)

@@ -1,14 +1,17 @@
 """Run an exported flow prior with onnxruntime only (robot compute, ROS nodes).
 
 This module must not import torch, even indirectly (tests check ``sys.modules``):
-it imports numpy, onnxruntime and ``parrot_core.action_space`` only.
+it imports numpy, onnxruntime, ``parrot_core.action_space`` and ``parrot_core.arm_state`` only.
 
 An export directory (written by ``parrot export``, see ``parrot_core.export``)::
 
-    prior_forward.onnx   z (B, 7) float32, image (B, H, W, 3) uint8 -> action (B, 7)
-    prior_inverse.onnx   action (B, 7) float32, image uint8 -> z (B, 7), log_det (B,)
-    prior_meta.json      image size, action scaling, versions, sha256 of weights and files,
-                         input/output names and shapes
+    prior_forward.onnx   z (B, 7) float32, image (B, H, W, 3) uint8 [, state (B, 4)] -> action (B, 7)
+    prior_inverse.onnx   action (B, 7) float32, image uint8 [, state] -> z (B, 7), log_det (B,)
+    prior_meta.json      image size, action scaling, state_dim, versions, sha256 of weights
+                         and files, input/output names and shapes
+
+A prior with ``state_dim > 0`` is also conditioned on the arm state (``parrot_core.arm_state``:
+TCP position in the base frame, gripper closed) and its graphs take a third input ``state``.
 
 ``OnnxPrior(dir)`` checks everything at load time (files present, hashes, metadata that
 agrees with the graphs and with this Parrot's action scaling) and every call's inputs,
@@ -29,6 +32,7 @@ import numpy as np
 import onnxruntime as ort
 
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
+from parrot_core.arm_state import STATE_DIM, STATE_NAMES
 from parrot_core.files import read_format_json
 
 META_FORMAT = "parrot-prior-onnx"
@@ -37,11 +41,17 @@ FORWARD_FILE = "prior_forward.onnx"
 INVERSE_FILE = "prior_inverse.onnx"
 META_FILE = "prior_meta.json"
 
-# Graph signatures every export has; the image shape is filled in from the metadata.
+# Graph signatures every export has; the image shape is filled in from the metadata. A prior
+# conditioned on the arm state takes STATE_INPUT after the image.
 FORWARD_INPUTS = ("z", "image")
 FORWARD_OUTPUTS = ("action",)
 INVERSE_INPUTS = ("action", "image")
 INVERSE_OUTPUTS = ("z", "log_det")
+STATE_INPUT = "state"
+
+
+def graph_inputs(names: tuple[str, ...], state_dim: int) -> tuple[str, ...]:
+    return names + (STATE_INPUT,) if state_dim else names
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
@@ -101,14 +111,20 @@ def read_meta(export_dir) -> dict:
     size = meta["image_size"]
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
         raise PriorMetadataError(f"{path}: bad image_size {size!r}")
+    state_dim = meta.setdefault("state_dim", 0)  # exports before arm-state conditioning: 0
+    if state_dim not in (0, STATE_DIM):
+        raise PriorMetadataError(f"{path}: state_dim {state_dim!r}, this Parrot's arm state has "
+                                 f"{STATE_DIM} values {STATE_NAMES} (or 0: image only)")
     return meta
 
 
 class OnnxPrior:
-    """The exported prior on onnxruntime: ``forward(z, images)`` and ``inverse(actions, images)``.
+    """The exported prior on onnxruntime: ``forward(z, images[, states])`` and ``inverse``.
 
     All arrays are numpy and batched: z/actions ``(B, 7)`` (cast to float32), images
-    ``uint8 (B, H, W, 3)`` RGB at the exported size (``self.image_size``).
+    ``uint8 (B, H, W, 3)`` RGB at the exported size (``self.image_size``), states
+    ``(B, state_dim)`` arm states. ``states`` is required when ``self.state_dim > 0`` and
+    ignored otherwise, so a caller that knows the arm state can always pass it.
     """
 
     def __init__(self, export_dir, threads: int = 1, spinning: bool = False,
@@ -117,10 +133,13 @@ class OnnxPrior:
         self.meta = read_meta(self.export_dir)
         self.image_size = tuple(self.meta["image_size"])  # (H, W)
         self.image_shape = (*self.image_size, 3)
+        self.state_dim = int(self.meta["state_dim"])
         options = make_session_options(threads, spinning)
         providers = providers or ["CPUExecutionProvider"]
-        self._forward = self._open(FORWARD_FILE, FORWARD_INPUTS, FORWARD_OUTPUTS, options, providers)
-        self._inverse = self._open(INVERSE_FILE, INVERSE_INPUTS, INVERSE_OUTPUTS, options, providers)
+        self._forward = self._open(FORWARD_FILE, graph_inputs(FORWARD_INPUTS, self.state_dim),
+                                   FORWARD_OUTPUTS, options, providers)
+        self._inverse = self._open(INVERSE_FILE, graph_inputs(INVERSE_INPUTS, self.state_dim),
+                                   INVERSE_OUTPUTS, options, providers)
 
     def _open(self, name, inputs, outputs, options, providers) -> ort.InferenceSession:
         path = self.export_dir / name
@@ -157,6 +176,9 @@ class OnnxPrior:
             if arg.name == "image":
                 expected = [None, *self.image_shape]
                 want_dtype = "uint8"
+            elif arg.name == STATE_INPUT:
+                expected = [None, self.state_dim]
+                want_dtype = "float32"
             else:
                 expected = [None, ACTION_DIM] if arg.name != "log_det" else [None]
                 want_dtype = "float32"
@@ -188,13 +210,27 @@ class OnnxPrior:
                 f"got {images.shape}{hint}")
         return np.ascontiguousarray(images)
 
+    def _inputs(self, first_name: str, first, images, states) -> dict:
+        """The graph's feed: the checked vector, images and (if conditioned) states."""
+        images = self._images(images)
+        feed = {first_name: self._vectors(first, "actions" if first_name == "action" else first_name,
+                                          len(images)),
+                "image": images}
+        if self.state_dim:
+            if states is None:
+                raise PriorInputError(
+                    f"{self.export_dir}: this prior is conditioned on the arm state; pass states "
+                    f"(B, {self.state_dim}) {STATE_NAMES} with the images")
+            feed[STATE_INPUT] = self._vectors(states, "states", len(images), self.state_dim)
+        return feed
+
     @staticmethod
-    def _vectors(x, name: str, batch: int) -> np.ndarray:
+    def _vectors(x, name: str, batch: int, dim: int = ACTION_DIM) -> np.ndarray:
         x = np.asarray(x)
         if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
             raise PriorInputError(f"{name} must be a float array, got dtype {x.dtype}")
-        if x.ndim != 2 or x.shape[1] != ACTION_DIM:
-            raise PriorInputError(f"{name} must have shape (B, {ACTION_DIM}), got {x.shape}")
+        if x.ndim != 2 or x.shape[1] != dim:
+            raise PriorInputError(f"{name} must have shape (B, {dim}), got {x.shape}")
         if x.shape[0] != batch:
             raise PriorInputError(f"{name} has batch {x.shape[0]} but images have batch {batch}")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -204,30 +240,26 @@ class OnnxPrior:
 
     # ---- inference ------------------------------------------------------------------
 
-    def forward(self, z, images) -> np.ndarray:
-        """z (B, 7), images uint8 (B, H, W, 3) -> actions float32 (B, 7) in (-1, 1)."""
-        images = self._images(images)
-        z = self._vectors(z, "z", len(images))
-        return self._forward.run(None, {"z": z, "image": images})[0]
+    def forward(self, z, images, states=None) -> np.ndarray:
+        """z (B, 7), images uint8 (B, H, W, 3) [, states] -> actions float32 (B, 7) in (-1, 1)."""
+        return self._forward.run(None, self._inputs("z", z, images, states))[0]
 
-    def inverse(self, actions, images) -> tuple[np.ndarray, np.ndarray]:
-        """actions (B, 7), images -> (z (B, 7), log_det (B,)) with log_det = log|det dz/da|.
+    def inverse(self, actions, images, states=None) -> tuple[np.ndarray, np.ndarray]:
+        """actions (B, 7), images [, states] -> (z (B, 7), log_det (B,)), log_det = log|det dz/da|.
 
         Actions are clamped to +-meta["action_clamp"] inside the graph before atanh.
         """
-        images = self._images(images)
-        actions = self._vectors(actions, "actions", len(images))
-        z, log_det = self._inverse.run(None, {"action": actions, "image": images})
+        z, log_det = self._inverse.run(None, self._inputs("action", actions, images, states))
         return z, log_det
 
-    def log_prob(self, actions, images) -> np.ndarray:
+    def log_prob(self, actions, images, states=None) -> np.ndarray:
         """log p(a | s) per row (B,), by change of variables."""
-        z, log_det = self.inverse(actions, images)
+        z, log_det = self.inverse(actions, images, states)
         return -0.5 * np.sum(z * z, axis=1) - 0.5 * ACTION_DIM * _LOG_2PI + log_det
 
-    def sample(self, images, rng: np.random.Generator | None = None) -> np.ndarray:
+    def sample(self, images, rng: np.random.Generator | None = None, states=None) -> np.ndarray:
         """One action per image for z ~ N(0, I): random exploration through the prior."""
         rng = rng if rng is not None else np.random.default_rng()
         images = self._images(images)
         z = rng.standard_normal((len(images), ACTION_DIM)).astype(np.float32)
-        return self.forward(z, images)
+        return self.forward(z, images, states)

@@ -44,6 +44,9 @@ import torch
 from parrot_core.action_transform import ActionTransform
 from parrot_core.sac import ReplayBuffer, SACAgent
 
+# What the agent observes of an env step: (obs, info) -> the array stored in replay.
+Observe = Callable[[np.ndarray, dict], np.ndarray]
+
 EVAL_SEED_BASE = 4_000_000_000
 TRAIN_SEED_STRIDE = 10_000_000
 CHECKPOINT = "checkpoint.pt"
@@ -84,16 +87,21 @@ def make_agent(config, seed: int, device="cpu") -> SACAgent:
     return SACAgent(config, device)
 
 
+def image_observation(obs, info):
+    """The agent observes the env's image itself (per-network CNNs)."""
+    return obs
+
+
 def evaluate(agent: SACAgent, env, transform: ActionTransform, episodes: int,
-             seed_base: int = EVAL_SEED_BASE) -> dict:
+             seed_base: int = EVAL_SEED_BASE, observe: Observe = image_observation) -> dict:
     """Success rate / return of the deterministic policy on fixed-seed episodes."""
     successes, returns, lengths = [], [], []
     for i in range(episodes):
         obs, info = env.reset(seed=seed_base + i)
         ret, length, success, done = 0.0, 0, False, False
         while not done:
-            a = agent.act(obs, deterministic=True)
-            obs, r, terminated, truncated, info = env.step(transform(a, obs))
+            a = agent.act(observe(obs, info), deterministic=True)
+            obs, r, terminated, truncated, info = env.step(transform(a, obs, info))
             ret += float(r)
             length += 1
             success = success or bool(info.get("success", False))
@@ -170,21 +178,24 @@ class _Averager:
 
 # ---- behaviour cloning ----------------------------------------------------------------------
 
-def behaviour_clone(agent: SACAgent, images: np.ndarray, actions: np.ndarray, steps: int,
+def behaviour_clone(agent: SACAgent, obs: np.ndarray, actions: np.ndarray, steps: int,
                     rng: np.random.Generator, progress: bool = False) -> dict:
-    """BC pre-training of the policy on (image, action) pairs (BC+SAC baseline)."""
-    if len(images) == 0:
+    """BC pre-training of the policy on (observation, action) pairs (BC+SAC baseline)."""
+    if len(obs) == 0:
         raise RunError("behaviour cloning needs a non-empty dataset")
-    if images.shape[1:3] != (agent.cfg.image_size, agent.cfg.image_size):
-        raise RunError(f"dataset images are {images.shape[1:3]}, the policy expects "
-                       f"{agent.cfg.image_size}x{agent.cfg.image_size}")
+    cfg = agent.cfg
+    if cfg.obs_dim and obs.shape[1:] != (cfg.obs_dim,):
+        raise RunError(f"dataset observations are {obs.shape[1:]}, the policy expects ({cfg.obs_dim},)")
+    if not cfg.obs_dim and obs.shape[1:3] != (cfg.image_size, cfg.image_size):
+        raise RunError(f"dataset images are {obs.shape[1:3]}, the policy expects "
+                       f"{cfg.image_size}x{cfg.image_size}")
     from tqdm import tqdm
     opt = torch.optim.Adam(agent.actor.parameters(), lr=agent.cfg.bc_lr)
     avg = _Averager()
     last = {}
     for i in tqdm(range(steps), desc="bc", disable=not progress, leave=False):
-        idx = rng.integers(0, len(images), size=agent.cfg.batch_size)
-        last = agent.bc_update(torch.as_tensor(images[idx], device=agent.device),
+        idx = rng.integers(0, len(obs), size=agent.cfg.batch_size)
+        last = agent.bc_update(torch.as_tensor(obs[idx], device=agent.device),
                                torch.as_tensor(actions[idx], dtype=torch.float32, device=agent.device), opt)
         avg.add(last)
     return {"bc_steps": steps, **{f"{k}_mean": v for k, v in avg.pop().items()},
@@ -195,18 +206,24 @@ def behaviour_clone(agent: SACAgent, images: np.ndarray, actions: np.ndarray, st
 
 def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionTransform, run_dir,
           loop: LoopConfig, resume: bool = False, run_meta: dict | None = None,
-          bc_data: dict | None = None, eval_env_factory: Callable[[], object] | None = None) -> dict:
+          bc_data: dict | None = None, eval_env_factory: Callable[[], object] | None = None,
+          observe: Observe = image_observation) -> dict:
     """Train ``agent`` in ``env_factory()`` for ``loop.total_steps`` env steps; see module doc.
 
-    ``bc_data``: {"images": uint8 (N,H,W,3), "actions": (N,7)} for BC pre-training
-    (``loop.bc_steps`` steps) before RL. Returns the last metrics row.
+    ``bc_data``: {"obs": (N, ...) observations as ``observe`` makes them, "actions": (N,7)}
+    for BC pre-training (``loop.bc_steps`` steps) before RL. ``observe(obs, info)``: what
+    the agent sees and replay stores (the image, or e.g. PriorFeatures). Returns the last
+    metrics row.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = agent.cfg
     ckpt_path = run_dir / CHECKPOINT
     config_doc = {"run": run_meta or {}, "sac": cfg.to_dict(),
-                  "loop": dataclasses.asdict(loop), "transform": transform.describe()}
+                  "loop": dataclasses.asdict(loop), "transform": transform.describe(),
+                  "observation": getattr(observe, "describe", lambda: {"name": "image"})()}
+    # e.g. the frozen feature weights, so an export rebuilds image -> features -> policy
+    checkpoint_extra = observe.checkpoint() if hasattr(observe, "checkpoint") else {}
     np_rng = np.random.default_rng(loop.seed)
     env = env_factory()
     eval_env = (eval_env_factory or env_factory)()
@@ -219,7 +236,7 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
                        f"or choose another --out")
     if ckpt_path.exists():
         old = read_config(run_dir)
-        for key in ("run", "sac"):
+        for key in ("run", "sac", "observation"):
             if old.get(key) != config_doc[key]:
                 raise RunError(f"{run_dir}: --resume with a different {key} config than the run was "
                                f"started with:\n  was {old.get(key)}\n  now {config_doc[key]}")
@@ -229,7 +246,8 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
         replay_path = run_dir / ckpt["replay_file"]
         if not replay_path.exists():
             raise RunError(f"{replay_path}: replay buffer of the checkpoint is missing")
-        buffer = ReplayBuffer(cfg.buffer_size, ckpt["image_shape"], cfg.action_dim)
+        buffer = ReplayBuffer(cfg.buffer_size, ckpt["image_shape"], cfg.action_dim,
+                              np.dtype(ckpt.get("obs_dtype", "uint8")))
         buffer.load(replay_path)
         _set_rng_state(ckpt["rng"], np_rng)
         # drop rows written after the checkpoint: they will be produced again
@@ -252,8 +270,9 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
         state["episode"] += 1
         state["episode_in_progress"] = False
     obs, info = env.reset(seed=train_episode_seed(loop.seed, state["episode"]))
+    agent_obs = observe(obs, info)
     if buffer is None:
-        buffer = ReplayBuffer(cfg.buffer_size, obs.shape, cfg.action_dim)
+        buffer = ReplayBuffer(cfg.buffer_size, agent_obs.shape, cfg.action_dim, agent_obs.dtype)
 
     t_start = time.perf_counter()
     wall0 = state["wall_s"]
@@ -266,7 +285,8 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
 
     def log_eval(at_step: int) -> dict:
         row = {"kind": "eval", "env_step": at_step, "episodes": state["episode"],
-               "updates": agent.num_updates, **evaluate(agent, eval_env, transform, loop.eval_episodes)}
+               "updates": agent.num_updates,
+               **evaluate(agent, eval_env, transform, loop.eval_episodes, observe=observe)}
         if train_eps:
             row["train_success"] = float(np.mean([s for s, _ in train_eps]))
             row["train_return"] = float(np.mean([r for _, r in train_eps]))
@@ -286,14 +306,15 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
                           train_eps=list(train_eps), loss_sums=dict(losses.sums),
                           loss_counts=dict(losses.counts))
         _atomic_torch_save({"agent": agent.state_dict(), "loop": loop_state, "rng": _rng_state(np_rng),
-                            "replay_file": replay_file, "image_shape": tuple(buffer.obs.shape[1:])}, ckpt_path)
+                            "replay_file": replay_file, "image_shape": tuple(buffer.obs.shape[1:]),
+                            "obs_dtype": str(buffer.obs.dtype), **checkpoint_extra}, ckpt_path)
         for old in run_dir.glob("replay_*.npz"):
             if old.name != replay_file:
                 old.unlink()
 
     if step == 0 and not ckpt_path.exists():
         if bc_data is not None and loop.bc_steps > 0:
-            bc = behaviour_clone(agent, bc_data["images"], bc_data["actions"], loop.bc_steps, np_rng,
+            bc = behaviour_clone(agent, bc_data["obs"], bc_data["actions"], loop.bc_steps, np_rng,
                                  progress=loop.progress)
             _append_jsonl(run_dir / METRICS, {"kind": "bc", "env_step": 0, **bc, "wall_s": round(wall(), 3)})
         last_row = log_eval(0)
@@ -308,14 +329,15 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
     terminated = truncated = False
     last_eval_step = -1
     while step < loop.total_steps:
-        agent_action = agent.act(obs)
-        next_obs, reward, terminated, truncated, info = env.step(transform(agent_action, obs))
-        buffer.add(obs, agent_action, reward, next_obs, terminated)
+        agent_action = agent.act(agent_obs)
+        next_obs, reward, terminated, truncated, info = env.step(transform(agent_action, obs, info))
+        next_agent_obs = observe(next_obs, info)
+        buffer.add(agent_obs, agent_action, reward, next_agent_obs, terminated)
         step += 1
         state["global_step"] = step
         ep_return += float(reward)
         ep_success = ep_success or bool(info.get("success", False))
-        obs = next_obs
+        obs, agent_obs = next_obs, next_agent_obs
 
         if step >= cfg.learning_starts:
             state["update_credit"] += cfg.updates_per_step
@@ -339,6 +361,7 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
                 next_ckpt = (step // loop.checkpoint_every + 1) * loop.checkpoint_every
             if step < loop.total_steps:
                 obs, info = env.reset(seed=train_episode_seed(loop.seed, state["episode"]))
+                agent_obs = observe(obs, info)
 
     bar.close()
     if last_eval_step != step:

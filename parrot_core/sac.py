@@ -81,6 +81,10 @@ class SACConfig:
 
     image_size: int = 48
     action_dim: int = ACTION_DIM
+    # Observations: 0 -> uint8 images, each network with its own CNN (Figure 7, paper-faithful;
+    # slow on a CPU); > 0 -> float vectors of this size, e.g. the frozen prior's features
+    # (parrot_core.prior_features), and the networks are MLPs only.
+    obs_dim: int = 0
     # networks (Figure 7): per-network CNN with `conv_channels` 3x3 filters, then the MLP
     conv_channels: int = 16
     hidden_sizes: tuple[int, ...] = (1024, 512, 256)
@@ -182,6 +186,21 @@ class ConvTrunk(nn.Module):
         return self.net(x)
 
 
+class FlatTrunk(nn.Module):
+    """Observations that already are feature vectors: passed on as float32."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.out_dim = int(dim)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.to(torch.float32)
+
+
+def make_trunk(cfg: "SACConfig") -> nn.Module:
+    return FlatTrunk(cfg.obs_dim) if cfg.obs_dim else ConvTrunk(cfg.image_size, cfg.conv_channels)
+
+
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for h in hidden:
@@ -192,11 +211,11 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
 
 
 class QNetwork(nn.Module):
-    """Q(s, a): own CNN, action concatenated to the conv features, MLP -> scalar."""
+    """Q(s, a): own CNN (or the flat features), action concatenated, MLP -> scalar."""
 
     def __init__(self, cfg: SACConfig):
         super().__init__()
-        self.trunk = ConvTrunk(cfg.image_size, cfg.conv_channels)
+        self.trunk = make_trunk(cfg)
         self.head = mlp(self.trunk.out_dim + cfg.action_dim, cfg.hidden_sizes, 1)
 
     def forward(self, image: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -210,12 +229,13 @@ def _raw_for_log_std(log_std: float, cfg: SACConfig) -> float:
 
 
 class Actor(nn.Module):
-    """pi(a|s): own CNN + MLP -> (raw mean, log std); see module docstring for the two kinds."""
+    """pi(a|s): own CNN (or the flat features) + MLP -> (raw mean, log std); see module
+    docstring for the two kinds."""
 
     def __init__(self, cfg: SACConfig):
         super().__init__()
         self.cfg = cfg
-        self.trunk = ConvTrunk(cfg.image_size, cfg.conv_channels)
+        self.trunk = make_trunk(cfg)
         self.head = mlp(self.trunk.out_dim, cfg.hidden_sizes, 2 * cfg.action_dim)
         last = self.head[-1]
         # Start at mean 0 / std init_std for every image (paper 3.2: pi(z|s) := p_z at init).
@@ -282,9 +302,13 @@ class Actor(nn.Module):
 
 # ---- the agent ----------------------------------------------------------------------------
 
-def _as_image_tensor(images, device) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(images), device=device)
-    if t.dtype != torch.uint8:
+def _as_obs_tensor(obs, cfg: "SACConfig", device) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(obs), device=device)
+    if cfg.obs_dim:
+        if t.shape[-1] != cfg.obs_dim:
+            raise SACConfigError(f"observations must be ({cfg.obs_dim},) feature vectors, got "
+                                 f"{tuple(t.shape)}")
+    elif t.dtype != torch.uint8:
         raise SACConfigError(f"images must be uint8, got {t.dtype}")
     return t
 
@@ -312,9 +336,10 @@ class SACAgent:
 
     # -- acting --
     @torch.no_grad()
-    def act(self, image: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """One uint8 (H, W, 3) image -> (action_dim,) float32 (z for PARROT)."""
-        x = _as_image_tensor(image, self.device)[None]
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """One observation (uint8 (H, W, 3) image or (obs_dim,) features) -> (action_dim,)
+        float32 (z for PARROT)."""
+        x = _as_obs_tensor(obs, self.cfg, self.device)[None]
         a = self.actor.deterministic(x) if deterministic else self.actor.sample(x)[0]
         return a[0].cpu().numpy().astype(np.float32)
 
@@ -419,15 +444,16 @@ class SACAgent:
 # ---- replay buffer --------------------------------------------------------------------------
 
 class ReplayBuffer:
-    """Ring buffer of (obs, action, reward, next_obs, done); images stay uint8.
+    """Ring buffer of (obs, action, reward, next_obs, done); images stay uint8, features float32.
 
     ``done`` is *terminated* only: a time-limit truncation still bootstraps from next_obs.
     """
 
-    def __init__(self, capacity: int, image_shape: tuple[int, ...], action_dim: int):
+    def __init__(self, capacity: int, obs_shape: tuple[int, ...], action_dim: int,
+                 obs_dtype=np.uint8):
         self.capacity = int(capacity)
-        self.obs = np.zeros((self.capacity, *image_shape), np.uint8)
-        self.next_obs = np.zeros((self.capacity, *image_shape), np.uint8)
+        self.obs = np.zeros((self.capacity, *obs_shape), obs_dtype)
+        self.next_obs = np.zeros((self.capacity, *obs_shape), obs_dtype)
         self.actions = np.zeros((self.capacity, action_dim), np.float32)
         self.rewards = np.zeros((self.capacity,), np.float32)
         self.dones = np.zeros((self.capacity,), np.float32)

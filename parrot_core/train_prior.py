@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from parrot_core import __version__
+from parrot_core.arm_state import STATE_DIM
 from parrot_core.dataset import episode_paths, read_episode, read_episode_attrs, read_header
 from parrot_core.device import pick_device
 from parrot_core.files import atomic_write_text
@@ -121,13 +122,45 @@ def split_episodes(names: list[str], val_fraction: float, seed: int) -> tuple[li
     return train, val
 
 
-def _load_split(root: Path, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_split(root: Path, names: list[str], with_states: bool):
+    """(images, actions, states or None) of these episodes, as tensors."""
     if not names:
-        return torch.zeros(0, 1, 1, 3, dtype=torch.uint8), torch.zeros(0, 7)
+        return (torch.zeros(0, 1, 1, 3, dtype=torch.uint8), torch.zeros(0, 7),
+                torch.zeros(0, STATE_DIM) if with_states else None)
     eps = [read_episode(root / "episodes" / n) for n in names]
     images = torch.from_numpy(np.concatenate([e.images for e in eps]))
     actions = torch.from_numpy(np.concatenate([e.actions for e in eps]).astype(np.float32))
-    return images, actions
+    if not with_states:
+        return images, actions, None
+    lacking = [n for n, e in zip(names, eps) if e.states is None]
+    if lacking:
+        raise PriorTrainingError(f"{root}: {len(lacking)} episodes (e.g. {lacking[0]}) have no arm "
+                                 f"states; a state-conditioned prior needs data collected with "
+                                 f"them (parrot collect writes them)")
+    return images, actions, torch.from_numpy(np.concatenate([e.states for e in eps]))
+
+
+def widen_for_state(state_free: ConditionalRealNVP, state_dim: int) -> ConditionalRealNVP:
+    """A state-conditioned copy of an image-only prior that computes exactly the same flow.
+
+    The couplings' first layers get zero weights for the new state inputs, so fine-tuning
+    starts from the image-only prior and learns how much the arm state adds."""
+    config = PriorConfig.from_dict({**state_free.config.to_dict(), "state_dim": state_dim})
+    model = ConditionalRealNVP(config)
+    model.checkpoint_info = getattr(state_free, "checkpoint_info", {})
+    weights = state_free.state_dict()
+    feature_dim = state_free.config.feature_dim
+    for k, target in model.state_dict().items():
+        if k not in weights:  # the state normalization buffers
+            continue
+        source = weights[k]
+        if target.shape != source.shape:  # first coupling layer: [psi, state, x] columns
+            widened = torch.zeros_like(target)
+            widened[:, :feature_dim] = source[:, :feature_dim]
+            widened[:, feature_dim + state_dim:] = source[:, feature_dim:]
+            source = widened
+        target.copy_(source)
+    return model
 
 
 def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
@@ -150,7 +183,7 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> 
 
 @torch.no_grad()
 def evaluate_nll(model: ConditionalRealNVP, images: torch.Tensor, actions: torch.Tensor,
-                 device: torch.device, batch_size: int = 1024) -> float:
+                 device: torch.device, batch_size: int = 1024, states=None) -> float:
     """Mean -log p(a|s) in nats over all rows (no augmentation); nan for an empty set."""
     if len(actions) == 0:
         return float("nan")
@@ -160,7 +193,8 @@ def evaluate_nll(model: ConditionalRealNVP, images: torch.Tensor, actions: torch
     for i in range(0, len(actions), batch_size):
         img = images[i:i + batch_size].to(device)
         act = actions[i:i + batch_size].to(device)
-        total += float(-model.log_prob(act, img).sum())
+        st = None if states is None else states[i:i + batch_size].to(device)
+        total += float(-model.log_prob(act, img, st).sum())
     model.train(was_training)
     return total / len(actions)
 
@@ -200,6 +234,9 @@ def add_arguments(parser) -> None:
                         help="start from this run's weights (best.pt) and model config: fine-tuning")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     model = parser.add_argument_group("model (ignored with --resume: the saved config is used)")
+    model.add_argument("--arm-state", action="store_true",
+                       help="condition the prior on the arm state (TCP position, gripper closed) "
+                            "as well as the image; with --init-from an image-only prior, widen it")
     d = PriorConfig()
     model.add_argument("--num-layers", type=int, default=d.num_layers)
     model.add_argument("--coupling-hidden", type=_int_list, default=d.coupling_hidden, help="e.g. 256,256")
@@ -268,10 +305,13 @@ def main(args) -> int:
             raise PriorTrainingError(f"{out} already holds a run; pass --resume to continue it, "
                                      f"or choose another --out")
         init = load_prior(args.init_from) if args.init_from else None
+        if init is not None and args.arm_state and init.state_dim == 0:
+            init = widen_for_state(init, STATE_DIM)
         config = init.config if init is not None else PriorConfig(
             image_size=h if h == w else (h, w), num_layers=args.num_layers,
             coupling_hidden=tuple(args.coupling_hidden), encoder_hidden=tuple(args.encoder_hidden),
-            feature_dim=args.feature_dim, conv_channels=args.conv_channels)
+            feature_dim=args.feature_dim, conv_channels=args.conv_channels,
+            state_dim=STATE_DIM if args.arm_state else 0)
         train_cfg = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2,
                      "tasks": list(tasks),
@@ -284,8 +324,9 @@ def main(args) -> int:
     if train_cfg["batch_size"] < 1 or train_cfg["lr"] <= 0:
         raise PriorTrainingError("--batch-size must be >= 1 and --lr > 0")
 
-    train_images, train_actions = _load_split(data, train_names)
-    val_images, val_actions = _load_split(data, val_names)
+    with_states = config.state_dim > 0
+    train_images, train_actions, train_states = _load_split(data, train_names, with_states)
+    val_images, val_actions, val_states = _load_split(data, val_names, with_states)
     n = len(train_actions)
     if n == 0:
         raise PriorTrainingError(f"{data}: no training steps after the split")
@@ -302,6 +343,8 @@ def main(args) -> int:
         optimizer.load_state_dict(ckpt["optimizer"])
     elif init is not None:
         model.load_state_dict(init.state_dict())
+    if with_states and ckpt is None:  # normalization from this run's training data
+        model.set_state_normalization(train_states.mean(0), train_states.std(0))
 
     out.mkdir(parents=True, exist_ok=True)
     run_info = {
@@ -335,7 +378,7 @@ def main(args) -> int:
         return 0
 
     if start_step == 0:  # the untrained model's val NLL: the baseline the curve starts from
-        val0 = evaluate_nll(model, val_images, val_actions, device)
+        val0 = evaluate_nll(model, val_images, val_actions, device, states=val_states)
         with metrics_path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(
                 {"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
@@ -356,10 +399,11 @@ def main(args) -> int:
             idx = torch.from_numpy(batch_indices(step, n, bs, seed))
             images = train_images[idx].to(device, non_blocking=True)
             actions = train_actions[idx].to(device, non_blocking=True)
+            states = None if train_states is None else train_states[idx].to(device)
             if train_cfg["augment"] == "shift":
                 g = torch.Generator().manual_seed(seed * 1_000_003 + step)
                 images = random_shift(images, int(train_cfg.get("shift_pad", 2)), g)
-            loss = -model.log_prob(actions, images).mean()
+            loss = -model.log_prob(actions, images, states).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -372,7 +416,7 @@ def main(args) -> int:
                 if not math.isfinite(train_nll):
                     raise PriorTrainingError(f"training diverged at step {step} (NLL {train_nll}); "
                                              f"lower --lr or check the data")
-                val_nll = evaluate_nll(model, val_images, val_actions, device)
+                val_nll = evaluate_nll(model, val_images, val_actions, device, states=val_states)
                 score = val_nll if math.isfinite(val_nll) else train_nll  # no val set: best by train
                 if score < best_val:
                     best_val = score

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from parrot_core.arm_state import state_from_info
 from parrot_core.dataset import DatasetWriter, Episode
 
 COLLECT_TASKS = ("grasp", "pick_place", "lift", "place_on_target", "mixed")
@@ -43,16 +44,17 @@ def collect_episode(env, policy, seed: int):
     """Run one episode of ``policy`` in ``env`` from ``seed``; return (Episode, success).
 
     images[t] is the observation the policy acted on at step t. Success is the env's
-    ``info["success"]`` after the last step. The caller resets ``policy``'s rng (see
+    ``info["success"]`` after the last step; states[t] is the arm state images[t] was taken in. The caller resets ``policy``'s rng (see
     sim.scripted.policy_rng) if it wants seed-determined noise.
     """
     obs, info = env.reset(seed=seed)
     policy.reset()
-    images, actions, rewards = [], [], []
+    images, actions, rewards, states = [], [], [], []
     done = False
     while not done:
         a = policy.act(info)
         images.append(obs)
+        states.append(state_from_info(info))
         actions.append(a)
         obs, r, terminated, truncated, info = env.step(a)
         rewards.append(r)
@@ -63,7 +65,8 @@ def collect_episode(env, policy, seed: int):
         attrs={"task": env.config.task, "objects": list(info["object_names"]),
                "object_pool": env.config.objects, "seed": int(seed), "success": success,
                "source": "scripted", "target_object": info["target_object"] or "",
-               "steps": len(actions)})
+               "steps": len(actions)},
+        states=np.stack(states))
     return episode, success
 
 

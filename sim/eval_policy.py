@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from parrot_core.arm_state import state_from_info
 from parrot_core.intervals import wilson_interval
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments
 
@@ -27,7 +28,8 @@ class EvalPolicyError(RuntimeError):
 
 
 def load_actor(policy_dir, prior_dir=None):
-    """obs (H, W, 3) uint8 -> action (7,), from the exports (onnxruntime only)."""
+    """(obs (H, W, 3) uint8, env info) -> action (7,), from the exports (onnxruntime only);
+    the info's arm state feeds a prior conditioned on it."""
     from parrot_core.onnx_policy import OnnxPolicy
     policy = OnnxPolicy(policy_dir)
     prior = None
@@ -39,7 +41,7 @@ def load_actor(policy_dir, prior_dir=None):
                                   f"holds no prior export; pass --prior PRIOR_EXPORT_DIR")
         prior = OnnxPrior(prior_dir)
         policy.check_prior(prior)
-    return policy, (lambda obs: policy.act(obs[None], prior)[0])
+    return policy, (lambda obs, info: policy.act(obs[None], prior, state_from_info(info)[None])[0])
 
 
 def run_episodes(env: ParrotEnv, act, episodes: int, seed: int, progress: bool = True) -> list[dict]:
@@ -48,7 +50,7 @@ def run_episodes(env: ParrotEnv, act, episodes: int, seed: int, progress: bool =
         obs, info = env.reset(seed=seed + i)
         done, success, steps = False, False, 0
         while not done:
-            obs, _, terminated, truncated, info = env.step(act(obs))
+            obs, _, terminated, truncated, info = env.step(act(obs, info))
             success |= bool(info["success"])
             steps += 1
             done = terminated or truncated

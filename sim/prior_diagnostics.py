@@ -57,7 +57,8 @@ class ReachingError:
 
 
 def reaching_error(env, prior_mode, episodes: int, seed: int, noise_std: float = 0.1) -> ReachingError:
-    """Prior mode vs scripted action at the reaching-phase states of `episodes` scenes."""
+    """Prior mode vs scripted action at the reaching-phase states of `episodes` scenes;
+    ``prior_mode(obs, info)`` is the action (a `sim.prior_viz` sampler)."""
     errors = []
     for i in range(episodes):
         obs, info = env.reset(seed=seed + i)
@@ -68,7 +69,7 @@ def reaching_error(env, prior_mode, episodes: int, seed: int, noise_std: float =
             plan = policy.plan(info)
             clean = np.clip(plan, -CLIP, CLIP)
             if reaching and clean[6] == 0.0:  # not the closing step itself
-                errors.append(np.abs(prior_mode(obs)[:2] - clean[:2]))
+                errors.append(np.abs(prior_mode(obs, info)[:2] - clean[:2]))
             action = policy.add_noise(plan)
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated

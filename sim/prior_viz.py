@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from parrot_core.arm_state import state_from_info
 from parrot_core.intervals import wilson_interval
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments
 from sim.prior_diagnostics import first_close_miss, reaching_error, summarize_misses
@@ -34,37 +35,45 @@ class ExplorationResult:
         return float(np.mean(self.successes)) if self.successes else 0.0
 
 
+# A sampler maps (observation, info) of one step to its action; info carries the arm state.
+
 def uniform_sampler(rng: np.random.Generator):
-    return lambda obs: rng.uniform(-1.0, 1.0, 7).astype(np.float32)
+    return lambda obs, info: rng.uniform(-1.0, 1.0, 7).astype(np.float32)
 
 
 def load_prior_forward(prior_dir):
-    """(z, image) -> action of one step. An export dir runs on onnxruntime, a run on torch."""
+    """(z, image, arm state) -> action of one step; the state is used only by a prior
+    conditioned on it. An export dir runs on onnxruntime, a run on torch."""
     prior_dir = Path(prior_dir)
     if (prior_dir / "prior_meta.json").exists():
         from parrot_core.onnx_prior import OnnxPrior
         prior = OnnxPrior(prior_dir)
-        return lambda z, obs: prior.forward(z[None], obs[None])[0]
+        if prior.state_dim:
+            return lambda z, obs, state: prior.forward(z[None], obs[None], state[None])[0]
+        return lambda z, obs, state: prior.forward(z[None], obs[None])[0]
     import torch
 
     from parrot_core.train_prior import load_prior
     model = load_prior(prior_dir)
 
-    def forward(z, obs):
+    def forward(z, obs, state):
+        state = torch.from_numpy(state[None]) if model.state_dim else None
         with torch.no_grad():
-            return model.forward(torch.from_numpy(z[None]), torch.from_numpy(obs[None])).numpy()[0]
+            return model.forward(torch.from_numpy(z[None]), torch.from_numpy(obs[None]),
+                                 state).numpy()[0]
     return forward
 
 
 def prior_sampler(forward, rng: np.random.Generator):
     """Random z ~ N(0, I) through the prior, afresh every step."""
-    return lambda obs: forward(rng.standard_normal(7).astype(np.float32), obs)
+    return lambda obs, info: forward(rng.standard_normal(7).astype(np.float32), obs,
+                                     state_from_info(info))
 
 
 def prior_mode(forward):
     """The prior's mode: z = 0."""
     zero = np.zeros(7, np.float32)
-    return lambda obs: forward(zero, obs)
+    return lambda obs, info: forward(zero, obs, state_from_info(info))
 
 
 def explore(env: ParrotEnv, sampler, name: str, episodes: int, seed: int,
@@ -76,7 +85,7 @@ def explore(env: ParrotEnv, sampler, name: str, episodes: int, seed: int,
         result.objects.append(np.array([info["object_positions"][n] for n in info["object_names"]]))
         success, done, miss = False, False, None
         while not done:
-            action = sampler(obs)
+            action = sampler(obs, info)
             miss = first_close_miss(info, action, miss)
             obs, _, terminated, truncated, info = env.step(action)
             path.append(info["ee_pos"])

@@ -12,8 +12,12 @@
 * ``bc-sac``: behaviour cloning of the same policy on the prior's dataset (``--data``,
   ``--bc-steps`` gradient steps), then SAC fine-tuning.
 
-All three use the same networks, hyperparameters and env-step budget (``--steps``); the
-defaults are the paper's (Table 1, Figure 7), the size flags exist for small machines.
+All three use the same observation, networks, hyperparameters and env-step budget
+(``--steps``). The observation (``--observation``) is by default the frozen prior's image
+features and arm state (parrot_core.prior_features: computed once per env step, MLP actor and
+critics, fast on a CPU; ``--prior`` names that prior for every algorithm), or the raw image
+through per-network CNNs as in the paper (Figure 7; for GPU runs). The other defaults are the
+paper's (Table 1); the size flags exist for small machines.
 Output: see ``parrot_core.rl_loop`` (config.json, metrics.jsonl, checkpoint.pt). ``--resume``
 continues an interrupted run from its last checkpoint (or extends a finished one to a larger
 ``--steps``). Plot with ``parrot plot-curves``; export with ``parrot export-policy``.
@@ -24,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 
 ALGOS = ("parrot", "sac", "bc-sac")
+OBSERVATIONS = ("prior-features", "image")
 TASKS = ("grasp", "lift", "pick_place", "place_on_target")
 
 
@@ -55,7 +60,13 @@ def add_arguments(parser) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="run directory")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    g.add_argument("--prior", help="parrot: prior run dir (parrot train-prior) or ONNX export dir")
+    g.add_argument("--prior", help="prior run dir (parrot train-prior) or ONNX export dir: PARROT acts "
+                                   "through it; with --observation prior-features every algorithm "
+                                   "observes its frozen image features")
+    g.add_argument("--observation", choices=OBSERVATIONS, default="prior-features",
+                   help="prior-features (default): the frozen prior's image features (+ arm state) "
+                        "in replay, MLP actor and critics, fast on a CPU; image: the paper's "
+                        "per-network CNNs on raw images (for GPU runs)")
     g.add_argument("--prior-backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="auto: ONNX if the dir holds prior_forward.onnx, else the torch checkpoint")
     g.add_argument("--data", help="bc-sac: the prior's dataset directory")
@@ -86,7 +97,8 @@ def add_arguments(parser) -> None:
     s.add_argument("--target-entropy", type=float, help="automatic entropy tuning target (default -7)")
 
 
-def _bc_data(path: str | None, image_size: int) -> dict:
+def _bc_data(path: str | None, image_size: int, features=None) -> dict:
+    """The BC dataset as the agent observes it: images, or their prior features."""
     from parrot_core.dataset import load_arrays
 
     if not path:
@@ -94,7 +106,12 @@ def _bc_data(path: str | None, image_size: int) -> dict:
     arrays = load_arrays(path)
     if arrays["images"].shape[1:3] != (image_size, image_size):
         raise TrainRLError(f"{path}: images are {arrays['images'].shape[1:3]}, --image-size is {image_size}")
-    return {"images": arrays["images"], "actions": arrays["actions"].astype("float32")}
+    obs = arrays["images"]
+    if features is not None:
+        if features.module.state_dim and "states" not in arrays:
+            raise TrainRLError(f"{path}: episodes without arm states; the prior's features need them")
+        obs = features.batch(arrays["images"], arrays.get("states"))
+    return {"obs": obs, "actions": arrays["actions"].astype("float32")}
 
 
 def make_env_factory(task: str, objects: str, image_size: int, max_steps: int,
@@ -114,29 +131,38 @@ def main(args) -> int:
 
     from parrot_core.action_transform import IdentityTransform, load_prior_transform
     from parrot_core.device import pick_device
-    from parrot_core.rl_loop import LoopConfig, make_agent, train
+    from parrot_core.rl_loop import LoopConfig, image_observation, make_agent, train
     from parrot_core.sac import config_for_algo
 
     torch.set_num_threads(max(1, args.threads))
-    if args.algo == "parrot" and not args.prior:
-        raise TrainRLError("--algo parrot needs --prior (a prior run dir or ONNX export dir)")
-    if args.algo != "parrot" and args.prior:
-        raise TrainRLError(f"--prior is only used by --algo parrot, not {args.algo}")
+    features_obs = args.observation == "prior-features"
+    if (args.algo == "parrot" or features_obs) and not args.prior:
+        raise TrainRLError(f"--algo {args.algo} with --observation {args.observation} needs --prior "
+                           f"(a prior run dir or ONNX export dir)")
+    if args.algo != "parrot" and args.prior and not features_obs:
+        raise TrainRLError(f"--prior is only used by --algo parrot or --observation prior-features, "
+                           f"not {args.algo} on images")
     if args.algo != "bc-sac" and args.data:
         raise TrainRLError(f"--data is only used by --algo bc-sac, not {args.algo}")
+    device = pick_device(args.device)
+    observe = image_observation
+    if features_obs:
+        from parrot_core.prior_features import PriorFeatures, load_prior_module
+        observe = PriorFeatures(load_prior_module(args.prior), device)
     cfg = config_for_algo(
         args.algo, image_size=args.image_size, conv_channels=args.channels, hidden_sizes=_int_tuple(args.hidden),
         batch_size=args.batch_size, policy_lr=args.lr, q_lr=args.lr, alpha_lr=args.lr, bc_lr=args.lr,
         gamma=args.gamma, learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
         target_update_period=args.target_update_period, tau=args.tau,
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
-        mean_reg=args.mean_reg)
+        mean_reg=args.mean_reg, obs_dim=observe.dim if features_obs else 0)
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
                  else IdentityTransform())
-    bc_data = _bc_data(args.data, args.image_size) if args.algo == "bc-sac" else None
+    bc_data = (_bc_data(args.data, args.image_size, observe if features_obs else None)
+               if args.algo == "bc-sac" else None)
     run_meta = {"algo": args.algo, "task": args.task, "objects": args.objects, "seed": args.seed,
                 "target_object": args.target_object, "num_objects": args.num_objects,
-                "terminate_on_success": args.terminate_on_success,
+                "terminate_on_success": args.terminate_on_success, "observation": args.observation,
                 "max_steps": args.max_steps, "image_size": args.image_size,
                 "prior": str(Path(args.prior).resolve()) if args.prior else None,
                 "data": str(Path(args.data).resolve()) if args.data else None,
@@ -144,11 +170,11 @@ def main(args) -> int:
     loop = LoopConfig(total_steps=args.steps, seed=args.seed, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
                       bc_steps=run_meta["bc_steps"], progress=not args.no_progress)
-    agent = make_agent(cfg, args.seed, device=pick_device(args.device))
+    agent = make_agent(cfg, args.seed, device=device)
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
                                args.target_object, args.terminate_on_success, args.num_objects)
     row = train(agent, factory, transform, args.out, loop, resume=args.resume, run_meta=run_meta,
-                bc_data=bc_data)
+                bc_data=bc_data, observe=observe)
     print(f"parrot train-rl: {args.out}: {args.algo} on {args.task}/{args.objects} seed {args.seed}: "
           f"env step {row.get('env_step')}, eval success {row.get('eval_success', float('nan')):.2f} "
           f"over {row.get('eval_episodes', 0)} episodes")

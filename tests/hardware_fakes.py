@@ -110,7 +110,9 @@ class FakeArm:
         self.q = list(q)
         self.publish_joints = True
         self.publish_images = True
+        self.gripper_position = None  # when set, joint_states carry the gripper's drive_joint
         self.twists, self.trajs, self.grips, self.diags = [], [], [], []
+        self.arm_states = []
         self.servo_starts = 0
         self.pub_js = n.create_publisher(JointState, itf.TOPIC_JOINT_STATES, itf.image_qos("sensor"))
         self.pub_img = n.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos("sensor"))
@@ -125,6 +127,7 @@ class FakeArm:
         n.create_service(Trigger, SERVO_START, self._on_servo_start)
         self.pub_servo_status = n.create_publisher(Int8, SERVO_STATUS, 10)
         n.create_subscription(DiagnosticArray, itf.TOPIC_DIAGNOSTICS, rec(self.diags), 50)
+        n.create_subscription(JointState, itf.TOPIC_ARM_STATE, rec(self.arm_states), itf.state_qos())
         self._img = np.zeros((48, 48, 3), np.uint8)
         self.last_image_ns = None
         n.create_timer(0.02, self._tick_joints)
@@ -156,6 +159,9 @@ class FakeArm:
             return
         from sensor_msgs.msg import JointState
         msg = JointState(name=list(JOINTS), position=[float(v) for v in self.q])
+        if self.gripper_position is not None:
+            msg.name.append(self.itf.XARM_GRIPPER_JOINT)
+            msg.position.append(float(self.gripper_position))
         msg.header.stamp = self.node.get_clock().now().to_msg()
         self.pub_js.publish(msg)
 

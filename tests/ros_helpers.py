@@ -127,8 +127,9 @@ class TestNode:
         self.ctx.try_shutdown()
 
 
-def export_tiny_prior(out_dir: Path, image_size: int = 32) -> Path:
-    """A random-init prior (tiny), exported with the prior engineer's `export_prior`."""
+def export_tiny_prior(out_dir: Path, image_size: int = 32, state_dim: int = 0) -> Path:
+    """A random-init prior (tiny), exported with the prior engineer's `export_prior`;
+    ``state_dim=4``: conditioned on the arm state too."""
     import torch
 
     from parrot_core.export import export_prior
@@ -136,6 +137,6 @@ def export_tiny_prior(out_dir: Path, image_size: int = 32) -> Path:
     torch.manual_seed(0)
     model = ConditionalRealNVP(PriorConfig(image_size=image_size, coupling_hidden=(32, 32),
                                            encoder_hidden=(32,), feature_dim=16,
-                                           conv_channels=8))
+                                           conv_channels=8, state_dim=state_dim))
     export_prior(model, out_dir, exporter="torchscript")
     return Path(out_dir)

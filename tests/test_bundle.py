@@ -173,3 +173,24 @@ def test_bundle_runs_in_a_fresh_venv_without_torch(bundle, tmp_path):
                        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert r.returncode == 1 and "prior/prior_inverse.onnx" in r.stderr, r.stderr
     print(f"fresh venv: create + pip install {install_s:.1f} s")
+
+
+def test_arm_state_prior_bundle_verifies_and_needs_the_bridges_arm_state(tmp_path):
+    """A bundle of a prior conditioned on the arm state records state_dim, verifies (its test
+    inference feeds seeded arm states), and is refused when the parameter file switches off
+    the bridge's arm-state topic that the prior would read."""
+    import torch
+    from parrot_core.export import export_prior
+    from parrot_core.flow import ConditionalRealNVP, PriorConfig
+    torch.manual_seed(0)
+    prior = ConditionalRealNVP(PriorConfig(image_size=8, num_layers=2, coupling_hidden=(16,),
+                                           conv_channels=4, encoder_hidden=(32,), feature_dim=8,
+                                           state_dim=4))
+    export_prior(prior, tmp_path / "prior", exporter="torchscript")
+    meta = deploy_bundle(tmp_path / "prior", tmp_path / "b")
+    assert meta["prior"]["state_dim"] == 4
+    assert verify_bundle(tmp_path / "b", log=lambda *a: None)["image_size"] == [8, 8]
+    params = tmp_path / "hw.yaml"
+    params.write_text(yaml.safe_dump({"hardware_bridge": {"ros__parameters": {"arm_state_topic": ""}}}))
+    with pytest.raises(BundleError, match="arm_state_topic is empty"):
+        deploy_bundle(tmp_path / "prior", tmp_path / "c", params_file=params)

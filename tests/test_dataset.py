@@ -9,7 +9,7 @@ import pytest
 
 from parrot_cli.main import main as parrot
 from parrot_core.dataset import (DatasetError, DatasetWriter, Episode, episode_paths,
-                                 load_arrays, load_episodes, summarize)
+                                 load_arrays, load_episodes, read_episode, summarize)
 
 
 def episode(t=5, size=48, seed=0, task="grasp"):
@@ -89,3 +89,20 @@ def test_dataset_info_command_reports_and_fails_clearly(tmp_path, capsys):
     assert "episodes:     1" in out and "100.0% (1 kept / 1 attempted)" in out
     assert parrot(["dataset", "info", str(tmp_path / "missing")]) == 1
     assert "no such dataset directory" in capsys.readouterr().err
+
+
+def test_arm_states_round_trip_and_bad_states_are_refused(tmp_path):
+    """An episode's (T, 4) arm states are written and read back bitwise; states of the wrong
+    shape or with NaN are refused before anything is written; episodes without states read
+    back with states None."""
+    writer = DatasetWriter(tmp_path, (48, 48), worker=0, run_id="t")
+    states = np.random.default_rng(0).uniform(0, 0.5, (3, 4)).astype(np.float32)
+    path = writer.write_episode(Episode(np.zeros((3, 48, 48, 3), np.uint8), np.zeros((3, 7)),
+                                        states=states))
+    assert np.array_equal(read_episode(path).states, states)
+    with pytest.raises(DatasetError, match=r"states must be \(3, 4\)"):
+        Episode(np.zeros((3, 48, 48, 3), np.uint8), np.zeros((3, 7)), states=states[:2])
+    with pytest.raises(DatasetError, match="states contain NaN"):
+        Episode(np.zeros((3, 48, 48, 3), np.uint8), np.zeros((3, 7)), states=np.full((3, 4), np.nan))
+    plain = writer.write_episode(Episode(np.zeros((2, 48, 48, 3), np.uint8), np.zeros((2, 7))))
+    assert read_episode(plain).states is None

@@ -91,7 +91,7 @@ def test_z_policy_needs_its_prior(exported):
         def __init__(self, sha):
             self.meta = {"weights_sha256": sha}
 
-        def forward(self, z, images):
+        def forward(self, z, images, states=None):  # OnnxPrior.forward's signature
             return -np.tanh(z)
 
     with pytest.raises(PolicyLoadError, match="trained on prior weights"):

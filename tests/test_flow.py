@@ -234,3 +234,79 @@ def test_init_from_fine_tunes_from_another_runs_weights(tmp_path):
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["prior"]["coupling_hidden"] == [32, 32]
     assert config["train"]["init_from"].endswith("best.pt")
+
+
+# ---- conditioning on the arm state -------------------------------------------------------
+
+def write_state_dataset(root, n_episodes: int = 12, steps: int = 20, size: int = 16,
+                        seed: int = 0) -> None:
+    """Identical images; dx grows with the arm state's height and the gripper action is +1 when
+    it is high, -1 when low: only a prior that reads the state can predict them."""
+    rng = np.random.default_rng(seed)
+    writer = DatasetWriter(root, (size, size), worker=0, run_id="state")
+    for e in range(n_episodes):
+        img = np.full((steps, size, size, 3), 120, np.uint8)
+        states = np.zeros((steps, 4), np.float32)
+        states[:, :2] = rng.uniform(0.3, 0.5, (steps, 2))
+        states[:, 2] = rng.uniform(0.02, 0.2, steps)
+        act = np.clip(0.05 * rng.standard_normal((steps, 7)), -1, 1).astype(np.float32)
+        act[:, 0] += 8.0 * (states[:, 2] - 0.11)
+        act[:, 6] = np.where(states[:, 2] > 0.11, 1.0, -1.0)
+        writer.write_episode(Episode(img, act, attrs={"task": "grasp", "seed": e}, states=states))
+
+
+def test_widened_prior_computes_the_image_only_flow_until_trained():
+    """widen_for_state gives a state-conditioned prior whose actions are the image-only prior's
+    whatever the state (zero weights on the new inputs), and which refuses a missing state."""
+    from parrot_core.train_prior import widen_for_state
+    model = random_flow()
+    wide = widen_for_state(model, 4).eval()
+    z, img = torch.randn(8, 7), images(8)
+    with torch.no_grad():
+        a = model(z, img)
+        assert torch.allclose(wide(z, img, torch.randn(8, 4)), a, atol=1e-6)
+        assert torch.allclose(wide(z, img, 10 * torch.randn(8, 4)), a, atol=1e-6)
+    with pytest.raises(ValueError, match="arm state"):
+        wide(z, img)
+    with pytest.raises(ValueError, match=r"state must be \(8, 4\)"):
+        wide(z, img, torch.zeros(8, 3))
+
+
+def test_arm_state_prior_learns_what_the_image_cannot_show(tmp_path):
+    """--arm-state trains on the episodes' states: the actions that depend only on the state's
+    height are predicted (val NLL far below the image-only prior's), the state
+    normalization comes from the data and is saved with the weights; a dataset without states
+    is a clear error."""
+    data = tmp_path / "data"
+    write_state_dataset(data)
+    assert main(train_args(data, tmp_path / "img", steps=120, eval_every=60)) == 0
+    assert main(train_args(data, tmp_path / "st", steps=120, eval_every=60, arm_state=True)) == 0
+    image_only = read_metrics(tmp_path / "img")[-1]["val_nll"]
+    with_state = read_metrics(tmp_path / "st")[-1]["val_nll"]
+    assert with_state < image_only - 1.0, (with_state, image_only)
+    model = load_prior(tmp_path / "st")
+    assert model.state_dim == 4 and 0.02 < float(model.state_mean[2]) < 0.2
+    with torch.no_grad():
+        low = model(torch.zeros(1, 7), images(1), torch.tensor([[0.4, 0.4, 0.03, 0.0]]))
+        high = model(torch.zeros(1, 7), images(1), torch.tensor([[0.4, 0.4, 0.19, 0.0]]))
+    assert float(low[0, 6]) < -0.5 < 0.5 < float(high[0, 6])
+    assert float(low[0, 0]) < -0.4 and float(high[0, 0]) > 0.4
+    write_dataset(tmp_path / "plain")
+    with pytest.raises(PriorTrainingError, match="no arm states"):
+        main(train_args(tmp_path / "plain", tmp_path / "bad", steps=2, arm_state=True))
+
+
+def test_init_from_an_image_only_prior_with_arm_state_widens_it(tmp_path):
+    """--init-from an image-only run with --arm-state starts from exactly that prior (the
+    step-0 val NLL is its best on the same split) and then learns from the state."""
+    data = tmp_path / "data"
+    write_state_dataset(data)
+    assert main(train_args(data, tmp_path / "img", steps=60, eval_every=30)) == 0
+    best = min(r["val_nll"] for r in read_metrics(tmp_path / "img") if r["step"] > 0)
+    assert main(train_args(data, tmp_path / "st", steps=120, eval_every=60, arm_state=True,
+                           init_from=tmp_path / "img")) == 0
+    rows = read_metrics(tmp_path / "st")
+    assert abs(rows[0]["val_nll"] - best) < 1e-4
+    assert rows[-1]["val_nll"] < best - 1.0
+    config = json.loads((tmp_path / "st" / "config.json").read_text())
+    assert config["prior"]["state_dim"] == 4 and config["train"]["init_from"].endswith("best.pt")

@@ -265,3 +265,33 @@ def test_deactivate_stops_the_arm_and_ignores_commands(active):
     assert not [m for t, m in arm.snapshot(arm.twists) if t > t1]
     assert arm.lifecycle("activate")
     go(arm)
+
+
+def test_bridge_publishes_the_arm_state_a_prior_reads(rig):
+    """For each joint state the bridge publishes parrot/arm/state: the TCP from FK of those
+    joints and the gripper's closed flag from its drive_joint, stamped like the joint state
+    (active or not: a policy can be checked before the arm moves)."""
+    from parrot_bringup import interfaces as itf
+    from parrot_bringup.arm_kinematics import ArmKinematics
+    arm, bridge = rig
+    kin = ArmKinematics()
+    tcp, _ = kin.fk(Q0)
+    kin.close()
+
+    def state_since(since, closed):
+        """(stamp_ns, state) of a state received after `since` with that gripper flag."""
+        for t, msg in reversed(arm.snapshot(arm.arm_states)):
+            stamp_ns, state = itf.arm_state_from_msg(msg)
+            if t > since and state[3] == closed:
+                return stamp_ns, state
+        return None
+
+    for position, closed in ((0.0, 0.0), (0.84, 1.0)):
+        arm.gripper_position = position
+        since = time.monotonic()
+        got = wait_for(lambda: state_since(since, closed), 10)
+        assert got, f"no arm state with gripper_closed={closed}: {bridge.log_path.read_text()[-2000:]}"
+        stamp_ns, state = got
+        assert np.allclose(state[:3], tcp, atol=1e-4), (state, tcp)
+        assert abs(stamp_ns - arm.now_ns()) < 2e9
+    arm.gripper_position = None

@@ -40,7 +40,7 @@ def test_reaching_error_of_a_prior_that_does_nothing_is_the_scripted_motion():
     """A 'prior' whose mode is always 0 is wrong by exactly the scripted action: its error
     is the (non-zero) size of the reaching moves, measured over reaching steps only."""
     with ParrotEnv(EnvConfig(task="grasp", objects="heldout", terminate_on_success=False)) as env:
-        err = reaching_error(env, lambda obs: np.zeros(7, np.float32), episodes=2, seed=10_000)
+        err = reaching_error(env, lambda obs, info: np.zeros(7, np.float32), episodes=2, seed=10_000)
     assert err.steps > 4
     assert 0.05 < max(err.median_abs_dx, err.median_abs_dy) <= 0.9
     assert err.as_dict()["median_abs_dx_m"] > 0

@@ -22,7 +22,7 @@ def test_launch_scripted_collection_bags_convert_to_the_collectors_dataset(tmp_p
     """`parrot launch sim driver:=scripted record:=true` with config/collect.yaml (lock-step
     twin, scripted node, recorder as separate processes) records one bag per episode;
     `parrot bag2dataset` turns them into a dataset whose episodes equal sim.collect's
-    collect_episode for the same seeds: images, actions, rewards and attrs."""
+    collect_episode for the same seeds: images, actions, rewards, arm states and attrs."""
     from parrot_core.dataset import load_episodes
     from sim.collect import collect_episode
     from sim.env import EnvConfig, ParrotEnv
@@ -62,6 +62,7 @@ def test_launch_scripted_collection_bags_convert_to_the_collectors_dataset(tmp_p
             np.testing.assert_array_equal(ep.images, ref.images)
             np.testing.assert_array_equal(ep.actions, ref.actions)
             np.testing.assert_array_equal(ep.rewards, ref.rewards)
+            np.testing.assert_array_equal(ep.states, ref.states)  # parrot/arm/state
             for key in ("task", "objects", "object_pool", "seed", "success"):
                 assert ep.attrs[key] == ref.attrs[key], key
             assert ep.attrs["source"] == "bag"

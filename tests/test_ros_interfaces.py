@@ -108,3 +108,40 @@ def test_parrot_dds_profile_is_used_unless_the_user_chose_one():
     assert use_parrot_profile(mine) == "/etc/my.xml" and "FASTDDS_DEFAULT_PROFILES_FILE" not in mine
     other = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
     assert use_parrot_profile(other) is None and len(other) == 1
+
+
+def test_arm_state_message_round_trip_and_refusals():
+    """arm_state_msg / arm_state_from_msg round-trip the 4 values and the stamp; other names,
+    a missing value or NaN raise InterfaceError."""
+    from parrot_bringup import interfaces as itf
+    state = np.float32([0.41, -0.05, 0.12, 1.0])
+    stamp, back = itf.arm_state_from_msg(itf.arm_state_msg(state, 5_000_000_123))
+    assert stamp == 5_000_000_123 and np.array_equal(back, state)
+    msg = itf.arm_state_msg(state, 1)
+    msg.name = ["x", "y", "z", "g"]
+    with pytest.raises(itf.InterfaceError, match="arm state must name"):
+        itf.arm_state_from_msg(msg)
+    msg = itf.arm_state_msg(state, 1)
+    msg.position = list(msg.position[:3])
+    with pytest.raises(itf.InterfaceError, match="one position each"):
+        itf.arm_state_from_msg(msg)
+    msg = itf.arm_state_msg(state, 1)
+    msg.position[0] = float("inf")
+    with pytest.raises(itf.InterfaceError, match="NaN or inf"):
+        itf.arm_state_from_msg(msg)
+
+
+def test_arm_state_buffer_pairs_an_image_with_the_first_state_at_or_after_it():
+    """The state stamped with the image, else the next one within max_skew_s; None while none
+    has come yet; an error when the next one is too late. Out-of-order states are sorted."""
+    from parrot_bringup import interfaces as itf
+    buf = itf.ArmStateBuffer(max_skew_s=0.05)
+    s = [np.full(4, k, np.float32) for k in range(4)]
+    buf.add(100, s[0])
+    buf.add(300, s[2])
+    buf.add(200, s[1])  # late arrival
+    assert buf.for_image(200)[0] == 1 and buf.for_image(150)[0] == 1 and buf.for_image(50)[0] == 0
+    assert buf.for_image(301) is None
+    buf.add(301 + 60_000_000, s[3])
+    with pytest.raises(itf.InterfaceError, match="no arm state within 0.05 s"):
+        buf.for_image(301)

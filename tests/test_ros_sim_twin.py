@@ -16,7 +16,8 @@ RATE = 10.0
 def test_twin_moves_the_arm_for_a_command_and_resets_on_request(tmp_path):
     """Lock-step twin: a +x / +z command stamped with the current image's stamp moves the
     end effector by about POS_SCALE_M in x and z (state from parrot/sim/info), the step is
-    reported on parrot/episode/state, a command with a stale stamp is ignored, and the
+    reported on parrot/episode/state, each image comes with the arm state stamped like it
+    (TCP position, gripper open), a command with a stale stamp is ignored, and the
     std_srvs/Trigger reset ends the episode and starts the next seed."""
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
@@ -33,7 +34,7 @@ def test_twin_moves_the_arm_for_a_command_and_resets_on_request(tmp_path):
                                    "max_steps": 25}, ros_env(domain), log)
     t = TestNode(domain)
     try:
-        infos, images, states, events = [], [], [], []
+        infos, images, states, events, arm_states = [], [], [], [], {}
         t.node.create_subscription(String, itf.TOPIC_SIM_INFO,
                                    lambda m: infos.append(itf.parse_json_msg(m)), itf.info_qos())
         t.node.create_subscription(Image, itf.TOPIC_IMAGE, images.append, itf.image_qos("reliable"))
@@ -43,6 +44,9 @@ def test_twin_moves_the_arm_for_a_command_and_resets_on_request(tmp_path):
                                    lambda m: events.append(itf.parse_json_msg(m)), itf.event_qos())
         from geometry_msgs.msg import TwistStamped
         from sensor_msgs.msg import JointState
+        t.node.create_subscription(JointState, itf.TOPIC_ARM_STATE,
+                                   lambda m: arm_states.__setitem__(*itf.arm_state_from_msg(m)),
+                                   itf.state_qos())
         pub_t = t.node.create_publisher(TwistStamped, itf.TOPIC_TWIST, itf.command_qos())
         pub_g = t.node.create_publisher(JointState, itf.TOPIC_GRIPPER, itf.command_qos())
 
@@ -51,6 +55,8 @@ def test_twin_moves_the_arm_for_a_command_and_resets_on_request(tmp_path):
         assert first["seed"] == 7 and first["step"] == 0
         assert events[0]["event"] == "start" and events[0]["seed"] == 7
         assert itf.stamp_to_ns(images[-1].header.stamp) == first["stamp_ns"]
+        assert t.spin_until(lambda: first["stamp_ns"] in arm_states, 10)
+        assert np.allclose(arm_states[first["stamp_ns"]], [*first["info"]["ee_pos"], 0.0], atol=1e-5)
         img = itf.image_to_numpy(images[-1], (48, 48))
         assert img.dtype == np.uint8
 

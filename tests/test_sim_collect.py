@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from parrot_core.dataset import load_episodes, summarize
+from sim.robot import HOME_POS
 from sim.collect import CollectError, collect_episode, run_collection
 from sim.env import EnvConfig, ParrotEnv
 from sim.objects import POOLS
@@ -65,7 +66,7 @@ def test_heldout_pool_is_refused_for_collection(tmp_path):
 
 def test_results_do_not_depend_on_worker_count(tmp_path):
     """Episode i uses seed S + i: 1 and 2 workers keep the same episodes, same actions;
-    only train-pool objects appear in the dataset."""
+    only train-pool objects appear in the dataset; each step records its arm state."""
     by_k = {}
     for k in (1, 2):
         counts = run_collection("mixed", 4, k, tmp_path / f"k{k}", seed=100, progress=False)
@@ -75,7 +76,9 @@ def test_results_do_not_depend_on_worker_count(tmp_path):
         for e in eps:
             assert set(e.attrs["objects"]) <= set(POOLS["train"])
             assert e.attrs["object_pool"] == "train" and e.attrs["source"] == "scripted"
-    assert by_k[1].keys() == by_k[2].keys()
+            # the arm state each action was chosen in: home pose and gripper open at the start
+            assert np.allclose(e.states[0], [*HOME_POS, 0.0], atol=1e-3)
+            assert e.states[:, 3].max() == 1.0  # every kept episode grasped
     for s in by_k[1]:
         assert np.array_equal(by_k[1][s], by_k[2][s])
 

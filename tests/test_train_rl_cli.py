@@ -15,7 +15,8 @@ from rl_toy import BLUE, RED, ColorSignEnv
 
 torch.set_num_threads(1)
 SMALL = ["--image-size", "8", "--channels", "4", "--hidden", "32", "--batch-size", "32",
-         "--learning-starts", "20", "--eval-every", "30", "--eval-episodes", "10", "--no-progress"]
+         "--learning-starts", "20", "--eval-every", "30", "--eval-episodes", "10", "--no-progress",
+         "--observation", "image"]
 
 
 def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
@@ -46,12 +47,16 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
 
 
 def test_argument_errors_are_one_line(tmp_path, capsys):
-    """parrot without --prior, sac with --prior, bc-sac without --data, a bad --prior path and
+    """parrot without --prior, sac with --prior on images, sac on prior features without
+    --prior, bc-sac without --data, a bad --prior path and
     --device cuda on a machine without CUDA exit 1 with `parrot train-rl: error: ...`."""
     base = ["train-rl", "--task", "grasp", "--steps", "10", "--out", str(tmp_path / "r"), *SMALL]
     assert parrot(base + ["--algo", "parrot"]) == 1
     assert "needs --prior" in capsys.readouterr().err
     assert parrot(base + ["--algo", "sac", "--prior", str(tmp_path)]) == 1
+    assert "only used by" in capsys.readouterr().err
+    assert parrot(base + ["--algo", "sac", "--observation", "prior-features"]) == 1
+    assert "needs --prior" in capsys.readouterr().err  # the features come from a prior
     assert parrot(base + ["--algo", "bc-sac"]) == 1
     assert "needs --data" in capsys.readouterr().err
     assert parrot(base + ["--algo", "parrot", "--prior", str(tmp_path / "missing")]) == 1

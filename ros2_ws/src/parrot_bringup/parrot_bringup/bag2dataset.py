@@ -7,7 +7,8 @@ start/end markers. Its steps are the stamps the twin reported on `parrot/episode
 it re-published while waiting), or, in a bag without twin reports, every image in the
 episode that got a command. Each step pairs the image with the command (twist + gripper)
 stamped with the same stamp -- the command computed from that image -- and the reward the
-twin reported for it. Episodes are written with
+twin reported for it, and the arm state (`parrot/arm/state`, paired like the policy node
+pairs it) when the bag has one for every step. Episodes are written with
 parrot_core.dataset.DatasetWriter (source="bag"), the same format `parrot collect` writes.
 
 Truncated bags (a killed recorder or `ros2 bag record`): a bag without metadata.yaml, or
@@ -196,6 +197,7 @@ class BagEpisode:
     images: np.ndarray | None = None
     actions: np.ndarray | None = None
     rewards: np.ndarray | None = None
+    states: np.ndarray | None = None  # arm states, when the bag has one for every step
     problem: str | None = None
 
 
@@ -214,6 +216,7 @@ def episodes_from_messages(msgs: list[RawMsg], image_size=None) -> list[BagEpiso
     applied: dict[int, set] = {}  # episode -> stamps whose command the twin applied
     starts: dict[int, dict] = {}
     ends: dict[int, dict] = {}
+    arm_states = itf.ArmStateBuffer(keep=None)
     for m in msgs:
         t = m.topic
         if _topic_is(t, itf.TOPIC_IMAGE):
@@ -230,6 +233,11 @@ def episodes_from_messages(msgs: list[RawMsg], image_size=None) -> list[BagEpiso
             rewards[int(payload["stamp_ns"])] = float(payload.get("reward", 0.0))
             if "episode" in payload:
                 applied.setdefault(int(payload["episode"]), set()).add(int(payload["stamp_ns"]))
+        elif _topic_is(t, itf.TOPIC_ARM_STATE):
+            try:
+                arm_states.add(*itf.arm_state_from_msg(de(m)))
+            except itf.InterfaceError:
+                continue  # a bad state is never paired: the step then has none
         elif _topic_is(t, itf.TOPIC_EPISODE_EVENT):
             try:
                 ev = itf.EpisodeEvent.from_payload(itf.parse_json_msg(de(m)))
@@ -274,7 +282,17 @@ def episodes_from_messages(msgs: list[RawMsg], image_size=None) -> list[BagEpiso
             ep.problem = f"bad message: {e}"
             continue
         ep.rewards = np.array([rewards.get(s, 0.0) for s in stamps], np.float32)
+        ep.states = _states_of(arm_states, stamps)
     return out
+
+
+def _states_of(arm_states, stamps) -> np.ndarray | None:
+    """Each step's arm state (paired as the policy node pairs them), or None unless all have one."""
+    try:
+        states = [arm_states.for_image(s) for s in stamps]
+    except itf.InterfaceError:
+        return None
+    return None if any(s is None for s in states) else np.stack(states)
 
 
 # ---- conversion --------------------------------------------------------------------------
@@ -313,7 +331,7 @@ def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
             if not kept:
                 report["filtered"] += 1
                 continue
-            writer.write_episode(Episode(ep.images, ep.actions, ep.rewards, attrs={
+            writer.write_episode(Episode(ep.images, ep.actions, ep.rewards, states=ep.states, attrs={
                 "task": task, "objects": list(ep.start.get("objects", [])),
                 "object_pool": ep.start.get("object_pool", "unknown"),
                 "seed": int(ep.start.get("seed", -1)), "success": success, "source": "bag",

@@ -22,6 +22,9 @@ Out: `output_mode: servo` -> geometry_msgs/TwistStamped on `servo_topic` (MoveIt
      std_msgs/Float64MultiArray [position] (a forward command controller).
      `/diagnostics` (diagnostic_msgs/DiagnosticArray): every stop with its reason, and a
      periodic status with counters, Servo's status and the image-to-output latency.
+     `arm_state_topic` (`parrot/arm/state`): for each accepted joint state, the TCP position
+     (FK) and whether the gripper is closed (its joint in `joint_states`, else the last
+     gripper command sent), stamped like the joint state: what a state-conditioned prior reads.
 
 Stopping = zero motion: a zero twist (servo), or a one-point trajectory holding the measured
 joints (an empty trajectory if none were measured, which a joint trajectory controller takes
@@ -56,6 +59,7 @@ from parrot_bringup import interfaces as itf
 from parrot_bringup.arm_kinematics import (DEFAULT_EE_LINK, DEFAULT_TCP_OFFSET, XARM6_JOINTS,
                                            ArmKinematics, KinematicsError)
 from parrot_bringup.node_runtime import declare, run_node
+from parrot_core.arm_state import arm_state
 from parrot_bringup.safety import SafetyConfig, SafetyDecision, SafetyFilter, \
     config_from_parameters, parameter_defaults, refused_command
 
@@ -83,6 +87,9 @@ PARAMS = {
     "gripper_closed_position": 0.85,
     "joint_states_topic": itf.TOPIC_JOINT_STATES,
     "joint_state_timeout_s": 0.5,
+    # The arm state a state-conditioned prior reads (TCP from FK, gripper closed), published
+    # for every accepted joint state; "" = not published.
+    "arm_state_topic": itf.TOPIC_ARM_STATE,
     "joint_names": list(XARM6_JOINTS),
     "urdf_path": "",                  # "" -> pybullet_data xarm/xarm6_with_gripper.urdf
     "ee_link": DEFAULT_EE_LINK,
@@ -151,6 +158,9 @@ class HardwareBridge(LifecycleNode):
         self._q = None
         self._q_time = None
         self._q_problem: str | None = None  # why the last joint state was refused
+        self._gripper_closed = False  # measured (gripper joint in joint_states) or commanded
+        self.state_kin = None  # FK for the arm state, apart from the IK worker's solver
+        self.pub_arm_state = None
         self._estop_pressed = False
         self.applied = 0
         self.latency_ms: deque = deque(maxlen=1000)
@@ -187,6 +197,9 @@ class HardwareBridge(LifecycleNode):
                                         f"got {p['gripper_output']!r}")
             self.kin = ArmKinematics(p["urdf_path"], p["joint_names"], p["ee_link"],
                                      p["tcp_offset_m"])
+            if p["arm_state_topic"]:  # its own solver: the IK worker thread uses self.kin
+                self.state_kin = ArmKinematics(p["urdf_path"], p["joint_names"], p["ee_link"],
+                                               p["tcp_offset_m"])
         except (BridgeConfigError, KinematicsError) as e:
             self.get_logger().error(f"cannot configure: {e}")
             return TransitionCallbackReturn.FAILURE
@@ -216,6 +229,11 @@ class HardwareBridge(LifecycleNode):
             self.create_timer(1.0 / float(p["watchdog_rate_hz"]), self._on_watchdog),
             self.create_timer(float(p["diagnostics_period_s"]), self._publish_status),
         ]
+        self.pub_arm_state = None
+        if p["arm_state_topic"]:
+            self.pub_arm_state = self.create_publisher(JointState, p["arm_state_topic"],
+                                                       itf.state_qos())
+            self._entities.append(self.pub_arm_state)
         self._servo_start = None
         if p["output_mode"] == "servo":
             self._entities += self._servo_entities(p)
@@ -313,9 +331,11 @@ class HardwareBridge(LifecycleNode):
         for e in self._entities:
             self._destroy(e)
         self._entities = []
-        if self.kin is not None:
-            self.kin.close()
-            self.kin = None
+        self.pub_arm_state = None
+        for kin in (self.kin, self.state_kin):
+            if kin is not None:
+                kin.close()
+        self.kin = self.state_kin = None
 
     def _destroy(self, e) -> None:
         for kind in ("publisher", "subscription", "service", "timer"):
@@ -344,6 +364,7 @@ class HardwareBridge(LifecycleNode):
 
     def _on_joints(self, msg: JointState) -> None:
         names = list(msg.name)
+        self._measure_gripper(names, msg.position)
         try:
             q = np.asarray([msg.position[names.index(n)] for n in self.p["joint_names"]], float)
         except (ValueError, IndexError):
@@ -357,6 +378,25 @@ class HardwareBridge(LifecycleNode):
                            self._now())
             return
         self._q, self._q_time, self._q_problem = q, self._now(), None
+        self._publish_arm_state(q, itf.stamp_to_ns(msg.header.stamp))
+
+    def _measure_gripper(self, names, positions) -> None:
+        """The gripper joint's position, when joint_states carry it, says closed or open."""
+        joint = self.p["gripper_joint"]
+        if joint in names and names.index(joint) < len(positions):
+            pos = float(positions[names.index(joint)])
+            opened, closed = float(self.p["gripper_open_position"]), float(self.p["gripper_closed_position"])
+            if np.isfinite(pos):
+                self._gripper_closed = abs(pos - closed) < abs(pos - opened)
+
+    def _publish_arm_state(self, q, stamp_ns: int) -> None:
+        if self.pub_arm_state is None or self.state_kin is None:
+            return
+        tcp, _ = self.state_kin.fk(q)
+        if not np.all(np.isfinite(tcp)):
+            return  # _check stops on a non-finite FK; a prior gets no state to act on
+        self.pub_arm_state.publish(itf.arm_state_msg(
+            arm_state(tcp, self._gripper_closed), stamp_ns or int(self._now() * 1e9)))
 
     def _implausible(self, q) -> str | None:
         """Why a measured joint state cannot be trusted, or None."""
@@ -509,6 +549,7 @@ class HardwareBridge(LifecycleNode):
             pos = self.p["gripper_open_position"] if d.gripper > 0 else \
                 self.p["gripper_closed_position"]
             self.pub_grip.publish(self._gripper_msg(float(pos)))
+            self._gripper_closed = d.gripper < 0  # until joint_states say otherwise
         self.applied += 1
         self.latency_ms.append((self._now() - stamp_ns * 1e-9) * 1e3)
         if self.reporter.current is not None:

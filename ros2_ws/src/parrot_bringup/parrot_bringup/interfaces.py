@@ -18,6 +18,7 @@ here, so a topic or a unit changes in one file. Standard message types only:
 | e-stop (hardware)       | `parrot/estop`            | std_msgs/Bool (True=stop)   | reliable, latched|
 | e-stop reset            | `parrot/estop/reset`      | std_srvs/Trigger (service)  |                  |
 | arm joint states        | `joint_states`            | sensor_msgs/JointState      | sensor data      |
+| arm state (for a prior) | `parrot/arm/state`        | sensor_msgs/JointState      | reliable, 100    |
 | bridge stops/status     | `/diagnostics`            | diagnostic_msgs/DiagnosticArray | reliable, 10 |
 | bridge -> MoveIt Servo  | `/servo_server/delta_twist_cmds` | geometry_msgs/TwistStamped | reliable, 10  |
 | bridge -> Servo start   | `/servo_server/start_servo` | std_srvs/Trigger (service) |                  |
@@ -41,6 +42,13 @@ normalised action value in [-1, 1] (> +0.5 opens, < -0.5 closes, else hold), not
 angle. Both messages carry `header.stamp` = the stamp of the image the command was computed
 from; that stamp is how the twin, the recorder and `bag2dataset` pair them.
 
+The arm state a state-conditioned prior reads (parrot_core.arm_state) is a JointState whose
+`name` is `[tcp_x_m, tcp_y_m, tcp_z_m, gripper_closed]` and `position` the values, stamped
+with the time it was measured: the twin publishes it with each image's stamp, the
+`hardware_bridge` with each `joint_states` stamp (FK of the arm). A consumer pairs an image
+with the first state stamped at or after it (ArmStateBuffer), so it acts on where the arm
+was when the image was taken, never on a guess.
+
 JSON topics carry `stamp_ns` (the image stamp as integer nanoseconds) where they refer to a
 step.
 """
@@ -48,12 +56,14 @@ step.
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from parrot_core.action_space import (POS_SCALE_M, ROT_SCALE_RAD, ActionOutOfRangeError,
                                        validate_action)
+from parrot_core.arm_state import STATE_NAMES, ArmStateError, validate_state
 
 # ---- names ---------------------------------------------------------------------------
 TOPIC_IMAGE = "camera/image_raw"
@@ -69,6 +79,7 @@ SERVICE_RESET = "parrot/sim/reset"
 TOPIC_ESTOP = "parrot/estop"
 SERVICE_ESTOP_RESET = "parrot/estop/reset"
 TOPIC_JOINT_STATES = "joint_states"
+TOPIC_ARM_STATE = "parrot/arm/state"
 TOPIC_DIAGNOSTICS = "/diagnostics"
 # The arm side as xarm_ros2 runs it: MoveIt Servo as `servo_server` (xarm_moveit_servo),
 # `xarm6_traj_controller` and `xarm_gripper_traj_controller` (joint `drive_joint`).
@@ -97,10 +108,11 @@ MSGTYPE = {
     TOPIC_EPISODE_EVENT: "std_msgs/msg/String",
     TOPIC_EPISODE_STATE: "std_msgs/msg/String",
     TOPIC_SIM_INFO: "std_msgs/msg/String",
+    TOPIC_ARM_STATE: "sensor_msgs/msg/JointState",
 }
 # What the recorder writes by default (and bag2dataset reads).
 RECORDED_TOPICS = [TOPIC_IMAGE, TOPIC_TWIST, TOPIC_GRIPPER, TOPIC_EPISODE_EVENT,
-                   TOPIC_EPISODE_STATE]
+                   TOPIC_EPISODE_STATE, TOPIC_ARM_STATE]
 
 SUPPORTED_ENCODINGS = ("rgb8", "bgr8")
 
@@ -329,6 +341,63 @@ class CommandAssembler:
         mine[ns] = msg
         while len(mine) > self.keep:
             mine.pop(min(mine))
+        return None
+
+
+# ---- arm state -----------------------------------------------------------------------
+
+def arm_state_msg(state, stamp_ns: int, frame_id: str = DEFAULT_COMMAND_FRAME):
+    """(4,) arm state -> sensor_msgs/JointState named STATE_NAMES (see the module docstring)."""
+    from sensor_msgs.msg import JointState
+    msg = JointState()
+    msg.header.stamp = ns_to_stamp(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.name = list(STATE_NAMES)
+    msg.position = [float(v) for v in validate_state(state)]
+    return msg
+
+
+def arm_state_from_msg(msg) -> tuple[int, np.ndarray]:
+    """-> (stamp_ns, (4,) float32 state); InterfaceError for other names or NaN/inf values."""
+    names = list(msg.name)
+    if names != list(STATE_NAMES) or len(msg.position) != len(STATE_NAMES):
+        raise InterfaceError(f"arm state must name {list(STATE_NAMES)} with one position each, "
+                             f"got names {names} and {len(msg.position)} positions")
+    try:
+        state = validate_state(np.asarray(msg.position, dtype=np.float64))
+    except ArmStateError as e:
+        raise InterfaceError(str(e)) from None
+    return stamp_to_ns(msg.header.stamp), state
+
+
+class ArmStateBuffer:
+    """The recent arm states, to pair each image with the state the arm was in.
+
+    ``for_image(stamp)`` returns the first state stamped at or after the image, if it is at
+    most ``max_skew_s`` later; None while it has not arrived yet (ask again when the next
+    state comes); raises InterfaceError when the states jump past the image by more than
+    ``max_skew_s`` (joint states that stalled around the image: no state to act on).
+    """
+
+    def __init__(self, max_skew_s: float = 0.1, keep: int | None = 256):
+        self.max_skew_ns = int(max_skew_s * 1e9)
+        self._states: deque = deque(maxlen=keep)
+
+    def add(self, stamp_ns: int, state: np.ndarray) -> None:
+        if self._states and stamp_ns < self._states[-1][0]:  # out of order: keep them sorted
+            items = sorted([*self._states, (stamp_ns, state)], key=lambda item: item[0])
+            self._states = deque(items, maxlen=self._states.maxlen)
+        else:
+            self._states.append((stamp_ns, state))
+
+    def for_image(self, stamp_ns: int) -> np.ndarray | None:
+        for state_ns, state in self._states:
+            if state_ns >= stamp_ns:
+                if state_ns - stamp_ns > self.max_skew_ns:
+                    raise InterfaceError(
+                        f"no arm state within {self.max_skew_ns * 1e-9:g} s of image {stamp_ns}: "
+                        f"the next one is {(state_ns - stamp_ns) * 1e-9:.3f} s later")
+                return state
         return None
 
 

@@ -13,6 +13,13 @@ Modes (`mode` parameter, changeable at run time):
 
 Images are taken newest-first (keep-last-1 subscription), so a slow model drops frames
 instead of building latency.
+
+A prior conditioned on the arm state, or a policy that observes it (exports with
+``state_dim > 0``), also needs
+`parrot/arm/state` (published by the twin and by `hardware_bridge`): each image waits for
+the first state stamped at or after it (interfaces.ArmStateBuffer) and is answered then;
+with no such state within `max_state_skew_s` it gets no command, so a stalled arm state
+stops the arm through the bridge's watchdog instead of acting on a stale one.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ PARAMS = {
     # Reject images of any other size (HxW); [0, 0] accepts every size and resizes.
     "expected_image_size": [0, 0],
     "threads": 1,
+    # A state-conditioned prior: how much later than the image its arm state may be stamped.
+    "max_state_skew_s": 0.1,
 }
 
 
@@ -80,11 +89,16 @@ class Models:
         else:
             self.image_size = tuple(int(s) for s in self.prior.image_size)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    @property
+    def needs_arm_state(self) -> bool:
+        return any(m is not None and m.state_dim > 0 for m in (self.prior, self.policy))
+
+    def __call__(self, image: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
         batch = image[None]
+        states = None if state is None else state[None]
         if self.mode == "prior":
-            return self.prior.sample(batch, self.rng)[0]
-        return self.policy.act(batch, self.prior)[0]
+            return self.prior.sample(batch, self.rng, states)[0]
+        return self.policy.act(batch, self.prior, states)[0]
 
 
 class PolicyNode(Node):
@@ -100,7 +114,11 @@ class PolicyNode(Node):
         qos = QoSProfile(depth=1, reliability=qos.reliability, durability=qos.durability,
                          history=qos.history)
         self.models = self._load(self.p["mode"])
+        self.arm_states = itf.ArmStateBuffer(float(self.p["max_state_skew_s"]))
+        self.waiting = None  # (stamp_ns, image) that waits for its arm state
         self.create_subscription(Image, itf.TOPIC_IMAGE, self._on_image, qos)
+        self.create_subscription(JointState, itf.TOPIC_ARM_STATE, self._on_arm_state,
+                                 itf.state_qos())
         self.add_on_set_parameters_callback(self._on_params)
         self.inference_ms: list[float] = []
         self.last_stamp = None
@@ -138,9 +156,39 @@ class PolicyNode(Node):
             self.errors += 1
             self.get_logger().error(f"image rejected, no command: {e}")
             return
+        if self.models.needs_arm_state:
+            self.waiting = (stamp_ns, img)  # a newer image replaces one still waiting
+            self._answer_waiting()
+        else:
+            self._act(stamp_ns, img)
+
+    def _on_arm_state(self, msg: JointState):
+        try:
+            self.arm_states.add(*itf.arm_state_from_msg(msg))
+        except itf.InterfaceError as e:
+            self.errors += 1
+            self.get_logger().error(f"arm state rejected: {e}")
+            return
+        if self.waiting is not None:
+            self._answer_waiting()
+
+    def _answer_waiting(self):
+        stamp_ns, img = self.waiting
+        try:
+            state = self.arm_states.for_image(stamp_ns)
+        except itf.InterfaceError as e:
+            self.waiting = None
+            self.errors += 1
+            self.get_logger().error(f"no command for image {stamp_ns}: {e}")
+            return
+        if state is not None:
+            self.waiting = None
+            self._act(stamp_ns, img, state)
+
+    def _act(self, stamp_ns: int, img: np.ndarray, state: np.ndarray | None = None):
         t0 = time.perf_counter()
         try:
-            action = self.models(itf.resize_for_model(img, self.models.image_size))
+            action = self.models(itf.resize_for_model(img, self.models.image_size), state)
             twist, grip = itf.action_to_msgs(action, stamp_ns, self.rate, self.p["command_frame"])
         except ValueError as e:  # InvalidActionError (NaN/inf) or a model input error
             self.errors += 1

@@ -1,4 +1,5 @@
-"""`recorder` node: rosbag2 (MCAP + metadata.yaml) bags of images, commands, episode markers.
+"""`recorder` node: rosbag2 (MCAP + metadata.yaml) bags of images, commands, arm states and
+episode markers.
 
 Written with the `rosbags` library from serialized bytes (raw subscriptions: no
 deserialize/serialize round trip), so any rosbag2 tool (`ros2 bag info`, rosbags, Foxglove)
@@ -219,7 +220,7 @@ class RecorderNode(Node):
         qos = {itf.TOPIC_IMAGE: itf.image_qos(self.p["image_qos"]),
                itf.TOPIC_TWIST: itf.command_qos(), itf.TOPIC_GRIPPER: itf.command_qos(),
                itf.TOPIC_EPISODE_EVENT: itf.event_qos(),
-               itf.TOPIC_EPISODE_STATE: itf.state_qos()}
+               itf.TOPIC_EPISODE_STATE: itf.state_qos(), itf.TOPIC_ARM_STATE: itf.state_qos()}
         self.names: dict[str, str] = {}  # relative name -> resolved name (bag topic)
         self.subs = {}
         for topic in itf.RECORDED_TOPICS:

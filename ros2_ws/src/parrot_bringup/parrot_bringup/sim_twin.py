@@ -1,6 +1,7 @@
 """`sim_twin` node: the PyBullet twin (sim.env.ParrotEnv) behind Parrot's ROS 2 interface.
 
-Publishes the camera image, the per-step episode state, episode start/end events and (sim
+Publishes the camera image, the arm state with each image's stamp (`parrot/arm/state`, for a
+prior conditioned on it), the per-step episode state, episode start/end events and (sim
 only) the privileged state JSON the scripted node needs; applies commands (twist +
 gripper joined by stamp, see interfaces.py). Two stepping modes:
 
@@ -39,6 +40,7 @@ from parrot_bringup.node_runtime import declare, run_node
 from parrot_bringup.safety import SafetyConfig, SafetyFilter, config_from_parameters, \
     parameter_defaults, refused_command
 from parrot_core.action_space import InvalidActionError, validate_action
+from parrot_core.arm_state import state_from_info
 
 PARAMS = {
     "task": "grasp",
@@ -96,6 +98,7 @@ class SimTwinNode(Node):
         self.pub_event = self.create_publisher(String, itf.TOPIC_EPISODE_EVENT, itf.event_qos())
         self.pub_state = self.create_publisher(String, itf.TOPIC_EPISODE_STATE, itf.state_qos())
         self.pub_info = self.create_publisher(String, itf.TOPIC_SIM_INFO, itf.info_qos())
+        self.pub_arm_state = self.create_publisher(JointState, itf.TOPIC_ARM_STATE, itf.state_qos())
         self.assembler = itf.CommandAssembler(self.rate)
         self.create_subscription(TwistStamped, itf.TOPIC_TWIST,
                                  lambda m: self._on_command(self.assembler.add_twist, m),
@@ -174,6 +177,8 @@ class SimTwinNode(Node):
             self.pub_info.publish(itf.json_msg({
                 "stamp_ns": stamp_ns, "episode": self.episode, "seed": self.seed_of_episode,
                 "step": self.steps, "task": self.p["task"], "info": self.info}))
+        # the state first: a consumer that pairs it with the image waits less
+        self.pub_arm_state.publish(itf.arm_state_msg(state_from_info(self.info), stamp_ns))
         self.pub_image.publish(itf.numpy_to_image(
             self.obs, stamp_ns, self.p["camera_frame"], self.p["image_encoding"]))
 

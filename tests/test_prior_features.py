@@ -1,0 +1,108 @@
+"""SAC on the frozen prior's features (parrot_core.prior_features): what it observes, that it
+learns, and that its export takes the image (and arm state) like every other policy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from parrot_core.action_transform import IdentityTransform
+from parrot_core.flow import ConditionalRealNVP, PriorConfig
+from parrot_core.prior_features import PriorFeatures
+from parrot_core.rl_loop import LoopConfig, make_agent, read_metrics, train
+from rl_toy import ColorSignEnv, tiny_config
+
+torch.set_num_threads(1)
+
+
+def tiny_prior(state_dim: int = 0, seed: int = 0) -> ConditionalRealNVP:
+    torch.manual_seed(seed)
+    prior = ConditionalRealNVP(PriorConfig(image_size=8, conv_channels=4, encoder_hidden=(16,),
+                                           feature_dim=8, coupling_hidden=(16,), state_dim=state_dim))
+    with torch.no_grad():  # a random encoder barely tells red from blue: make it (a trained one does)
+        prior.encoder.mlp[-1].weight.mul_(30.0)
+    if state_dim:
+        prior.set_state_normalization([0.4, 0.0, 0.15, 0.5], [0.1, 0.1, 0.1, 0.5])
+    return prior.eval()
+
+
+def test_features_are_what_the_prior_is_conditioned_on():
+    """features(obs, info) is the prior's condition(image, state) for that step: the encoder's
+    output and the normalized arm state; batch() gives the same rows; a state-conditioned
+    prior's features refuse to be computed without states."""
+    prior = tiny_prior(state_dim=4)
+    features = PriorFeatures(prior)
+    img = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)
+    infos = [{"ee_pos": [0.4, 0.01 * k, 0.1], "gripper_closed": k == 2} for k in range(3)]
+    states = np.float32([[0.4, 0.01 * k, 0.1, float(k == 2)] for k in range(3)])
+    rows = np.stack([features(img[k], infos[k]) for k in range(3)])
+    with torch.no_grad():
+        ref = prior.condition(torch.from_numpy(img), torch.from_numpy(states)).numpy()
+    assert rows.shape == (3, 12) and rows.dtype == np.float32
+    assert np.allclose(rows, ref, atol=1e-6) and np.allclose(features.batch(img, states), ref, atol=1e-6)
+    assert np.allclose(rows[:, -4:], (states - [0.4, 0.0, 0.15, 0.5]) / [0.1, 0.1, 0.1, 0.5], atol=1e-5)
+    with pytest.raises(ValueError, match="arm state"):
+        features.batch(img)
+
+
+def test_sac_on_prior_features_learns_and_exports_image_to_action(tmp_path):
+    """SAC whose replay holds the frozen features (float32 vectors, not images) learns the toy
+    task; the checkpoint carries the feature weights, so `export-policy` writes a graph from
+    the image to the action that matches torch and solves the task on onnxruntime alone."""
+    from parrot_core.export_policy import export_policy
+    from parrot_core.onnx_policy import OnnxPolicy
+    features = PriorFeatures(tiny_prior())
+    agent = make_agent(tiny_config("sac", obs_dim=features.dim), seed=0)
+    loop = LoopConfig(total_steps=500, seed=0, eval_every=250, eval_episodes=20, progress=False)
+    train(agent, lambda: ColorSignEnv(), IdentityTransform(), tmp_path / "run", loop,
+          run_meta={"algo": "sac"}, observe=features)
+    rows = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "eval"]
+    assert rows[-1]["eval_success"] >= 0.9, rows
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert ckpt["image_shape"] == (features.dim,) and ckpt["obs_dtype"] == "float32"
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["observation"] == {"name": "prior_features", "dim": 8, "state_dim": 0}
+
+    meta = export_policy(tmp_path / "run", tmp_path / "export", exporter="torchscript")
+    assert meta["observation"] == "prior_features" and meta["parity_max_abs_err"] <= 1e-4
+    policy = OnnxPolicy(tmp_path / "export")
+    env = ColorSignEnv()
+    hits = 0
+    for seed in range(20):
+        obs, _ = env.reset(seed=seed)
+        _, reward, *_ = env.step(policy.act(obs[None])[0])
+        hits += reward
+    assert hits >= 18
+
+
+def test_a_policy_on_state_features_exports_with_a_state_input(tmp_path):
+    """A run on a state-conditioned prior's features exports policy.onnx with inputs
+    (image, state); the runtime refuses a call without states."""
+    from parrot_core.export_policy import export_policy
+    from parrot_core.onnx_policy import OnnxPolicy, PolicyInputError
+
+    class StateToyEnv(ColorSignEnv):  # the toy with an arm state in its info
+        def reset(self, seed=None):
+            obs, info = super().reset(seed)
+            return obs, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
+
+        def step(self, action):
+            obs, r, term, trunc, info = super().step(action)
+            return obs, r, term, trunc, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
+
+    features = PriorFeatures(tiny_prior(state_dim=4))
+    agent = make_agent(tiny_config("sac", obs_dim=features.dim), seed=0)
+    train(agent, lambda: StateToyEnv(), IdentityTransform(), tmp_path / "run",
+          LoopConfig(total_steps=20, eval_every=20, eval_episodes=1, progress=False),
+          run_meta={"algo": "sac"}, observe=features)
+    meta = export_policy(tmp_path / "run", tmp_path / "export", exporter="torchscript")
+    assert meta["state_dim"] == 4 and [i["name"] for i in meta["files"]["policy.onnx"]["inputs"]] == \
+        ["image", "state"]
+    policy = OnnxPolicy(tmp_path / "export")
+    img = np.zeros((2, 8, 8, 3), np.uint8)
+    assert policy(img, np.float32([[0.4, 0, 0.1, 0], [0.4, 0, 0.1, 1]])).shape == (2, 7)
+    with pytest.raises(PolicyInputError, match="observes the arm state"):
+        policy(img)
