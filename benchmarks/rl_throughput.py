@@ -5,7 +5,7 @@
 Measures, with 48x48 images:
 * SAC gradient updates/s (critic + actor + alpha, batch sampled from a filled replay buffer)
   for the default observation, the frozen prior's features (260 floats: 256 image features +
-  the arm state; MLPs [256, 256], batch 256), and for the paper's per-network CNNs on uint8
+  the arm state; MLPs [128, 128], batch 256: `train-rl`'s default), and for the paper's per-network CNNs on uint8
   images (Figure 7: 16-channel CNNs + MLP [1024, 512, 256], batch 256) and smaller CNN settings;
 * policy act() calls/s (one observation, sampling), the frozen prior's forward and its
   feature pass per step;
@@ -32,7 +32,7 @@ from parrot_core.rl_loop import make_agent
 
 FEATURES_DIM = 256 + 4  # the shipped priors' feature_dim + the arm state
 SETTINGS = {  # name -> SACConfig overrides
-    "prior_features": dict(obs_dim=FEATURES_DIM, hidden_sizes=(256, 256), batch_size=256),
+    "prior_features": dict(obs_dim=FEATURES_DIM, hidden_sizes=(128, 128), batch_size=256),
     "paper": dict(conv_channels=16, hidden_sizes=(1024, 512, 256), batch_size=256),
     "medium": dict(conv_channels=16, hidden_sizes=(256, 256), batch_size=128),
     "small": dict(conv_channels=8, hidden_sizes=(256, 256), batch_size=64),

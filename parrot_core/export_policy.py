@@ -155,9 +155,13 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
                 raise PolicyExportError(
                     f"{out} holds a prior with weights {str(prior_sha)[:12]}..., but {run_dir} was trained on "
                     f"{prior_info['weights_sha256'][:12]}...; export beside the matching prior")
+    features = load_features(run_dir)
+    if actor.cfg.obs_dim and features is None:
+        observed = config.get("observation", {}).get("name", "a vector")
+        raise PolicyExportError(f"{run_dir} observes {observed}, which only the twin knows; "
+                                f"only image or prior-features runs can be exported")
     out.mkdir(parents=True, exist_ok=True)
     (out / META_FILE).unlink(missing_ok=True)  # metadata last: a half-done export is incomplete
-    features = load_features(run_dir)
     if features is not None:
         s = int(features.config.image_size) if isinstance(features.config.image_size, int) else \
             int(features.config.image_size[0])

@@ -92,15 +92,15 @@ def image_observation(obs, info):
     return obs
 
 
-def evaluate(agent: SACAgent, env, transform: ActionTransform, episodes: int,
-             seed_base: int = EVAL_SEED_BASE, observe: Observe = image_observation) -> dict:
-    """Success rate / return of the deterministic policy on fixed-seed episodes."""
+def run_eval_episodes(agent: SACAgent, env, transform: ActionTransform, episodes: int,
+                      seed_base: int, observe: Observe, deterministic: bool) -> dict:
+    """Success rate / return of the policy on fixed-seed episodes (mean action, or sampled)."""
     successes, returns, lengths = [], [], []
     for i in range(episodes):
         obs, info = env.reset(seed=seed_base + i)
         ret, length, success, done = 0.0, 0, False, False
         while not done:
-            a = agent.act(observe(obs, info), deterministic=True)
+            a = agent.act(observe(obs, info), deterministic=deterministic)
             obs, r, terminated, truncated, info = env.step(transform(a, obs, info))
             ret += float(r)
             length += 1
@@ -109,10 +109,25 @@ def evaluate(agent: SACAgent, env, transform: ActionTransform, episodes: int,
         successes.append(success)
         returns.append(ret)
         lengths.append(length)
+    return {"success": float(np.mean(successes)), "return": float(np.mean(returns)),
+            "length": float(np.mean(lengths))}
+
+
+def evaluate(agent: SACAgent, env, transform: ActionTransform, episodes: int,
+             seed_base: int = EVAL_SEED_BASE, observe: Observe = image_observation) -> dict:
+    """The policy on fixed-seed episodes, twice: acting with its mean (``eval_success``) and
+    sampling from it (``eval_success_sampled``). A PARROT policy regularized towards N(0, I)
+    stays a broad distribution over z; its mean alone is not what training optimizes.
+    Sampling uses its own seeded torch stream, so evaluation never shifts training's."""
     if not episodes:
         return {}
-    return {"eval_success": float(np.mean(successes)), "eval_return": float(np.mean(returns)),
-            "eval_length": float(np.mean(lengths)), "eval_episodes": episodes}
+    mean = run_eval_episodes(agent, env, transform, episodes, seed_base, observe, True)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed_base % 2**31)
+        sampled = run_eval_episodes(agent, env, transform, episodes, seed_base, observe, False)
+    return {"eval_success": mean["success"], "eval_return": mean["return"],
+            "eval_length": mean["length"], "eval_success_sampled": sampled["success"],
+            "eval_return_sampled": sampled["return"], "eval_episodes": episodes}
 
 
 # ---- small file helpers --------------------------------------------------------------------

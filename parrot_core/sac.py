@@ -69,6 +69,7 @@ from parrot_core.action_space import ACTION_DIM
 
 _LOG_2PI = math.log(2.0 * math.pi)
 DISTRIBUTIONS = ("tanh", "clipped")
+REGULARIZERS = ("entropy", "kl_base")
 
 
 class SACConfigError(ValueError):
@@ -101,6 +102,12 @@ class SACConfig:
     autotune_alpha: bool = True
     init_alpha: float = 1.0
     target_entropy: float | None = None  # None -> -action_dim
+    # What alpha weighs (see SACAgent.regularizer): "entropy" (standard SAC: reward + alpha *
+    # entropy) or "kl_base" (reward - alpha * KL(pi || N(0, I)): stay near the prior's base
+    # distribution unless Q pays for leaving it; PARROT). With autotune, alpha keeps the KL
+    # near target_kl nats.
+    regularizer: str = "entropy"
+    target_kl: float = 2.0
     # policy distribution (module docstring)
     distribution: str = "tanh"
     action_scale: float = 1.0
@@ -128,6 +135,8 @@ class SACConfig:
             raise SACConfigError("target_update_period and batch_size must be >= 1, updates_per_step >= 0")
         if not self.log_std_min < math.log(self.init_std) < self.log_std_max:
             raise SACConfigError("log(init_std) must lie inside (log_std_min, log_std_max)")
+        if self.regularizer not in REGULARIZERS:
+            raise SACConfigError(f"regularizer must be one of {REGULARIZERS}, got {self.regularizer!r}")
 
     @property
     def entropy_target(self) -> float:
@@ -150,11 +159,13 @@ class SACConfig:
 def config_for_algo(algo: str, **overrides) -> SACConfig:
     """The SAC config each algorithm uses; only the policy's output space differs.
 
-    parrot: acts in z with the clipped Gaussian starting at N(0, I) (scale 4, clip 6, std <= 1.25).
+    parrot: acts in z with the clipped Gaussian starting at N(0, I) (scale 4, clip 6, std <= 1.25),
+        regularized towards N(0, I) by KL instead of rewarded for entropy.
     sac, bc-sac: act in [-1, 1] actions with the tanh Gaussian (scale 1).
     """
     if algo == "parrot":
-        base = dict(distribution="clipped", action_scale=4.0, z_clip=6.0, log_std_max=math.log(1.25))
+        base = dict(distribution="clipped", action_scale=4.0, z_clip=6.0, log_std_max=math.log(1.25),
+                    regularizer="kl_base")
     elif algo in ("sac", "bc-sac"):
         base = dict(distribution="tanh", action_scale=1.0)
     else:
@@ -302,6 +313,11 @@ class Actor(nn.Module):
 
 # ---- the agent ----------------------------------------------------------------------------
 
+def base_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) per row: the prior's base distribution."""
+    return -0.5 * z.pow(2).sum(dim=1) - 0.5 * z.shape[1] * _LOG_2PI
+
+
 def _as_obs_tensor(obs, cfg: "SACConfig", device) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(obs), device=device)
     if cfg.obs_dim:
@@ -354,7 +370,8 @@ class SACAgent:
         with torch.no_grad():
             next_a, next_logp = self.actor.sample(next_obs)
             next_q = torch.min(self.qf1_target(next_obs, next_a), self.qf2_target(next_obs, next_a))
-            target = cfg.reward_scale * rewards + (1.0 - dones) * cfg.gamma * (next_q - alpha * next_logp)
+            next_reg = self.regularizer(next_a, next_logp)
+            target = cfg.reward_scale * rewards + (1.0 - dones) * cfg.gamma * (next_q - alpha * next_reg)
         q1, q2 = self.qf1(obs, actions), self.qf2(obs, actions)
         q_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         self.q_opt.zero_grad(set_to_none=True)
@@ -366,9 +383,10 @@ class SACAgent:
         self.qf2.requires_grad_(False)
         pi, logp, raw_mean = self.actor.sample(obs, with_raw=True)
         q_pi = torch.min(self.qf1(obs, pi), self.qf2(obs, pi))
+        reg = self.regularizer(pi, logp)
         # + a weak pull of the pre-tanh mean to 0 (rlkit's mean regulariser): brings a mean that
         # ran into tanh's flat tail back where Q's gradient reaches it again
-        actor_loss = (alpha * logp - q_pi).mean() + cfg.mean_reg * raw_mean.pow(2).mean()
+        actor_loss = (alpha * reg - q_pi).mean() + cfg.mean_reg * raw_mean.pow(2).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
@@ -377,8 +395,11 @@ class SACAgent:
 
         # temperature: automatic entropy tuning towards target entropy -|A|
         alpha_loss = torch.zeros(())
-        if cfg.autotune_alpha:
+        if cfg.autotune_alpha and cfg.regularizer == "kl_base":  # alpha up while KL > target
+            alpha_loss = (self.log_alpha * (cfg.target_kl - reg.detach())).mean()
+        elif cfg.autotune_alpha:  # alpha up while entropy < target
             alpha_loss = -(self.log_alpha * (logp.detach() + cfg.entropy_target)).mean()
+        if cfg.autotune_alpha:
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
             self.alpha_opt.step()
@@ -390,7 +411,16 @@ class SACAgent:
         return {
             "q_loss": q_loss.item(), "actor_loss": actor_loss.item(), "alpha_loss": alpha_loss.item(),
             "alpha": alpha.item(), "q_mean": q1.mean().item(), "entropy": -logp.mean().item(),
+            "kl_base": (logp - base_log_prob(pi)).mean().item(),
         }
+
+    def regularizer(self, action: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+        """What alpha weighs, per sample: log pi(a|s) (entropy bonus), or log pi(z|s) - log
+        N(z; 0, I), a one-sample KL(pi || N(0, I)) that is 0 at the prior's base distribution
+        and never a bonus, so it cannot inflate Q the way an entropy bonus in z does."""
+        if self.cfg.regularizer == "kl_base":
+            return logp - base_log_prob(action)
+        return logp
 
     @torch.no_grad()
     def update_targets(self, tau: float) -> None:

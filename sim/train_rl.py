@@ -28,7 +28,10 @@ from __future__ import annotations
 from pathlib import Path
 
 ALGOS = ("parrot", "sac", "bc-sac")
-OBSERVATIONS = ("prior-features", "image")
+OBSERVATIONS = ("prior-features", "image", "privileged")
+# MLP sizes by observation: on frozen features, 128-128 runs > 100 updates/s at batch 256 on one
+# core (benchmarks/rl_throughput.py); on images, the paper's (Figure 7).
+DEFAULT_HIDDEN = {"prior-features": "128,128", "image": "1024,512,256", "privileged": "128,128"}
 TASKS = ("grasp", "lift", "pick_place", "place_on_target")
 
 
@@ -66,7 +69,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--observation", choices=OBSERVATIONS, default="prior-features",
                    help="prior-features (default): the frozen prior's image features (+ arm state) "
                         "in replay, MLP actor and critics, fast on a CPU; image: the paper's "
-                        "per-network CNNs on raw images (for GPU runs)")
+                        "per-network CNNs on raw images (for GPU runs); privileged: arm state and "
+                        "object positions from the twin (sanity check of the RL, never exported)")
     g.add_argument("--prior-backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="auto: ONNX if the dir holds prior_forward.onnx, else the torch checkpoint")
     g.add_argument("--data", help="bc-sac: the prior's dataset directory")
@@ -81,7 +85,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     s = parser.add_argument_group("SAC (defaults: paper Table 1 / Figure 7)")
     s.add_argument("--batch-size", type=int, default=256)
-    s.add_argument("--hidden", default="1024,512,256", help="MLP sizes of policy and Q")
+    s.add_argument("--hidden", help="MLP sizes of policy and Q (default: "
+                                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_HIDDEN.items()) + ")")
     s.add_argument("--channels", type=int, default=16, help="conv channels of policy and Q CNNs")
     s.add_argument("--lr", type=float, default=3e-4, help="policy, Q and alpha learning rate")
     s.add_argument("--gamma", type=float, default=0.99)
@@ -95,6 +100,11 @@ def add_arguments(parser) -> None:
                    help="weight of the policy's pre-tanh mean penalty (rlkit: 1e-3); larger keeps "
                         "the PARROT policy near the prior's mode until Q has a real gradient")
     s.add_argument("--target-entropy", type=float, help="automatic entropy tuning target (default -7)")
+    s.add_argument("--regularizer", choices=("entropy", "kl_base"),
+                   help="what alpha weighs: entropy (SAC; default for sac, bc-sac) or kl_base, "
+                        "KL(pi || N(0, I)) in z (default for parrot)")
+    s.add_argument("--target-kl", type=float, default=2.0,
+                   help="kl_base: the KL to N(0, I) (nats) automatic tuning keeps")
 
 
 def _bc_data(path: str | None, image_size: int, features=None) -> dict:
@@ -141,7 +151,10 @@ def main(args) -> int:
                            f"(a prior run dir or ONNX export dir)")
     if args.algo != "parrot" and args.prior and not features_obs:
         raise TrainRLError(f"--prior is only used by --algo parrot or --observation prior-features, "
-                           f"not {args.algo} on images")
+                           f"not {args.algo} on {args.observation}")
+    if args.observation == "privileged" and args.algo == "bc-sac":
+        raise TrainRLError("--observation privileged: the prior's dataset has no object positions "
+                           "to clone from; use parrot or sac")
     if args.algo != "bc-sac" and args.data:
         raise TrainRLError(f"--data is only used by --algo bc-sac, not {args.algo}")
     device = pick_device(args.device)
@@ -149,13 +162,19 @@ def main(args) -> int:
     if features_obs:
         from parrot_core.prior_features import PriorFeatures, load_prior_module
         observe = PriorFeatures(load_prior_module(args.prior), device)
+    elif args.observation == "privileged":
+        from sim.privileged_observation import PrivilegedObservation
+        observe = PrivilegedObservation(args.num_objects)
     cfg = config_for_algo(
-        args.algo, image_size=args.image_size, conv_channels=args.channels, hidden_sizes=_int_tuple(args.hidden),
+        args.algo, image_size=args.image_size, conv_channels=args.channels,
+        hidden_sizes=_int_tuple(args.hidden or DEFAULT_HIDDEN[args.observation]),
         batch_size=args.batch_size, policy_lr=args.lr, q_lr=args.lr, alpha_lr=args.lr, bc_lr=args.lr,
         gamma=args.gamma, learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
         target_update_period=args.target_update_period, tau=args.tau,
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
-        mean_reg=args.mean_reg, obs_dim=observe.dim if features_obs else 0)
+        mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,
+        target_kl=args.target_kl,
+        **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
                  else IdentityTransform())
     bc_data = (_bc_data(args.data, args.image_size, observe if features_obs else None)

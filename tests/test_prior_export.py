@@ -223,18 +223,28 @@ def test_cli_reports_a_missing_run_in_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("name", ["prior_xarm6_48px", "prior_xarm6_48px_pick_place"])
 def test_shipped_prior_loads_and_round_trips(name):
     """The priors shipped in models/ (used by `make demo` and the README's RL commands) pass
-    the hash and signature checks and invert their own samples."""
+    the hash and signature checks, read the arm state, invert their own samples, and rebuild
+    on torch from the export alone (what RL on their features loads)."""
     from pathlib import Path
 
+    from parrot_core.export import load_exported_prior
     from parrot_core.onnx_prior import OnnxPrior
 
-    prior = OnnxPrior(Path(__file__).resolve().parent.parent / "models" / name)
+    path = Path(__file__).resolve().parent.parent / "models" / name
+    prior = OnnxPrior(path)
+    assert prior.state_dim == 4
     images = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 3), dtype=np.uint8)
     z = np.random.default_rng(1).standard_normal((4, 7)).astype(np.float32) * 0.5
-    actions = prior.forward(z, images)
+    states = np.float32([[0.40, 0.0, 0.20, 0.0], [0.35, 0.05, 0.05, 0.0], [0.45, -0.05, 0.03, 1.0],
+                         [0.38, 0.02, 0.12, 1.0]])
+    actions = prior.forward(z, images, states)
     assert actions.shape == (4, 7) and np.all(np.abs(actions) < 1)
-    z_back, _ = prior.inverse(actions, images)
+    z_back, _ = prior.inverse(actions, images, states)
     assert np.allclose(z_back, z, atol=1e-3)
+    model = load_exported_prior(path)
+    with torch.no_grad():
+        again = model(torch.from_numpy(z), torch.from_numpy(images), torch.from_numpy(states))
+    assert np.abs(again.numpy() - actions).max() < 1e-4
 
 
 def test_arm_state_prior_exports_with_a_state_input(tmp_path):

@@ -84,3 +84,18 @@ def test_replay_buffer_round_trip(tmp_path):
     assert (other.ptr, other.size) == (2, 5) and other.obs.dtype == np.uint8
     for k in ("obs", "next_obs", "actions", "rewards", "dones"):
         assert np.array_equal(getattr(buf, k), getattr(other, k))
+
+
+def test_evaluation_reports_the_mean_and_the_sampled_policy_without_touching_training_rng():
+    """evaluate() scores the policy's mean and samples from it: a fresh SAC policy (mean 0,
+    std 1) never succeeds with its mean (|a[0]| = 0 < margin) but does when sampling; the same
+    call twice gives the same figures, and the global torch stream is where it was."""
+    from parrot_core.rl_loop import evaluate
+    agent = make_agent(tiny_config("sac", **CFG), seed=0)
+    env = ColorSignEnv()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = evaluate(agent, env, IdentityTransform(), 40)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert first["eval_success"] == 0.0 and 0.2 < first["eval_success_sampled"] < 0.8
+    assert evaluate(agent, env, IdentityTransform(), 40) == first

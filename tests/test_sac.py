@@ -154,9 +154,11 @@ class _SlopedQ(torch.nn.Module):
         return action @ self.slope + self.b
 
 
-def _mean_after_chasing_a_spurious_slope(mean_reg: float, slope: float = 0.02, updates: int = 300):
+def _mean_after_chasing_a_spurious_slope(mean_reg: float, slope: float = 0.02, updates: int = 300,
+                                         regularizer: str = "kl_base"):
     torch.manual_seed(0)
-    agent = make_agent(tiny_config("parrot", mean_reg=mean_reg, init_alpha=0.1), seed=0)
+    agent = make_agent(tiny_config("parrot", mean_reg=mean_reg, init_alpha=0.1,
+                                   regularizer=regularizer, autotune_alpha=False), seed=0)
     agent.qf1, agent.qf2 = _SlopedQ(slope), _SlopedQ(slope)
     agent.qf1_target, agent.qf2_target = copy.deepcopy(agent.qf1), copy.deepcopy(agent.qf2)
     agent.q_opt = torch.optim.Adam([agent.qf1.b, agent.qf2.b], lr=1e-3)
@@ -170,13 +172,28 @@ def _mean_after_chasing_a_spurious_slope(mean_reg: float, slope: float = 0.02, u
         return float(agent.actor.deterministic(images).abs().mean())
 
 
-def test_mean_regulariser_keeps_parrot_near_the_prior_against_a_spurious_q_slope():
+def test_kl_to_the_base_keeps_parrot_near_the_prior_against_a_spurious_q_slope():
     """Adam moves every policy weight ~lr per update along the sign of Q's gradient, however
-    small: against a critic with a small slope in z and no reward, rlkit's 1e-3 mean penalty
-    lets the z mean run to the edge of its range within 300 updates (actions far from the
-    prior's mode), while --mean-reg 0.3 (the experiment's) holds it within 0.3 of 0."""
-    runaway = _mean_after_chasing_a_spurious_slope(1e-3)
-    held = _mean_after_chasing_a_spurious_slope(0.3)
-    print(f"|z mean| after 300 updates: mean_reg 1e-3 -> {runaway:.2f}, 0.3 -> {held:.2f}")
+    small: against a critic with a small slope (0.02) in z and no reward, an entropy-regularized
+    z policy with rlkit's 1e-3 mean penalty runs to the edge of its range within 300 updates
+    (actions far from the prior's mode), while PARROT's KL(pi || N(0, I)) holds the mean where
+    the slope pays for it, about slope / alpha = 0.2."""
+    runaway = _mean_after_chasing_a_spurious_slope(1e-3, regularizer="entropy")
+    held = _mean_after_chasing_a_spurious_slope(1e-3, regularizer="kl_base")
+    print(f"|z mean| after 300 updates: entropy -> {runaway:.2f}, kl_base -> {held:.2f}")
     assert runaway > 2.0
-    assert held < 0.3
+    assert 0.1 < held < 0.3
+
+
+def test_kl_tuning_moves_alpha_towards_the_target_kl():
+    """With regularizer kl_base and automatic tuning, alpha falls while the policy's KL to
+    N(0, I) is below target_kl (at the start it is 0) and rises while it is above."""
+    rng = np.random.default_rng(0)
+    images = torch.as_tensor(rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8))
+    batch = {"obs": images, "next_obs": images, "actions": torch.zeros(64, 7),
+             "rewards": torch.zeros(64), "dones": torch.zeros(64)}
+    for target, falls in ((2.0, True), (-1.0, False)):
+        agent = make_agent(tiny_config("parrot", init_alpha=0.1, target_kl=target), seed=0)
+        for _ in range(20):
+            agent.update(batch)
+        assert (agent.alpha < 0.099) if falls else (agent.alpha > 0.101), (target, agent.alpha)
