@@ -347,7 +347,7 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
         agent_action = agent.act(agent_obs)
         next_obs, reward, terminated, truncated, info = env.step(transform(agent_action, obs, info))
         next_agent_obs = observe(next_obs, info)
-        buffer.add(agent_obs, agent_action, reward, next_agent_obs, terminated)
+        buffer.add(agent_obs, agent_action, reward, next_agent_obs, terminated, truncated)
         step += 1
         state["global_step"] = step
         ep_return += float(reward)
@@ -358,7 +358,8 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
             state["update_credit"] += cfg.updates_per_step
             while state["update_credit"] >= 1.0:
                 state["update_credit"] -= 1.0
-                losses.add(agent.update(buffer.sample(cfg.batch_size, np_rng, agent.device)))
+                losses.add(agent.update(buffer.sample(cfg.batch_size, np_rng, agent.device,
+                                                      cfg.n_step, cfg.gamma)))
         bar.update(1)
 
         if terminated or truncated:

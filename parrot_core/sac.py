@@ -46,10 +46,15 @@ The policy distribution, two kinds (``SACConfig.distribution``)
     ``action_scale * tanh(raw_mean [/ action_scale])``: "tanh-squashed and scaled", as
     ARCHITECTURE.md says. A mean that runs into tanh's flat tail gets no gradient from Q; a
     weak penalty ``mean_reg * raw_mean^2`` (rlkit's policy mean regulariser) pulls it back.
-    A strong one (``mean_reg`` 0.3, the README experiment's) also holds PARROT's z mean near
-    the prior's mode: Adam moves each policy weight ~lr per update along the sign of Q's
-    gradient however small it is, so an untrained critic's spurious slope in z would otherwise
-    walk the mean out of the prior within a few hundred updates.
+
+What alpha weighs (``SACConfig.regularizer``)
+    ``"entropy"``  standard SAC, reward + alpha * entropy (the baselines).
+    ``"kl_base"``  reward - alpha * KL(pi || N(0, I)) (PARROT): see ``SACAgent.regularizer``
+                   and docs/RL_DESIGN.md for why an entropy bonus in z fails.
+
+Observations (``SACConfig.obs_dim``): uint8 images through per-network CNNs (0, the paper's), or
+flat feature vectors through MLPs only (e.g. the frozen prior's features,
+parrot_core.prior_features).
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class SACConfig:
     tau: float = 1.0  # 1.0: hard copy every `target_update_period` (Table 1)
     reward_scale: float = 1.0
     updates_per_step: float = 1.0  # gradient steps per env step (may be fractional)
+    n_step: int = 1  # n-step returns: a sparse success reaches Q in 1/n as many backups
     autotune_alpha: bool = True
     init_alpha: float = 1.0
     target_entropy: float | None = None  # None -> -action_dim
@@ -135,6 +141,8 @@ class SACConfig:
             raise SACConfigError("target_update_period and batch_size must be >= 1, updates_per_step >= 0")
         if not self.log_std_min < math.log(self.init_std) < self.log_std_max:
             raise SACConfigError("log(init_std) must lie inside (log_std_min, log_std_max)")
+        if self.n_step < 1:
+            raise SACConfigError(f"n_step must be >= 1, got {self.n_step}")
         if self.regularizer not in REGULARIZERS:
             raise SACConfigError(f"regularizer must be one of {REGULARIZERS}, got {self.regularizer!r}")
 
@@ -364,6 +372,8 @@ class SACAgent:
         cfg = self.cfg
         obs, actions, rewards = batch["obs"], batch["actions"], batch["rewards"]
         next_obs, dones = batch["next_obs"], batch["dones"]
+        # gamma^k for a k-step return (ReplayBuffer.sample with n_step > 1), else gamma
+        discounts = batch.get("discounts", torch.full_like(rewards, cfg.gamma))
         alpha = self.log_alpha.exp().detach()
 
         # Q-functions: soft Bellman backup from the target networks
@@ -371,7 +381,7 @@ class SACAgent:
             next_a, next_logp = self.actor.sample(next_obs)
             next_q = torch.min(self.qf1_target(next_obs, next_a), self.qf2_target(next_obs, next_a))
             next_reg = self.regularizer(next_a, next_logp)
-            target = cfg.reward_scale * rewards + (1.0 - dones) * cfg.gamma * (next_q - alpha * next_reg)
+            target = cfg.reward_scale * rewards + (1.0 - dones) * discounts * (next_q - alpha * next_reg)
         q1, q2 = self.qf1(obs, actions), self.qf2(obs, actions)
         q_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         self.q_opt.zero_grad(set_to_none=True)
@@ -477,6 +487,10 @@ class ReplayBuffer:
     """Ring buffer of (obs, action, reward, next_obs, done); images stay uint8, features float32.
 
     ``done`` is *terminated* only: a time-limit truncation still bootstraps from next_obs.
+    ``sample(..., n_step=n, gamma=g)`` returns n-step transitions: the discounted rewards of up
+    to n consecutive steps of one episode, the observation after the last of them, whether it
+    terminated, and ``discounts`` = g^k for the k steps taken (fewer at an episode's end or at
+    the newest transition).
     """
 
     def __init__(self, capacity: int, obs_shape: tuple[int, ...], action_dim: int,
@@ -487,32 +501,57 @@ class ReplayBuffer:
         self.actions = np.zeros((self.capacity, action_dim), np.float32)
         self.rewards = np.zeros((self.capacity,), np.float32)
         self.dones = np.zeros((self.capacity,), np.float32)
+        self.ends = np.zeros((self.capacity,), bool)  # terminated or truncated: episode boundary
         self.ptr = 0
         self.size = 0
 
     def __len__(self) -> int:
         return self.size
 
-    def add(self, obs, action, reward, next_obs, terminated) -> None:
+    def add(self, obs, action, reward, next_obs, terminated, truncated: bool = False) -> None:
         i = self.ptr
         self.obs[i] = obs
         self.next_obs[i] = next_obs
         self.actions[i] = action
         self.rewards[i] = reward
         self.dones[i] = float(terminated)
+        self.ends[i] = bool(terminated or truncated)
         self.ptr = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
-    def sample(self, batch_size: int, rng: np.random.Generator, device="cpu") -> dict[str, torch.Tensor]:
+    def sample(self, batch_size: int, rng: np.random.Generator, device="cpu", n_step: int = 1,
+               gamma: float = 0.99) -> dict[str, torch.Tensor]:
         idx = rng.integers(0, self.size, size=batch_size)
-        t = lambda a: torch.as_tensor(a[idx], device=device)  # noqa: E731
-        return {"obs": t(self.obs), "actions": t(self.actions), "rewards": t(self.rewards),
-                "next_obs": t(self.next_obs), "dones": t(self.dones)}
+        t = lambda a, i=idx: torch.as_tensor(a[i], device=device)  # noqa: E731
+        batch = {"obs": t(self.obs), "actions": t(self.actions)}
+        if n_step == 1:
+            return {**batch, "rewards": t(self.rewards), "next_obs": t(self.next_obs),
+                    "dones": t(self.dones)}
+        rewards, last, discounts = self._n_step(idx, n_step, gamma)
+        return {**batch, "rewards": torch.as_tensor(rewards, device=device),
+                "next_obs": t(self.next_obs, last), "dones": t(self.dones, last),
+                "discounts": torch.as_tensor(discounts, device=device)}
+
+    def _n_step(self, idx: np.ndarray, n_step: int, gamma: float):
+        """Discounted rewards of up to n steps from each index, the index of the last step
+        taken and gamma^k for the k steps taken."""
+        rewards = np.zeros(len(idx), np.float32)
+        discounts = np.ones(len(idx), np.float32)
+        last = idx.copy()
+        going = np.ones(len(idx), bool)
+        newest = (self.ptr - 1) % self.capacity
+        for k in range(n_step):
+            j = (idx + k) % self.capacity
+            rewards += np.where(going, discounts * self.rewards[j], 0.0).astype(np.float32)
+            last = np.where(going, j, last)
+            discounts = np.where(going, discounts * gamma, discounts).astype(np.float32)
+            going &= ~self.ends[j] & (j != newest)  # never into the next episode or the oldest data
+        return rewards, last, discounts
 
     def save(self, path) -> None:
         n = self.size
         np.savez(path, obs=self.obs[:n], next_obs=self.next_obs[:n], actions=self.actions[:n],
-                 rewards=self.rewards[:n], dones=self.dones[:n],
+                 rewards=self.rewards[:n], dones=self.dones[:n], ends=self.ends[:n],
                  meta=np.array([self.capacity, self.ptr, self.size], np.int64))
 
     def load(self, path) -> None:
@@ -524,4 +563,6 @@ class ReplayBuffer:
                     f"{self.capacity}/{self.obs.shape[1:]}")
             for k in ("obs", "next_obs", "actions", "rewards", "dones"):
                 getattr(self, k)[:size] = f[k]
+            # buffers saved before episode ends were stored: terminations are the ends they know
+            self.ends[:size] = f["ends"] if "ends" in f.files else f["dones"] > 0
         self.ptr, self.size = ptr, size

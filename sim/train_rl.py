@@ -92,6 +92,7 @@ def add_arguments(parser) -> None:
     s.add_argument("--gamma", type=float, default=0.99)
     s.add_argument("--learning-starts", type=int, default=1000)
     s.add_argument("--updates-per-step", type=float, default=1.0)
+    s.add_argument("--n-step", type=int, default=1, help="n-step returns (1: the paper's one-step)")
     s.add_argument("--target-update-period", type=int, default=1000)
     s.add_argument("--tau", type=float, default=1.0, help="1 = hard copy every period (Table 1)")
     s.add_argument("--buffer-size", type=int, default=100_000)
@@ -170,6 +171,7 @@ def main(args) -> int:
         hidden_sizes=_int_tuple(args.hidden or DEFAULT_HIDDEN[args.observation]),
         batch_size=args.batch_size, policy_lr=args.lr, q_lr=args.lr, alpha_lr=args.lr, bc_lr=args.lr,
         gamma=args.gamma, learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
+        n_step=args.n_step,
         target_update_period=args.target_update_period, tau=args.tau,
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
         mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,

@@ -99,3 +99,30 @@ def test_evaluation_reports_the_mean_and_the_sampled_policy_without_touching_tra
     assert torch.equal(torch.get_rng_state(), before)
     assert first["eval_success"] == 0.0 and 0.2 < first["eval_success_sampled"] < 0.8
     assert evaluate(agent, env, IdentityTransform(), 40) == first
+
+
+def test_n_step_returns_stop_at_episode_ends_and_at_the_newest_step():
+    """sample(n_step=3): rewards of up to 3 steps of one episode, discounted; next_obs after
+    the last step taken and gamma^k for the k steps; a termination ends the sum without
+    bootstrapping (done 1), a truncation ends it with bootstrapping (done 0), and the newest
+    transition is as far as a return reaches."""
+    g = 0.5
+    buf = ReplayBuffer(16, (1,), 7, np.float32)
+    # episode A: 4 steps, truncated; episode B: 2 steps, terminated; episode C: 2 steps so far
+    steps = [(0.0, False, False), (1.0, False, False), (0.0, False, False), (2.0, False, True),
+             (0.0, False, False), (1.0, True, False), (0.0, False, False), (4.0, False, False)]
+    for k, (r, term, trunc) in enumerate(steps):
+        buf.add(np.float32([k]), np.zeros(7), r, np.float32([k + 1]), term, trunc)
+
+    class Fixed:  # a generator that "samples" every index once
+        def integers(self, low, high, size):
+            return np.arange(high)
+
+    b = {k: v.numpy() for k, v in buf.sample(8, Fixed(), n_step=3, gamma=g).items()}
+    assert np.allclose(b["rewards"], [0 + g * 1 + g * g * 0, 1 + 0 + g * g * 2, 0 + g * 2, 2,
+                                      0 + g * 1, 1, 0 + g * 4, 4])
+    assert b["next_obs"][:, 0].tolist() == [3, 4, 4, 4, 6, 6, 8, 8]
+    assert b["dones"].tolist() == [0, 0, 0, 0, 1, 1, 0, 0]
+    assert np.allclose(b["discounts"], [g ** 3, g ** 3, g ** 2, g, g ** 2, g, g ** 2, g])
+    one = {k: v.numpy() for k, v in buf.sample(8, Fixed()).items()}
+    assert "discounts" not in one and one["next_obs"][:, 0].tolist() == list(range(1, 9))
