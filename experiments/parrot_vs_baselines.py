@@ -121,22 +121,27 @@ def summarize(grid, out: Path) -> None:
     for task, algo, seed in grid:
         rows = [json.loads(line) for line in open(out / f"{task}-{algo}-s{seed}" / "metrics.jsonl")]
         evals = [r for r in rows if r.get("kind") == "eval"]
-        cell = table.setdefault(f"{task}/{algo}", {"first": [], "final": [], "eval": [], "train": []})
+        cell = table.setdefault(f"{task}/{algo}", {"first": [], "final": [], "final_sampled": [],
+                                                   "eval": [], "train": []})
         cell["first"].append(evals[0]["eval_success"])
         cell["final"].append(evals[-1]["eval_success"])
+        cell["final_sampled"].append(evals[-1].get("eval_success_sampled", float("nan")))
         cell["eval"] += [r["eval_success"] for r in evals]
         cell["train"] += [r["train_success"] for r in evals if "train_success" in r]
     summary = {k: {"eval_success_at_step_0": float(np.mean(v["first"])),
                    "final_eval_success_mean": float(np.mean(v["final"])),
                    "final_eval_success_std": float(np.std(v["final"])),
+                   "final_sampled_success_mean": float(np.mean(v["final_sampled"])),
                    "mean_eval_success": float(np.mean(v["eval"])),
                    "mean_train_success": float(np.mean(v["train"])) if v["train"] else 0.0,
                    "seeds": len(v["final"]), "evals": len(v["eval"])} for k, v in table.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"{'task/algo':22s} {'eval@0':>7s} {'final eval':>13s} {'mean eval':>10s} {'mean train':>11s}")
+    print(f"{'task/algo':22s} {'eval@0':>7s} {'final eval':>13s} {'sampled':>8s} {'mean eval':>10s} "
+          f"{'mean train':>11s}")
     for k, v in summary.items():
         print(f"{k:22s} {v['eval_success_at_step_0']:7.2f} {v['final_eval_success_mean']:6.2f} ± "
-              f"{v['final_eval_success_std']:4.2f} {v['mean_eval_success']:10.3f} {v['mean_train_success']:11.3f}")
+              f"{v['final_eval_success_std']:4.2f} {v['final_sampled_success_mean']:8.2f} "
+              f"{v['mean_eval_success']:10.3f} {v['mean_train_success']:11.3f}")
 
 
 if __name__ == "__main__":
