@@ -299,12 +299,14 @@ def main(args) -> int:
                   file=sys.stderr)
         train_names = [n for n in names if n not in saved_val]
         start_step, best_val = int(ckpt["step"]), float(ckpt["best_val_nll"])
-        init = None  # the checkpoint holds the weights
+        init, new_normalization = None, False  # the checkpoint holds the weights
     else:
         if (out / LAST).exists():
             raise PriorTrainingError(f"{out} already holds a run; pass --resume to continue it, "
                                      f"or choose another --out")
         init = load_prior(args.init_from) if args.init_from else None
+        # a state-conditioned init keeps the normalization it was trained with
+        new_normalization = args.arm_state and (init is None or init.state_dim == 0)
         if init is not None and args.arm_state and init.state_dim == 0:
             init = widen_for_state(init, STATE_DIM)
         config = init.config if init is not None else PriorConfig(
@@ -343,7 +345,7 @@ def main(args) -> int:
         optimizer.load_state_dict(ckpt["optimizer"])
     elif init is not None:
         model.load_state_dict(init.state_dict())
-    if with_states and ckpt is None:  # normalization from this run's training data
+    if new_normalization:  # from this run's training data
         model.set_state_normalization(train_states.mean(0), train_states.std(0))
 
     out.mkdir(parents=True, exist_ok=True)

@@ -310,3 +310,18 @@ def test_init_from_an_image_only_prior_with_arm_state_widens_it(tmp_path):
     assert rows[-1]["val_nll"] < best - 1.0
     config = json.loads((tmp_path / "st" / "config.json").read_text())
     assert config["prior"]["state_dim"] == 4 and config["train"]["init_from"].endswith("best.pt")
+
+
+def test_init_from_a_state_prior_keeps_its_state_normalization(tmp_path):
+    """Fine-tuning a state-conditioned prior on other data keeps the normalization it was
+    trained with (recomputing it from the new data would change the prior before any step):
+    the new run's weights carry the old mean/std."""
+    write_state_dataset(tmp_path / "a")
+    assert main(train_args(tmp_path / "a", tmp_path / "run_a", steps=40, eval_every=40,
+                           arm_state=True)) == 0
+    old = load_prior(tmp_path / "run_a")
+    write_state_dataset(tmp_path / "b", seed=7)  # other states, other mean/std
+    assert main(train_args(tmp_path / "b", tmp_path / "run_b", steps=1, eval_every=1,
+                           lr=1e-9, init_from=tmp_path / "run_a")) == 0
+    new = load_prior(tmp_path / "run_b")
+    assert torch.equal(new.state_mean, old.state_mean) and torch.equal(new.state_std, old.state_std)
