@@ -35,6 +35,13 @@ def state_from_info(info: dict) -> np.ndarray:
     return arm_state(info["ee_pos"], info["gripper_closed"])
 
 
+def random_states(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n plausible arm states (inside the twin's workspace, gripper open or closed), for test
+    inferences and export parity checks."""
+    return np.column_stack([rng.uniform(0.25, 0.55, n), rng.uniform(-0.2, 0.2, n),
+                            rng.uniform(0.02, 0.3, n), rng.integers(0, 2, n)]).astype(np.float32)
+
+
 def validate_state(state, name: str = "arm state") -> np.ndarray:
     s = np.asarray(state, dtype=np.float32)
     if s.shape != (STATE_DIM,):

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from parrot_core.arm_state import random_states
 from parrot_core.files import read_format_json, sha256_file
 
 BUNDLE_FORMAT = "parrot-deploy-bundle"
@@ -123,9 +124,7 @@ def test_inputs(image_size, seed: int = TEST_SEED, batch: int = TEST_BATCH):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (batch, *image_size, 3), dtype=np.uint8)
     z = rng.standard_normal((batch, 7)).astype(np.float32)
-    states = np.column_stack([rng.uniform(0.25, 0.55, batch), rng.uniform(-0.2, 0.2, batch),
-                              rng.uniform(0.02, 0.3, batch), rng.integers(0, 2, batch)])
-    return images, z, states.astype(np.float32)
+    return images, z, random_states(rng, batch)
 
 
 def run_test_inference(prior, policy) -> dict:

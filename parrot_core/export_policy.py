@@ -26,6 +26,7 @@ import torch
 
 from parrot_core import __version__
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
+from parrot_core.arm_state import random_states
 from parrot_core.onnx_policy import (INPUT_NAME, META_FILE, META_FORMAT, META_VERSION, POLICY_FILE,
                                      STATE_INPUT, OnnxPolicy)
 from parrot_core.prior_features import FeatureModule
@@ -61,15 +62,14 @@ class _FeaturePolicyGraph(torch.nn.Module):
         return self.actor.deterministic(self.features(image, state))
 
 
-def load_features(run_dir) -> FeatureModule | None:
-    """The frozen feature module a prior-features run observed through (None: images)."""
-    path = Path(run_dir) / CHECKPOINT
-    saved = torch.load(path, map_location="cpu", weights_only=False).get("prior_features")
-    return None if saved is None else FeatureModule.from_checkpoint(saved)
-
-
 def load_actor(run_dir) -> tuple[Actor, dict, dict]:
     """(actor in eval mode, run config.json, checkpoint loop state) from a train-rl run."""
+    actor, config, ckpt = _load_run(run_dir)
+    return actor, config, ckpt["loop"]
+
+
+def _load_run(run_dir) -> tuple[Actor, dict, dict]:
+    """(actor in eval mode, run config.json, the whole checkpoint) from a train-rl run."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PolicyExportError(f"{run_dir}: no such run directory")
@@ -86,7 +86,7 @@ def load_actor(run_dir) -> tuple[Actor, dict, dict]:
         actor.load_state_dict(ckpt["agent"]["actor"])
     except Exception as e:
         raise PolicyExportError(f"{path}: cannot load the policy ({type(e).__name__}: {e})") from e
-    return actor.eval(), config, ckpt["loop"]
+    return actor.eval(), config, ckpt
 
 
 def _export(module, examples: tuple, path: Path, output_name: str, exporter: str, opset: int) -> None:
@@ -128,10 +128,7 @@ def parity_error(graph: torch.nn.Module, export_dir, n: int = 32, seed: int = 0)
     rng = np.random.default_rng(seed)
     h, w = policy.image_size
     images = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-    states = None
-    if policy.state_dim:
-        states = np.column_stack([rng.uniform(0.25, 0.55, n), rng.uniform(-0.2, 0.2, n),
-                                  rng.uniform(0.02, 0.3, n), rng.integers(0, 2, n)]).astype(np.float32)
+    states = random_states(rng, n) if policy.state_dim else None
     args = [torch.from_numpy(images)] + ([] if states is None else [torch.from_numpy(states)])
     ref = graph(*args).numpy()
     return float(np.abs(policy(images, states) - ref).max())
@@ -142,7 +139,8 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
     from parrot_core.export import weights_sha256
 
     run_dir, out = Path(run_dir), Path(out_dir)
-    actor, config, loop_state = load_actor(run_dir)
+    actor, config, ckpt = _load_run(run_dir)
+    loop_state = ckpt["loop"]
     transform = config.get("transform", {})
     outputs = transform.get("agent_outputs", "action")
     prior_info = None
@@ -155,7 +153,9 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
                 raise PolicyExportError(
                     f"{out} holds a prior with weights {str(prior_sha)[:12]}..., but {run_dir} was trained on "
                     f"{prior_info['weights_sha256'][:12]}...; export beside the matching prior")
-    features = load_features(run_dir)
+    # the frozen feature module a prior-features run observed through (None: images)
+    saved_features = ckpt.get("prior_features")
+    features = None if saved_features is None else FeatureModule.from_checkpoint(saved_features)
     if actor.cfg.obs_dim and features is None:
         observed = config.get("observation", {}).get("name", "a vector")
         raise PolicyExportError(f"{run_dir} observes {observed}, which only the twin knows; "

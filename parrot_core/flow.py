@@ -90,6 +90,11 @@ class PriorConfig:
         return cls(**d)
 
 
+def base_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) per row: the base distribution of the flow (and of PARROT's policy)."""
+    return -0.5 * (z * z).sum(dim=1) - 0.5 * z.shape[1] * _LOG_2PI
+
+
 def coupling_masks(dim: int, num_layers: int) -> torch.Tensor:
     """(num_layers, dim) float masks: 1 = kept (conditions), 0 = transformed; alternating."""
     half = (dim + 1) // 2
@@ -227,15 +232,11 @@ class ConditionalRealNVP(nn.Module):
 
     # ---- likelihood and sampling ----------------------------------------------------
 
-    @staticmethod
-    def base_log_prob(z: torch.Tensor) -> torch.Tensor:
-        return -0.5 * (z * z).sum(dim=1) - 0.5 * z.shape[1] * _LOG_2PI
-
     def log_prob(self, action: torch.Tensor, image: torch.Tensor,
                  state: torch.Tensor | None = None) -> torch.Tensor:
         """log p(a | s) per row (B,), by change of variables (paper eq. 2)."""
         z, log_det = self.inverse(action, image, state)
-        return self.base_log_prob(z) + log_det
+        return base_log_prob(z) + log_det
 
     def sample(self, image: torch.Tensor, n: int = 1, generator: torch.Generator | None = None,
                state: torch.Tensor | None = None):

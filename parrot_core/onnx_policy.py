@@ -27,14 +27,13 @@ import onnxruntime as ort
 
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
 from parrot_core.files import read_format_json, sha256_file
-from parrot_core.onnx_prior import make_session_options
+from parrot_core.onnx_prior import STATE_INPUT, checked_vectors, make_session_options
 
 META_FORMAT = "parrot-policy-onnx"
 META_VERSION = 1
 POLICY_FILE = "policy.onnx"
 META_FILE = "policy_meta.json"
 INPUT_NAME = "image"
-STATE_INPUT = "state"
 OUTPUT_KINDS = ("z", "action")  # the graph's output is named after what it is
 
 
@@ -129,13 +128,9 @@ class OnnxPolicy:
         if states is None:
             raise PolicyInputError(f"{self.export_dir}: this policy observes the arm state; pass "
                                    f"states (B, {self.state_dim}) with the images")
-        x = np.asarray(states, dtype=np.float32)
-        if x.ndim == 1:
-            x = x[None]
-        if x.shape != (batch, self.state_dim) or not np.all(np.isfinite(x)):
-            raise PolicyInputError(f"states must be finite ({batch}, {self.state_dim}), got "
-                                   f"{np.asarray(states).shape}")
-        return np.ascontiguousarray(x)
+        x = np.asarray(states)
+        return checked_vectors(x[None] if x.ndim == 1 else x, "states", batch, self.state_dim,
+                               PolicyInputError)
 
     def __call__(self, images, states=None) -> np.ndarray:
         """images uint8 (B, H, W, 3) (or one (H, W, 3)) [, arm states (B, 4) when the policy

@@ -118,6 +118,21 @@ def read_meta(export_dir) -> dict:
     return meta
 
 
+def checked_vectors(x, name: str, batch: int, dim: int, error: type[Exception]) -> np.ndarray:
+    """x as float32 (batch, dim) for a graph input; ``error`` naming what is wrong otherwise."""
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise error(f"{name} must be a float array, got dtype {x.dtype}")
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise error(f"{name} must have shape (B, {dim}), got {x.shape}")
+    if x.shape[0] != batch:
+        raise error(f"{name} has batch {x.shape[0]} but images have batch {batch}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.all(np.isfinite(x)):
+        raise error(f"{name} contains NaN or inf")
+    return x
+
+
 class OnnxPrior:
     """The exported prior on onnxruntime: ``forward(z, images[, states])`` and ``inverse``.
 
@@ -226,17 +241,7 @@ class OnnxPrior:
 
     @staticmethod
     def _vectors(x, name: str, batch: int, dim: int = ACTION_DIM) -> np.ndarray:
-        x = np.asarray(x)
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise PriorInputError(f"{name} must be a float array, got dtype {x.dtype}")
-        if x.ndim != 2 or x.shape[1] != dim:
-            raise PriorInputError(f"{name} must have shape (B, {dim}), got {x.shape}")
-        if x.shape[0] != batch:
-            raise PriorInputError(f"{name} has batch {x.shape[0]} but images have batch {batch}")
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        if not np.all(np.isfinite(x)):
-            raise PriorInputError(f"{name} contains NaN or inf")
-        return x
+        return checked_vectors(x, name, batch, dim, PriorInputError)
 
     # ---- inference ------------------------------------------------------------------
 

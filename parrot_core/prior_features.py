@@ -72,7 +72,6 @@ class PriorFeatures:
         self.module = FeatureModule(prior).to(device).eval().requires_grad_(False)
         self.device = torch.device(device)
         self.dim = self.module.dim
-        self.shape = (self.dim,)
 
     @torch.no_grad()
     def batch(self, images: np.ndarray, states: np.ndarray | None = None,

@@ -71,6 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from parrot_core.action_space import ACTION_DIM
+from parrot_core.flow import base_log_prob
 
 _LOG_2PI = math.log(2.0 * math.pi)
 DISTRIBUTIONS = ("tanh", "clipped")
@@ -320,11 +321,6 @@ class Actor(nn.Module):
 
 
 # ---- the agent ----------------------------------------------------------------------------
-
-def base_log_prob(z: torch.Tensor) -> torch.Tensor:
-    """log N(z; 0, I) per row: the prior's base distribution."""
-    return -0.5 * z.pow(2).sum(dim=1) - 0.5 * z.shape[1] * _LOG_2PI
-
 
 def _as_obs_tensor(obs, cfg: "SACConfig", device) -> torch.Tensor:
     t = torch.as_tensor(np.asarray(obs), device=device)

@@ -43,9 +43,9 @@ def episode_task(task: str, index: int) -> str:
 def collect_episode(env, policy, seed: int):
     """Run one episode of ``policy`` in ``env`` from ``seed``; return (Episode, success).
 
-    images[t] is the observation the policy acted on at step t. Success is the env's
-    ``info["success"]`` after the last step; states[t] is the arm state images[t] was taken in. The caller resets ``policy``'s rng (see
-    sim.scripted.policy_rng) if it wants seed-determined noise.
+    images[t] is the observation the policy acted on at step t and states[t] the arm state it
+    was taken in. Success is the env's ``info["success"]`` after the last step. The caller
+    resets ``policy``'s rng (see sim.scripted.policy_rng) if it wants seed-determined noise.
     """
     obs, info = env.reset(seed=seed)
     policy.reset()

@@ -47,10 +47,8 @@ def load_prior_forward(prior_dir):
     prior_dir = Path(prior_dir)
     if (prior_dir / "prior_meta.json").exists():
         from parrot_core.onnx_prior import OnnxPrior
-        prior = OnnxPrior(prior_dir)
-        if prior.state_dim:
-            return lambda z, obs, state: prior.forward(z[None], obs[None], state[None])[0]
-        return lambda z, obs, state: prior.forward(z[None], obs[None])[0]
+        prior = OnnxPrior(prior_dir)  # ignores the state unless conditioned on it
+        return lambda z, obs, state: prior.forward(z[None], obs[None], state[None])[0]
     import torch
 
     from parrot_core.train_prior import load_prior

@@ -1,7 +1,7 @@
 """A privileged observation for RL sanity checks in the twin (never on the arm).
 
     observe = PrivilegedObservation(num_objects=3)
-    x = observe(obs, info)      # (4 + 4 * num_objects,) float32
+    x = observe(obs, info)      # (4 + 4 * num_objects + 3,) float32
 
 What it holds: the arm state (TCP position, gripper closed) and, for each object in scene
 order, its position relative to the TCP and its height above its spawn height, in metres
@@ -25,7 +25,6 @@ class PrivilegedObservation:
     def __init__(self, num_objects: int):
         self.num_objects = int(num_objects)
         self.dim = 4 + 4 * self.num_objects + 3
-        self.shape = (self.dim,)
 
     def __call__(self, obs, info) -> np.ndarray:
         x = np.zeros(self.dim, np.float32)
