@@ -59,6 +59,37 @@ def to_metric(action: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return a[:3] * POS_SCALE_M, a[3:6] * ROT_SCALE_RAD, grip
 
 
+# How `parrot train-prior` labels the gripper channel: as recorded (a toggle: hold is ~0) or as
+# the gripper state each command leaves (open +, closed -); see gripper_as_target_state.
+GRIPPER_LABELS = ("target-state", "as-recorded")
+
+
+def gripper_as_target_state(actions: np.ndarray, start_closed: bool = False) -> np.ndarray:
+    """One episode's actions with every *hold* gripper command relabelled as the state it holds.
+
+    The gripper channel is a toggle (open above +GRIPPER_THRESHOLD, close below -threshold,
+    hold in between), so a hold while open and an open command while open move the arm the
+    same way. Relabelled, the channel says which state the gripper should be in: a hold while
+    open becomes ``1 - |g|`` and a hold while closed ``-(1 - |g|)``, keeping the recorded
+    noise as a distance from +-1. Open and close commands are kept as recorded, and the
+    gripper's state is followed through them from ``start_closed``, so the episode replays
+    exactly as before.
+    """
+    a = np.array(actions, dtype=np.float32, copy=True)
+    if a.ndim != 2 or a.shape[1] != ACTION_DIM:
+        raise ValueError(f"actions must be (T, {ACTION_DIM}), got {a.shape}")
+    closed = bool(start_closed)
+    for t in range(len(a)):
+        g = float(a[t, 6])
+        if g > GRIPPER_THRESHOLD:
+            closed = False
+        elif g < -GRIPPER_THRESHOLD:
+            closed = True
+        else:
+            a[t, 6] = (-1.0 if closed else 1.0) * (1.0 - abs(g))
+    return a
+
+
 def scaling_metadata() -> dict:
     """The constants, for export metadata and bundles."""
     return {

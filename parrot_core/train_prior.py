@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from parrot_core import __version__
+from parrot_core.action_space import GRIPPER_LABELS, gripper_as_target_state
 from parrot_core.arm_state import STATE_DIM
 from parrot_core.dataset import episode_paths, read_episode, read_episode_attrs, read_header
 from parrot_core.device import pick_device
@@ -122,14 +123,22 @@ def split_episodes(names: list[str], val_fraction: float, seed: int) -> tuple[li
     return train, val
 
 
-def _load_split(root: Path, names: list[str], with_states: bool):
+def _episode_actions(episode, gripper_labels: str) -> np.ndarray:
+    if gripper_labels == "as-recorded":
+        return episode.actions
+    start_closed = episode.states is not None and bool(episode.states[0, 3] > 0.5)
+    return gripper_as_target_state(episode.actions, start_closed)
+
+
+def _load_split(root: Path, names: list[str], with_states: bool, gripper_labels: str):
     """(images, actions, states or None) of these episodes, as tensors."""
     if not names:
         return (torch.zeros(0, 1, 1, 3, dtype=torch.uint8), torch.zeros(0, 7),
                 torch.zeros(0, STATE_DIM) if with_states else None)
     eps = [read_episode(root / "episodes" / n) for n in names]
     images = torch.from_numpy(np.concatenate([e.images for e in eps]))
-    actions = torch.from_numpy(np.concatenate([e.actions for e in eps]).astype(np.float32))
+    actions = torch.from_numpy(np.concatenate(
+        [_episode_actions(e, gripper_labels) for e in eps]).astype(np.float32))
     if not with_states:
         return images, actions, None
     lacking = [n for n, e in zip(names, eps) if e.states is None]
@@ -226,6 +235,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--eval-every", type=int, default=500, help="steps between val NLL / checkpoints")
     parser.add_argument("--augment", choices=["none", "shift"], default="shift",
                         help="training-image augmentation: random +-2 px shift (default) or none")
+    parser.add_argument("--gripper-labels", choices=GRIPPER_LABELS, default=GRIPPER_LABELS[0],
+                        help="the gripper channel as the state each command leaves (default: a "
+                             "hold while open is learnt as open) or as recorded (a toggle)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (cuda if present, else cpu) | cpu | cuda[:N]")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
@@ -316,7 +328,7 @@ def main(args) -> int:
             state_dim=STATE_DIM if args.arm_state else 0)
         train_cfg = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2,
-                     "tasks": list(tasks),
+                     "tasks": list(tasks), "gripper_labels": args.gripper_labels,
                      "init_from": init.checkpoint_info["path"] if init is not None else None}
         train_names, val_names = split_episodes(names, args.val_fraction, args.seed)
         start_step, best_val, ckpt = 0, float("inf"), None
@@ -327,8 +339,11 @@ def main(args) -> int:
         raise PriorTrainingError("--batch-size must be >= 1 and --lr > 0")
 
     with_states = config.state_dim > 0
-    train_images, train_actions, train_states = _load_split(data, train_names, with_states)
-    val_images, val_actions, val_states = _load_split(data, val_names, with_states)
+    # runs from before the option learnt the gripper as recorded
+    gripper_labels = train_cfg.setdefault("gripper_labels", "as-recorded")
+    train_images, train_actions, train_states = _load_split(data, train_names, with_states,
+                                                            gripper_labels)
+    val_images, val_actions, val_states = _load_split(data, val_names, with_states, gripper_labels)
     n = len(train_actions)
     if n == 0:
         raise PriorTrainingError(f"{data}: no training steps after the split")

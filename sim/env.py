@@ -20,7 +20,9 @@ scene, the bitwise-same first observation and, for the same actions, the bitwise
 trajectory, whatever ran before (tests/test_sim_env.py pins this).
 
 Action (parrot_core.action_space): validated (NaN/inf -> InvalidActionError, nothing applied),
-clipped, scaled by ``to_metric``. The position delta moves the TCP target (kept inside
+then checked by the arm's safety filter (``EnvConfig.safety``, parrot_core.safety: a refused
+command moves nothing and holds the gripper; ``info["safety_stop"]`` names the rule), scaled
+by ``to_metric``. The position delta moves the TCP target (kept inside
 WORKSPACE_LOW/HIGH and within LEASH_M of the measured TCP, so pushing against the table does
 not wind up); the rotation delta turns it about the world x/y/z axes (roll/pitch kept within
 MAX_TILT_RAD of pointing straight down, yaw within MAX_YAW_RAD); the gripper closes or opens
@@ -39,13 +41,14 @@ judges success at the last step). ``truncated`` is True at ``max_steps``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gymnasium
 import numpy as np
 import pybullet as p
 
 from parrot_core.action_space import ACTION_DIM, to_metric, validate_action
+from parrot_core.safety import SafetyConfig, SafetyFilter
 from sim import objects as objpool
 from sim.robot import DOWN_EULER, HOME_POS, XArm, home_joint_positions
 from sim.tasks import TARGET_HALF_M, TRAY_INNER_HALF_M, TRAY_WALL_M, is_success, task_spec
@@ -59,11 +62,11 @@ SUBSTEPS = 8
 GRIPPER_SUBSTEPS = 20
 SETTLE_SUBSTEPS = 24
 REUSE_WORLD = True  # reset() restores a saved table+arm state instead of rebuilding it
-WORKSPACE_LOW = np.array([0.22, -0.26, 0.015])
-WORKSPACE_HIGH = np.array([0.60, 0.26, 0.35])
+WORKSPACE_LOW = np.array(SafetyConfig.workspace_min)  # the arm's default box is the twin's
+WORKSPACE_HIGH = np.array(SafetyConfig.workspace_max)
 LEASH_M = 0.05
-MAX_TILT_RAD = 0.6
-MAX_YAW_RAD = np.pi / 2
+MAX_TILT_RAD = SafetyConfig.max_tilt_rad
+MAX_YAW_RAD = SafetyConfig.max_yaw_rad
 # Where things are spawned (table top is z = 0). Compact (object centres in 22 x 16 cm, the
 # tray's in 16 x 12 cm), so that the camera can frame it tightly and objects look large in
 # 48x48 (roboverse: objects in a 2 x 20 cm strip beside the tray, about 140 px/m). The flat
@@ -113,6 +116,12 @@ class EnvConfig:
     # Named-object tasks: always put this object in the scene and make it the target, like
     # the paper's "Pick up Cup" (None: a random one of the scene's objects each episode).
     target_object: str | None = None
+    # The arm's safety filter (parrot_core.safety) with the bridge's parameters: a command it
+    # refuses moves nothing, as on the arm, and info["safety_stop"] names the rule. None: off.
+    safety: SafetyConfig | None = field(default_factory=SafetyConfig)
+    # The deployed control rate (the bridge's control_rate_hz): what the filter's speed limits
+    # turn a per-step delta into m/s at.
+    control_rate_hz: float = 10.0
 
 
 def add_scene_arguments(parser) -> None:
@@ -152,6 +161,9 @@ class ParrotEnv(gymnasium.Env):
         self._backgrounds = {}
         self._needs_reset = True
         self.robot = None
+        cfg = self.config
+        self.safety = None if cfg.safety is None else SafetyFilter(cfg.safety, cfg.control_rate_hz)
+        self.safety_stop: str | None = None  # the rule that refused the last step's command
 
     # ---- lifecycle ----
     def close(self) -> None:
@@ -281,6 +293,7 @@ class ParrotEnv(gymnasium.Env):
         if seed is None:  # the next scene of the stream a seeded reset started (gymnasium)
             seed = int(self.np_random.integers(0, 2**31))
         self.seed = int(seed)
+        self.safety_stop = None
         rng = np.random.default_rng(self.seed)
         if self.robot is None or not REUSE_WORLD:
             self._build_world()
@@ -332,7 +345,10 @@ class ParrotEnv(gymnasium.Env):
         a = validate_action(action)  # raises InvalidActionError before anything is applied
         dpos, drot, grip = to_metric(a)
         c = dict(physicsClientId=self.client)
-        ee, _ = self.robot.ee_pose()
+        ee, orn = self.robot.ee_pose()
+        self.safety_stop = self._refusal(action, ee, orn)
+        if self.safety_stop is not None:  # as on the arm: no motion, the gripper holds
+            dpos, drot, grip = np.zeros(3), np.zeros(3), 0
         target = np.clip(self.target_ee + dpos, WORKSPACE_LOW, WORKSPACE_HIGH)
         target = ee + np.clip(target - ee, -LEASH_M, LEASH_M)
         self.target_ee = target
@@ -431,6 +447,15 @@ class ParrotEnv(gymnasium.Env):
         ee, orn = self.robot.ee_pose()
         return {"ee": ee, "orn": orn, "positions": {n: self._object_pos(n) for n in self.object_names}}
 
+    def _refusal(self, action, ee, orn) -> str | None:
+        """The rule of the arm's safety filter that refuses this command, or None. Only the
+        motion rules apply here: the twin has no clock, camera or watchdog to judge."""
+        if self.safety is None:
+            return None
+        d = self.safety.check_command(action, now=self.t / self.config.control_rate_hz,
+                                      ee_pos=ee, ee_orn=orn)
+        return d.stop_reason
+
     def _success(self, state) -> bool:
         return is_success(self.config.task, positions=state["positions"], spawn_z=self.spawn_z,
                           ee_pos=state["ee"], gripper_closed=self.robot.gripper_closed,
@@ -449,6 +474,7 @@ class ParrotEnv(gymnasium.Env):
         tp = self.target_position()
         return {
             "success": bool(success),
+            "safety_stop": self.safety_stop,
             "ee_pos": state["ee"],
             "ee_orn": np.array(state["orn"]),
             "gripper_closed": bool(self.robot.gripper_closed),

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pybullet as p
 import yaml
 import ros_helpers
 from ros_helpers import domain_id
@@ -30,6 +31,13 @@ SERVO_STATUS = "/servo_server/status"
 SERVO_COMMAND_TIMEOUT_S = 0.2  # xarm_ros2's incoming_command_timeout: Servo halts after it
 TRAJ_TOPIC = "/xarm6_traj_controller/joint_trajectory"
 GRIPPER_TOPIC = "/xarm_gripper_traj_controller/joint_trajectory"
+
+
+def down_turned(roll=0.0, pitch=0.0, yaw=0.0):
+    """The TCP quaternion (x, y, z, w) turned by roll/pitch/yaw (base axes) from pointing down."""
+    down = p.getQuaternionFromEuler((np.pi, 0.0, 0.0))
+    return p.multiplyTransforms((0, 0, 0), p.getQuaternionFromEuler((roll, pitch, yaw)),
+                                (0, 0, 0), down)[1]
 
 
 def domain_for(module_name: str) -> int:

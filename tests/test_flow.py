@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from parrot_core.action_space import gripper_as_target_state, to_metric
 from parrot_core.dataset import DatasetWriter, Episode
 from parrot_core.flow import ACTION_CLAMP, ConditionalRealNVP, PriorConfig, coupling_masks
 from parrot_core.onnx_prior import PriorLoadError
@@ -325,3 +326,54 @@ def test_init_from_a_state_prior_keeps_its_state_normalization(tmp_path):
                            lr=1e-9, init_from=tmp_path / "run_a")) == 0
     new = load_prior(tmp_path / "run_b")
     assert torch.equal(new.state_mean, old.state_mean) and torch.equal(new.state_std, old.state_std)
+
+
+# ---- the gripper channel as a target state ----------------------------------------------
+def test_gripper_target_state_relabels_holds_and_replays_the_same_commands():
+    """A hold while open becomes 1 - |g|, a hold while closed -(1 - |g|); open and close
+    commands are kept, and every relabelled step gives the twin the same gripper command
+    (hold and open/close are the same when the gripper is already in that state)."""
+    g = np.array([0.05, -0.1, -0.9, 0.02, -0.08, 0.7, -0.03, 0.0], np.float32)
+    actions = np.zeros((len(g), 7), np.float32)
+    actions[:, 6] = g
+    out = gripper_as_target_state(actions)
+    np.testing.assert_allclose(out[:, 6], [0.95, 0.9, -0.9, -0.98, -0.92, 0.7, 0.97, 1.0], atol=1e-6)
+    np.testing.assert_array_equal(out[:, :6], actions[:, :6])
+    closed = closed_relabelled = False
+    for before, after in zip(actions, out):
+        for a, state in ((before, "orig"), (after, "relabelled")):
+            cmd = to_metric(a)[2]
+            if state == "orig":
+                closed = (cmd == -1) or (closed and cmd != 1)
+            else:
+                closed_relabelled = (cmd == -1) or (closed_relabelled and cmd != 1)
+        assert closed == closed_relabelled
+    assert gripper_as_target_state(actions[:2], start_closed=True)[0, 6] == pytest.approx(-0.95)
+    with pytest.raises(ValueError, match=r"\(T, 7\)"):
+        gripper_as_target_state(np.zeros((3, 6)))
+
+
+def write_hold_dataset(root, n_episodes: int = 8, steps: int = 20, size: int = 16) -> None:
+    """Every step holds the (open) gripper: the gripper channel is 0 +- 0.05."""
+    rng = np.random.default_rng(3)
+    writer = DatasetWriter(root, (size, size), worker=0, run_id="hold")
+    for e in range(n_episodes):
+        img = rng.integers(0, 255, (steps, size, size, 3), dtype=np.uint8)
+        act = (0.05 * rng.standard_normal((steps, 7))).astype(np.float32)
+        writer.write_episode(Episode(img, act, attrs={"task": "grasp", "seed": e}))
+
+
+@pytest.mark.parametrize("labels, opens", [("target-state", True), ("as-recorded", False)])
+def test_train_prior_learns_the_gripper_channel_as_chosen(tmp_path, labels, opens):
+    """--gripper-labels target-state (the default) learns a hold while open as open (> +0.5),
+    as-recorded learns it as a hold (|g| < 0.5); the choice is saved with the run."""
+    write_hold_dataset(tmp_path / "data")
+    assert main(train_args(tmp_path / "data", tmp_path / "run", steps=150, eval_every=150,
+                           gripper_labels=labels)) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["gripper_labels"] == labels
+    model = load_prior(tmp_path / "run")
+    with torch.no_grad():
+        mode = model.forward(torch.zeros(8, 7), images(8))
+    assert bool(torch.all(mode[:, 6] > 0.5)) == opens
+    assert bool(torch.all(mode[:, 6].abs() < 0.5)) == (not opens)

@@ -42,7 +42,9 @@ def rig(tmp_path_factory):
                    "command_timeout_s": COMMAND_TIMEOUT, "image_timeout_s": TIMEOUT,
                    "max_image_age_s": TIMEOUT,
                    # tighter than the defaults so a full-scale diagonal step trips them
-                   "max_translation_m": 0.04, "max_rotation_rad": 0.2},
+                   "max_translation_m": 0.04, "max_rotation_rad": 0.2,
+                   # the arm points down with yaw 0: a full yaw step (0.15 rad) turns past this
+                   "max_yaw_rad": 0.1},
     }
     bridge = start_bridge(tmp, domain, params)
     arm = FakeArm(domain)
@@ -123,6 +125,7 @@ CASES = {
     "translation_limit": ([1, 1, 0, 0, 0, 0, 0], {}, "> 0.040 m"),
     "rotation_limit": ([0, 0, 0, 1, 1, 0, 0], {}, "> 0.200 rad"),
     "workspace": ([-1, 0, 0, 0, 0, 0, 0], {}, "outside box"),
+    "orientation_limit": ([0, 0, 0, 0, 0, 1, 0], {}, "from pointing down"),
     "stale_image": (GOOD, {"stamp_age_s": 1.0}, "old"),
     "future_stamp": (GOOD, {"stamp_age_s": -1.0}, "in the future"),
     # 0.7 m/s at 10 Hz: was clipped to 0.3 m/s and applied

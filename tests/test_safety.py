@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from parrot_bringup.safety import SafetyConfig, SafetyFilter
+from hardware_fakes import down_turned
+from parrot_core.safety import SafetyConfig, SafetyFilter
 
 GOOD = np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32)
 EE_CENTER = (0.45, 0.0, 0.25)
@@ -35,10 +36,23 @@ def test_nan_inf_or_wrong_shape_stops(bad):
 def test_workspace_box_stops_motion_leaving_it():
     """A step whose target is outside the box stops; the same step inside is fine."""
     f = fresh_filter()
-    near_edge = (0.749, 0.0, 0.25)
+    near_edge = (SafetyConfig().workspace_max[0] - 0.001, 0.0, 0.25)
     d = f.check_command(GOOD, now=0.1, ee_pos=near_edge)
     assert d.stop_reason == "workspace" and "outside box" in d.detail
     assert not f.check_command(-GOOD, now=0.2, ee_pos=near_edge).stopped
+
+
+def test_from_outside_the_box_only_steps_back_towards_it_pass():
+    """A TCP already outside the box (a start pose, a box changed at run time) may move back
+    towards the box, never further out, nor out on another axis."""
+    f = fresh_filter()
+    beyond = (SafetyConfig().workspace_max[0] + 0.05, 0.0, 0.25)
+    assert not f.check_command(-GOOD, now=0.1, ee_pos=beyond).stopped
+    assert f.check_command(GOOD, now=0.2, ee_pos=beyond).stop_reason == "workspace"
+    sideways_out = [-0.5, 0, 0, 0, 0, 0, 0]
+    at_y_edge = (beyond[0], SafetyConfig().workspace_min[1] + 0.001, 0.25)
+    sideways_out[1] = -0.5
+    assert f.check_command(sideways_out, now=0.3, ee_pos=at_y_edge).stop_reason == "workspace"
 
 
 def test_translation_and_rotation_limits_stop():
@@ -116,3 +130,42 @@ def test_command_stamped_in_the_future_stops():
     d = f.check_command(GOOD, now=1.0, image_stamp=1.5, ee_pos=EE_CENTER)
     assert d.stop_reason == "future_stamp" and "future" in d.detail
     assert not f.check_command(GOOD, now=1.0, image_stamp=1.02, ee_pos=EE_CENTER).stopped
+
+
+@pytest.mark.parametrize("pose, action", [
+    (dict(roll=0.55), [0, 0, 0, 0.67, 0, 0, 0]),    # roll 0.55 + 0.1 > 0.6
+    (dict(pitch=-0.55), [0, 0, 0, 0, -0.67, 0, 0]),  # pitch -0.55 - 0.1 < -0.6
+    (dict(yaw=1.5), [0, 0, 0, 0, 0, 0.67, 0]),      # yaw 1.5 + 0.1 > pi/2
+])
+def test_orientation_limits_refuse_a_turn_past_the_twins_limits(pose, action):
+    """A step that would tilt the tool past max_tilt_rad or turn it past max_yaw_rad is
+    refused (zero motion, rule named); the opposite turn from the same pose passes."""
+    f = fresh_filter()
+    d = f.check_command(action, now=0.1, ee_pos=EE_CENTER, ee_orn=down_turned(**pose))
+    assert d.stop_reason == "orientation_limit" and "from pointing down" in d.detail
+    assert np.all(d.rot_delta == 0) and np.all(d.pos_delta == 0)
+    back = -np.asarray(action, float)
+    assert not f.check_command(back, now=0.2, ee_pos=EE_CENTER, ee_orn=down_turned(**pose)).stopped
+
+
+def test_a_non_unit_or_non_finite_tcp_quaternion_stops():
+    """An orientation that is not a unit quaternion (bad FK or joint state) fails closed."""
+    for bad in ([0, 0, 0, 0], [np.nan, 0, 0, 1], [1, 1, 0, 0]):
+        d = fresh_filter().check_command(GOOD, now=0.1, ee_pos=EE_CENTER, ee_orn=bad)
+        assert d.stop_reason == "invalid_joint_state"
+
+
+def test_orientation_convention_is_the_twins_target_rpy():
+    """The filter measures orientation as the twin accumulates it: after turning the twin's
+    TCP target, the filter reads back the twin's own target roll/pitch/yaw."""
+    from parrot_core.safety import orientation_from_reference, quaternion_matrix
+    from sim.env import EnvConfig, ParrotEnv
+    env = ParrotEnv(EnvConfig(task="grasp", objects="train"))
+    try:
+        env.reset(seed=3)
+        for a in ([0, 0, 0, 0.8, 0, 0.5, 0], [0, 0, 0, 0, -0.6, 0.9, 0], [0, 0, 0, 0.3, 0.4, 0, 0]):
+            env.step(np.asarray(a, np.float32))
+        rpy = orientation_from_reference(quaternion_matrix(env._target_orn()), (np.pi, 0, 0))
+        np.testing.assert_allclose(rpy, env.target_rpy, atol=1e-6)
+    finally:
+        env.close()

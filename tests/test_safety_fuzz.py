@@ -12,8 +12,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from hardware_fakes import down_turned
 from parrot_bringup import interfaces as itf
-from parrot_bringup.safety import SafetyConfig, SafetyFilter
+from parrot_core.safety import (SafetyConfig, SafetyFilter, euler_matrix,
+                                   orientation_from_reference, quaternion_matrix)
 from parrot_core.action_space import InvalidActionError
 
 # derandomize: the same examples on every run, so CI cannot flake on a lucky draw
@@ -23,7 +25,10 @@ anything = st.floats(allow_nan=True, allow_infinity=True, width=64)
 # mostly near the valid range, so passing commands are common and the limits get tested
 near_range = st.one_of(st.floats(-0.4, 0.4), st.floats(-0.4, 0.4), st.floats(-1.05, 1.05),
                        anything)
-sane_ee = st.tuples(st.floats(0.1, 0.8), st.floats(-0.4, 0.4), st.floats(-0.05, 0.6))
+# mostly well inside the default box, so commands pass; sometimes near or beyond its faces
+sane_ee = st.one_of(st.tuples(st.floats(0.27, 0.55), st.floats(-0.2, 0.2), st.floats(0.07, 0.3)),
+                    st.tuples(st.floats(0.27, 0.55), st.floats(-0.2, 0.2), st.floats(0.07, 0.3)),
+                    st.tuples(st.floats(0.1, 0.8), st.floats(-0.4, 0.4), st.floats(-0.05, 0.6)))
 times = st.floats(min_value=-1e3, max_value=1e6, allow_nan=False)
 CONFIG = SafetyConfig()
 EE = (0.45, 0.0, 0.25)
@@ -35,15 +40,21 @@ OUTCOMES: set = set()  # stop reasons seen by the filter fuzz (None: passed)
                         st.lists(anything, min_size=0, max_size=9)),
        now=times, stamp=st.one_of(st.none(), st.floats(-1.0, 0.1), anything),
        ee=st.one_of(sane_ee, st.lists(anything, min_size=3, max_size=3)),
-       rate=st.sampled_from([1.0, 10.0, 30.0, 100.0]))
-@example(action=[0.1] * 7, now=0.0, stamp=None, ee=[float("nan"), 0.0, 0.2], rate=10.0)
-def test_filter_output_never_leaves_the_limits(action, now, stamp, ee, rate):
-    """Any command, stamp and TCP: a stop with zero motion and a named rule, or a motion
-    inside every per-step, speed and workspace limit."""
+       rate=st.sampled_from([1.0, 10.0, 30.0, 100.0]),
+       orn=st.one_of(st.none(), st.tuples(st.floats(-0.7, 0.7), st.floats(-0.7, 0.7),
+                                          st.floats(-1.7, 1.7)),
+                     st.lists(anything, min_size=4, max_size=4)))
+@example(action=[0.1] * 7, now=0.0, stamp=None, ee=[float("nan"), 0.0, 0.2], rate=10.0, orn=None)
+@example(action=[0, 0, 0, 0.67, 0, 0, 0], now=0.0, stamp=None, ee=EE, rate=10.0, orn=(0.55, 0, 0))
+def test_filter_output_never_leaves_the_limits(action, now, stamp, ee, rate, orn):
+    """Any command, stamp, TCP position and orientation: a stop with zero motion and a named
+    rule, or a motion inside every per-step, speed, workspace and orientation limit."""
+    if orn is not None and len(orn) == 3:  # roll, pitch, yaw from pointing down
+        orn = down_turned(*orn)
     f = SafetyFilter(CONFIG, control_rate_hz=rate)
     f.on_image(now)
     stamp = None if stamp is None else now + stamp  # mostly near now: fresh, old or ahead
-    d = f.check_command(action, now=now, image_stamp=stamp, ee_pos=ee)
+    d = f.check_command(action, now=now, image_stamp=stamp, ee_pos=ee, ee_orn=orn)
     OUTCOMES.add(d.stop_reason)
     if d.stopped:
         assert d.stop_reason and np.all(d.pos_delta == 0) and np.all(d.rot_delta == 0)
@@ -57,9 +68,16 @@ def test_filter_output_never_leaves_the_limits(action, now, stamp, ee, rate):
     assert np.linalg.norm(d.rot_delta) * rate <= CONFIG.max_angular_speed_rad_s + 1e-9
     target = np.asarray(ee, float) + d.pos_delta
     assert np.all(np.isfinite(target))
-    assert np.all(target >= np.asarray(CONFIG.workspace_min) - 1e-9)
-    assert np.all(target <= np.asarray(CONFIG.workspace_max) + 1e-9)
+    lo, hi = np.asarray(CONFIG.workspace_min), np.asarray(CONFIG.workspace_max)
+    outside_after = np.maximum(lo - target, 0) + np.maximum(target - hi, 0)
+    outside_now = np.maximum(lo - np.asarray(ee, float), 0) + np.maximum(np.asarray(ee, float) - hi, 0)
+    assert np.all(outside_after < outside_now + 1e-12)  # inside, or back towards the box
     assert d.gripper in (-1, 0, 1)
+    if orn is not None:
+        turned = euler_matrix(d.rot_delta) @ quaternion_matrix(orn)
+        roll, pitch, yaw = orientation_from_reference(turned, CONFIG.reference_rpy)
+        assert max(abs(roll), abs(pitch)) <= CONFIG.max_tilt_rad + 1e-6
+        assert abs(yaw) <= CONFIG.max_yaw_rad + 1e-6
 
 
 @FUZZ
@@ -108,4 +126,5 @@ def test_filter_fuzz_reached_passes_and_refusals():
     if not OUTCOMES:
         pytest.skip("run with the filter fuzz test")
     assert None in OUTCOMES
-    assert {"nan_or_inf", "out_of_range", "workspace"} <= OUTCOMES, OUTCOMES
+    assert {"nan_or_inf", "out_of_range", "workspace", "orientation_limit",
+            "invalid_joint_state"} <= OUTCOMES, OUTCOMES

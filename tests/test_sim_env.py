@@ -66,16 +66,19 @@ def test_nan_inf_or_wrong_shape_rejected_and_arm_not_moved(env, bad):
     assert env.t == t0 and env.robot.gripper_closed == closed0
 
 
-def test_action_scaled_by_pos_scale_and_clipped(env):
-    """a = +1 on x moves the TCP target by POS_SCALE_M; a = +5 is clipped to the same;
+def test_action_scaled_by_pos_scale_and_an_out_of_range_one_refused(env):
+    """a = +1 on x moves the TCP target by POS_SCALE_M; a = +5 is refused by the arm's safety
+    filter as on the arm (no motion, info names the rule), not clipped into a full step;
     the measured TCP follows within a few millimetres."""
     env.reset(seed=1)
     x0 = env.target_ee.copy()
     _, _, _, _, info = env.step(np.array([1, 0, 0, 0, 0, 0, 0], np.float32))
     assert env.target_ee[0] - x0[0] == pytest.approx(POS_SCALE_M, abs=1e-9)
+    assert info["safety_stop"] is None
     x1 = env.target_ee.copy()
-    env.step(np.array([5, 0, 0, 0, 0, 0, 0], np.float32))
-    assert env.target_ee[0] - x1[0] == pytest.approx(POS_SCALE_M, abs=1e-9)
+    _, _, _, _, info = env.step(np.array([5, 0, 0, 0, 0, 0, -1], np.float32))
+    assert np.array_equal(env.target_ee, x1) and info["safety_stop"] == "out_of_range"
+    assert not env.robot.gripper_closed  # a refused command's gripper part is not applied either
     _, _, _, _, info = env.step(np.zeros(7, np.float32))
     assert np.linalg.norm(info["ee_pos"] - env.target_ee) < 0.006
     env.step(np.array([0, 0, 0, 0, 0, 0, -1], np.float32))
@@ -139,3 +142,33 @@ def test_fixed_target_object_is_always_in_the_scene_and_is_the_target():
         ParrotEnv(EnvConfig(task="lift", objects="heldout", target_object=pool("train")[0]))
     with pytest.raises(EnvError, match="named-object task"):
         ParrotEnv(EnvConfig(task="grasp", objects="heldout", target_object=target))
+
+
+def test_without_the_safety_filter_an_out_of_range_action_is_clipped():
+    """EnvConfig(safety=None) turns the arm's filter off: a = +5 is then clipped to a full step
+    (the twin's own limits only)."""
+    env = ParrotEnv(EnvConfig(task="grasp", objects="train", safety=None))
+    try:
+        env.reset(seed=1)
+        x0 = env.target_ee.copy()
+        _, _, _, _, info = env.step(np.array([5, 0, 0, 0, 0, 0, 0], np.float32))
+        assert env.target_ee[0] - x0[0] == pytest.approx(POS_SCALE_M, abs=1e-9)
+        assert info["safety_stop"] is None
+    finally:
+        env.close()
+
+
+def test_the_twin_refuses_a_step_out_of_the_workspace_like_the_arm():
+    """Driving the TCP down into the table: the twin refuses the step that would leave the
+    arm's workspace box (rule named in info) instead of clamping it, and the TCP stays in the box."""
+    env = ParrotEnv(EnvConfig(task="grasp", objects="train"))
+    try:
+        env.reset(seed=2)
+        reasons = []
+        for _ in range(15):
+            _, _, _, _, info = env.step(np.array([0, 0, -1, 0, 0, 0, 0], np.float32))
+            reasons.append(info["safety_stop"])
+            assert info["ee_pos"][2] >= env.config.safety.workspace_min[2] - 0.005
+        assert "workspace" in reasons and reasons[0] is None
+    finally:
+        env.close()

@@ -28,7 +28,7 @@ Out: `output_mode: servo` -> geometry_msgs/TwistStamped on `servo_topic` (MoveIt
 
 Stopping = zero motion: a zero twist (servo), or a one-point trajectory holding the measured
 joints (an empty trajectory if none were measured, which a joint trajectory controller takes
-as "hold"); the gripper holds. The rules are parrot_bringup.safety's, plus two that only the
+as "hold"); the gripper holds. The rules are parrot_core.safety's, plus two that only the
 bridge can check: `joint_states` (no fresh joint state, so the TCP is unknown),
 `invalid_joint_state` (a NaN/inf joint, one far beyond its URDF limit, or a non-finite FK) and
 `ik` (no IK solution within tolerance, or one that jumps a joint by more than
@@ -60,7 +60,7 @@ from parrot_bringup.arm_kinematics import (DEFAULT_EE_LINK, DEFAULT_TCP_OFFSET, 
                                            ArmKinematics, KinematicsError)
 from parrot_bringup.node_runtime import declare, run_node
 from parrot_core.arm_state import arm_state
-from parrot_bringup.safety import SafetyConfig, SafetyDecision, SafetyFilter, \
+from parrot_core.safety import SafetyConfig, SafetyDecision, SafetyFilter, \
     config_from_parameters, parameter_defaults, refused_command
 
 OUTPUT_MODES = ("servo", "joint_trajectory")
@@ -516,7 +516,8 @@ class HardwareBridge(LifecycleNode):
         if not (np.all(np.isfinite(ee_pos)) and np.all(np.isfinite(ee_orn))):
             return (SafetyDecision(stop_reason="invalid_joint_state", detail=f"forward kinematics of "
                                    f"{q.tolist()} is not finite: TCP unknown"), *none)
-        d = self.filter.check_command(action, now, image_stamp=stamp_ns * 1e-9, ee_pos=ee_pos)
+        d = self.filter.check_command(action, now, image_stamp=stamp_ns * 1e-9, ee_pos=ee_pos,
+                                      ee_orn=ee_orn)
         return d, q, ee_pos, ee_orn
 
     def _joint_step(self, q, ee_pos, ee_orn, d: SafetyDecision):

@@ -37,7 +37,7 @@ from std_srvs.srv import Trigger
 
 from parrot_bringup import interfaces as itf
 from parrot_bringup.node_runtime import declare, run_node
-from parrot_bringup.safety import SafetyConfig, SafetyFilter, config_from_parameters, \
+from parrot_core.safety import SafetyFilter, config_from_parameters, \
     parameter_defaults, refused_command
 from parrot_core.action_space import InvalidActionError, validate_action
 from parrot_core.arm_state import state_from_info
@@ -65,10 +65,10 @@ PARAMS = {
     "camera_frame": itf.DEFAULT_CAMERA_FRAME,
     "publish_info": True,
     "exit_when_done": False,
-    # Every command passes parrot_bringup.safety, as on the arm. The twin's box reaches 5 cm
-    # below the table top: the env itself keeps the fingertips above it.
+    # Every command passes parrot_core.safety with the bridge's defaults, as on the arm (and
+    # ParrotEnv runs the same motion rules itself).
     "safety.enabled": True,
-    **parameter_defaults(SafetyConfig(workspace_min=(0.15, -0.35, -0.05))),
+    **parameter_defaults(),
 }
 
 
@@ -205,7 +205,8 @@ class SimTwinNode(Node):
         now = None if self.lockstep else self.get_clock().now().nanoseconds * 1e-9
         d = self.safety.check_command(action, now=now or 0.0,
                                       image_stamp=None if self.lockstep else stamp_ns * 1e-9,
-                                      ee_pos=self.info.get("ee_pos"))
+                                      ee_pos=self.info.get("ee_pos"),
+                                      ee_orn=self.info.get("ee_orn"))
         if not d.stopped:
             return action
         self.safety_stops[d.stop_reason] = self.safety_stops.get(d.stop_reason, 0) + 1

@@ -1,7 +1,9 @@
 """The safety rules every command passes through, in sim and on hardware alike.
 
 Pure logic, no ROS: the `hardware_bridge` and `sim_twin` nodes feed it commands, images,
-clock ticks and e-stop messages, and move the arm only with what it returns. The safe
+clock ticks and e-stop messages, and move the arm only with what it returns; the twin's
+`ParrotEnv` runs it on every step too (no clock there: the motion rules only), so collection
+and RL see a refusal where the arm would refuse. The safe
 reaction to anything unexpected is to stop: every rule, when triggered, returns a zero
 motion together with the reason, so the node can log it and publish a diagnostic.
 
@@ -14,7 +16,12 @@ Rules:
                     (it means the command source is misconfigured, so we don't guess)
 - speed_limit:      the same in physical units, m/s and rad/s at the filter's control rate,
                     so raising the rate cannot raise the arm's speed
-- workspace:        a step that would leave the workspace box stops motion
+- workspace:        a step that would leave the workspace box stops motion (from outside the
+                    box, only steps back towards it pass)
+- orientation_limit: a step that would tilt the tool more than `max_tilt_rad` (roll or pitch)
+                    from pointing straight down, or turn it more than `max_yaw_rad` from the
+                    reference yaw, stops motion: the twin's own limits, so a policy pretrained
+                    there is never refused on the arm for a pose the twin allowed
 - invalid_joint_state: a TCP position that is not finite (from a bad joint state) stops
                     motion: NaN compares False, so the box check alone would let it through
 - stale_command:    no fresh command within `command_timeout_s` -> zero motion (watchdog)
@@ -27,6 +34,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,8 +45,10 @@ from parrot_core.action_space import (ActionOutOfRangeError, InvalidActionError,
 
 @dataclass
 class SafetyConfig:
-    workspace_min: tuple[float, float, float] = (0.15, -0.35, 0.0)  # metres, arm base frame
-    workspace_max: tuple[float, float, float] = (0.75, 0.35, 0.55)
+    # metres, arm base frame (TCP): the twin's reach (sim/env.py keeps its TCP target inside),
+    # so a policy pretrained there is refused on the arm where the twin refused it
+    workspace_min: tuple[float, float, float] = (0.22, -0.26, 0.015)
+    workspace_max: tuple[float, float, float] = (0.60, 0.26, 0.35)
     # Per control step. Above the largest valid command (a full-scale diagonal step is
     # sqrt(3) * POS_SCALE_M = 0.052 m, sqrt(3) * ROT_SCALE_RAD = 0.26 rad), so they only
     # fire when the command source or the scaling is misconfigured.
@@ -52,6 +62,11 @@ class SafetyConfig:
     image_timeout_s: float = 0.5
     max_image_age_s: float = 0.5
     max_image_future_s: float = 0.05  # clock skew tolerated between camera and this node
+    # Tool orientation, as roll/pitch/yaw of the rotation from `reference_rpy` (the tool
+    # pointing straight down, sim/robot.py DOWN_EULER) in the base frame: the twin's limits.
+    max_tilt_rad: float = 0.6
+    max_yaw_rad: float = math.pi / 2
+    reference_rpy: tuple[float, float, float] = (math.pi, 0.0, 0.0)
     # True: a command before the first image stops (hardware: never move blind).
     require_image: bool = False
 
@@ -111,9 +126,10 @@ class SafetyFilter:
         return self._estop_reason is not None
 
     def check_command(self, action, now: float, image_stamp: float | None = None,
-                      ee_pos=None) -> SafetyDecision:
+                      ee_pos=None, ee_orn=None) -> SafetyDecision:
         """Decide what a 7D policy command may do. `image_stamp`: when the image it was
-        computed from was taken; `ee_pos`: current end-effector position (for the box)."""
+        computed from was taken; `ee_pos`, `ee_orn`: the TCP's current position (for the box)
+        and quaternion (x, y, z, w; for the orientation limits)."""
         if self.estopped:
             return _stop("estop", f"latched: {self._estop_reason}")
         try:
@@ -122,10 +138,10 @@ class SafetyFilter:
             return _stop("out_of_range", str(e))
         except InvalidActionError as e:
             return _stop("nan_or_inf", str(e))
-        return self._check_motion(pos, rot, grip, now, image_stamp, ee_pos)
+        return self._check_motion(pos, rot, grip, now, image_stamp, ee_pos, ee_orn)
 
     def check_delta(self, pos_delta, rot_delta, gripper: int, now: float,
-                    image_stamp: float | None = None, ee_pos=None) -> SafetyDecision:
+                    image_stamp: float | None = None, ee_pos=None, ee_orn=None) -> SafetyDecision:
         """Like check_command, for a command already in metres/radians per step."""
         if self.estopped:
             return _stop("estop", f"latched: {self._estop_reason}")
@@ -133,9 +149,9 @@ class SafetyFilter:
         if pos.shape != (3,) or rot.shape != (3,) or not (np.all(np.isfinite(pos)) and
                                                           np.all(np.isfinite(rot))):
             return _stop("nan_or_inf", f"bad delta pos={pos.tolist()} rot={rot.tolist()}")
-        return self._check_motion(pos, rot, int(gripper), now, image_stamp, ee_pos)
+        return self._check_motion(pos, rot, int(gripper), now, image_stamp, ee_pos, ee_orn)
 
-    def _check_motion(self, pos, rot, grip, now, image_stamp, ee_pos) -> SafetyDecision:
+    def _check_motion(self, pos, rot, grip, now, image_stamp, ee_pos, ee_orn) -> SafetyDecision:
         cfg = self.config
         self._last_command_time = now
         if image_stamp is not None and image_stamp - now > cfg.max_image_future_s:
@@ -161,11 +177,34 @@ class SafetyFilter:
                 return _stop("invalid_joint_state", f"TCP position {ee.tolist()} not finite")
             target = ee + pos
             lo, hi = np.asarray(cfg.workspace_min), np.asarray(cfg.workspace_max)
-            if np.any(target < lo) or np.any(target > hi):
+            outside_after = np.maximum(lo - target, 0) + np.maximum(target - hi, 0)
+            outside_now = np.maximum(lo - ee, 0) + np.maximum(ee - hi, 0)
+            # outside, or further out than now on some axis: a TCP that is outside (a start
+            # pose, a box changed at run time) may still move back towards the box
+            if np.any((outside_after > 0) & (outside_after >= outside_now)):
                 return _stop("workspace", f"target {np.round(target, 3).tolist()} outside box "
                                           f"{np.round(cfg.workspace_min, 3).tolist()}.."
                                           f"{np.round(cfg.workspace_max, 3).tolist()}")
+        if ee_orn is not None:
+            refused = self._orientation_refusal(ee_orn, rot)
+            if refused:
+                return refused
         return SafetyDecision(pos_delta=pos, rot_delta=rot, gripper=grip)
+
+    def _orientation_refusal(self, ee_orn, rot) -> SafetyDecision | None:
+        cfg = self.config
+        q = np.asarray(ee_orn, float)
+        if q.shape != (4,) or not np.all(np.isfinite(q)) or abs(np.linalg.norm(q) - 1.0) > 1e-3:
+            return _stop("invalid_joint_state", f"TCP orientation {q.tolist()} is not a unit "
+                                                f"quaternion")
+        roll, pitch, yaw = orientation_from_reference(
+            euler_matrix(rot) @ quaternion_matrix(q), cfg.reference_rpy)
+        if max(abs(roll), abs(pitch)) > cfg.max_tilt_rad + 1e-9 or abs(yaw) > cfg.max_yaw_rad + 1e-9:
+            return _stop("orientation_limit",
+                         f"target roll {roll:.3f}, pitch {pitch:.3f}, yaw {yaw:.3f} rad from "
+                         f"pointing down (limits tilt {cfg.max_tilt_rad:.3f}, yaw "
+                         f"{cfg.max_yaw_rad:.3f} rad)")
+        return None
 
     def _image_staleness(self, now: float, image_stamp: float | None) -> str:
         cfg = self.config
@@ -191,6 +230,35 @@ class SafetyFilter:
         return None
 
 
+# ---- orientation: the same convention as PyBullet's Euler angles (R = Rz(yaw) Ry(pitch) Rx(roll))
+
+def quaternion_matrix(q) -> np.ndarray:
+    """Rotation matrix of a unit quaternion (x, y, z, w)."""
+    x, y, z, w = (float(v) for v in q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def euler_matrix(rpy) -> np.ndarray:
+    """Rotation matrix of roll, pitch, yaw about the base's x, y, z axes."""
+    r, p, y = (float(v) for v in rpy)
+    cr, sr, cp, sp, cy, sy = math.cos(r), math.sin(r), math.cos(p), math.sin(p), math.cos(y), math.sin(y)
+    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def orientation_from_reference(rotation: np.ndarray, reference_rpy) -> tuple[float, float, float]:
+    """(roll, pitch, yaw) of the base-frame rotation taking the reference pose to `rotation`:
+    what the twin accumulates as its target_rpy and limits."""
+    d = rotation @ euler_matrix(reference_rpy).T
+    pitch = -math.asin(max(-1.0, min(1.0, float(d[2, 0]))))
+    return math.atan2(d[2, 1], d[2, 2]), pitch, math.atan2(d[1, 0], d[0, 0])
+
+
 # ---- ROS parameters (declared as `safety.<field>` by the nodes that apply commands) ------
 
 def parameter_defaults(config: SafetyConfig | None = None) -> dict:
@@ -208,6 +276,9 @@ def parameter_defaults(config: SafetyConfig | None = None) -> dict:
         "safety.max_image_age_s": float(c.max_image_age_s),
         "safety.max_image_future_s": float(c.max_image_future_s),
         "safety.require_image": bool(c.require_image),
+        "safety.max_tilt_rad": float(c.max_tilt_rad),
+        "safety.max_yaw_rad": float(c.max_yaw_rad),
+        "safety.reference_rpy": [float(v) for v in c.reference_rpy],
     }
 
 
@@ -224,4 +295,7 @@ def config_from_parameters(p: dict) -> SafetyConfig:
         image_timeout_s=float(p["safety.image_timeout_s"]),
         max_image_age_s=float(p["safety.max_image_age_s"]),
         max_image_future_s=float(p["safety.max_image_future_s"]),
-        require_image=bool(p["safety.require_image"]))
+        require_image=bool(p["safety.require_image"]),
+        max_tilt_rad=float(p["safety.max_tilt_rad"]),
+        max_yaw_rad=float(p["safety.max_yaw_rad"]),
+        reference_rpy=tuple(float(v) for v in p["safety.reference_rpy"]))
