@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 ACTION_DIM = 7
+ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
 # End-effector position change per control step at |a| = 1 (metres).
 POS_SCALE_M = 0.03
 # End-effector orientation change per control step at |a| = 1 (radians, roll/pitch/yaw).

@@ -43,6 +43,7 @@ import torch
 
 from parrot_core.action_transform import ActionTransform
 from parrot_core.sac import ReplayBuffer, SACAgent
+from parrot_core.tensorboard_log import TensorBoardLog
 
 # What the agent observes of an env step: (obs, info) -> the array stored in replay.
 Observe = Callable[[np.ndarray, dict], np.ndarray]
@@ -67,6 +68,7 @@ class LoopConfig:
     checkpoint_every: int | None = None  # None -> eval_every
     bc_steps: int = 0  # behaviour-cloning gradient steps before RL (BC+SAC)
     progress: bool = True
+    tensorboard: bool = False  # also log every metrics row to RUN/tensorboard (optional package)
 
     def __post_init__(self):
         if self.total_steps < 1 or self.eval_every < 1 or self.eval_episodes < 0:
@@ -289,6 +291,7 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
     if buffer is None:
         buffer = ReplayBuffer(cfg.buffer_size, agent_obs.shape, cfg.action_dim, agent_obs.dtype)
 
+    tb = TensorBoardLog(run_dir, loop.tensorboard)
     t_start = time.perf_counter()
     wall0 = state["wall_s"]
     losses, train_eps = _Averager(), [tuple(e) for e in state.pop("train_eps", [])]
@@ -310,6 +313,7 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
         row["alpha"] = agent.alpha
         row["wall_s"] = round(wall(), 3)
         _append_jsonl(run_dir / METRICS, row)
+        tb.scalars(at_step, row, "rl")
         return row
 
     def save_checkpoint(at_step: int, in_progress: bool) -> None:
@@ -332,6 +336,7 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
             bc = behaviour_clone(agent, bc_data["obs"], bc_data["actions"], loop.bc_steps, np_rng,
                                  progress=loop.progress)
             _append_jsonl(run_dir / METRICS, {"kind": "bc", "env_step": 0, **bc, "wall_s": round(wall(), 3)})
+            tb.scalars(0, bc, "bc")
         last_row = log_eval(0)
         save_checkpoint(0, False)
 
@@ -384,6 +389,7 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
         last_row = log_eval(step)
     # the final checkpoint; `episode` already counts a just-finished episode
     save_checkpoint(step, in_progress=not (terminated or truncated))
+    tb.close()
     for e in {id(env): env, id(eval_env): eval_env}.values():
         close = getattr(e, "close", None)
         if close:

@@ -76,6 +76,10 @@ from parrot_core.flow import base_log_prob
 _LOG_2PI = math.log(2.0 * math.pi)
 DISTRIBUTIONS = ("tanh", "clipped")
 REGULARIZERS = ("entropy", "kl_base")
+# How the policy learns from Q: "sac" (reparameterised gradient of Q) or "awac" (weighted
+# likelihood of the replayed actions, weight exp(advantage / awac_lambda)): the policy only
+# moves towards actions it tried that Q rates above its average (Nair et al. 2020).
+POLICY_UPDATES = ("sac", "awac")
 
 
 class SACConfigError(ValueError):
@@ -115,6 +119,9 @@ class SACConfig:
     # near target_kl nats.
     regularizer: str = "entropy"
     target_kl: float = 2.0
+    policy_update: str = "sac"
+    awac_lambda: float = 0.3  # advantage temperature (in units of Q) for "awac"
+    awac_max_weight: float = 20.0  # cap on exp(advantage / lambda): one lucky sample cannot dominate
     # policy distribution (module docstring)
     distribution: str = "tanh"
     action_scale: float = 1.0
@@ -146,6 +153,11 @@ class SACConfig:
             raise SACConfigError(f"n_step must be >= 1, got {self.n_step}")
         if self.regularizer not in REGULARIZERS:
             raise SACConfigError(f"regularizer must be one of {REGULARIZERS}, got {self.regularizer!r}")
+        if self.policy_update not in POLICY_UPDATES:
+            raise SACConfigError(f"policy_update must be one of {POLICY_UPDATES}, "
+                                 f"got {self.policy_update!r}")
+        if self.awac_lambda <= 0 or self.awac_max_weight <= 0:
+            raise SACConfigError("awac_lambda and awac_max_weight must be > 0")
 
     @property
     def entropy_target(self) -> float:
@@ -384,15 +396,12 @@ class SACAgent:
         q_loss.backward()
         self.q_opt.step()
 
-        # policy: maximise min Q - alpha log pi (Q weights frozen for this step)
-        self.qf1.requires_grad_(False)
+        self.qf1.requires_grad_(False)  # Q weights frozen for the policy's step
         self.qf2.requires_grad_(False)
-        pi, logp, raw_mean = self.actor.sample(obs, with_raw=True)
-        q_pi = torch.min(self.qf1(obs, pi), self.qf2(obs, pi))
-        reg = self.regularizer(pi, logp)
-        # + a weak pull of the pre-tanh mean to 0 (rlkit's mean regulariser): brings a mean that
-        # ran into tanh's flat tail back where Q's gradient reaches it again
-        actor_loss = (alpha * reg - q_pi).mean() + cfg.mean_reg * raw_mean.pow(2).mean()
+        if cfg.policy_update == "awac":
+            actor_loss, logp, reg, pi = self.awac_actor_loss(obs, actions, alpha)
+        else:
+            actor_loss, logp, reg, pi = self.sac_actor_loss(obs, alpha)
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
@@ -419,6 +428,32 @@ class SACAgent:
             "alpha": alpha.item(), "q_mean": q1.mean().item(), "entropy": -logp.mean().item(),
             "kl_base": (logp - base_log_prob(pi)).mean().item(),
         }
+
+    def sac_actor_loss(self, obs, alpha):
+        """Maximise min Q - alpha * regularizer through the reparameterised sample."""
+        pi, logp, raw_mean = self.actor.sample(obs, with_raw=True)
+        q_pi = torch.min(self.qf1(obs, pi), self.qf2(obs, pi))
+        reg = self.regularizer(pi, logp)
+        # + a weak pull of the pre-tanh mean to 0 (rlkit's mean regulariser): brings a mean that
+        # ran into tanh's flat tail back where Q's gradient reaches it again
+        loss = (alpha * reg - q_pi).mean() + self.cfg.mean_reg * raw_mean.pow(2).mean()
+        return loss, logp, reg, pi
+
+    def awac_actor_loss(self, obs, actions, alpha):
+        """Weighted likelihood of the replayed actions, weight exp(A / lambda) with the
+        advantage A = Q(s, a) - Q(s, a ~ pi): no gradient through Q, so a critic that is still
+        wrong can only reweight actions the policy already tried. alpha * regularizer keeps
+        the KL to the prior's base distribution in check as in the SAC update."""
+        cfg = self.cfg
+        with torch.no_grad():
+            q_data = torch.min(self.qf1(obs, actions), self.qf2(obs, actions))
+            pi_now, _ = self.actor.sample(obs)
+            advantage = q_data - torch.min(self.qf1(obs, pi_now), self.qf2(obs, pi_now))
+            weight = torch.exp(advantage / cfg.awac_lambda).clamp(max=cfg.awac_max_weight)
+        pi, logp = self.actor.sample(obs)
+        reg = self.regularizer(pi, logp)
+        loss = -(weight * self.actor.log_prob(obs, actions)).mean() + (alpha * reg).mean()
+        return loss, logp, reg, pi
 
     def regularizer(self, action: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
         """What alpha weighs, per sample: log pi(a|s) (entropy bonus), or log pi(z|s) - log

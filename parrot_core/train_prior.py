@@ -43,13 +43,14 @@ import numpy as np
 import torch
 
 from parrot_core import __version__
-from parrot_core.action_space import GRIPPER_LABELS, gripper_as_target_state
+from parrot_core.action_space import ACTION_NAMES, GRIPPER_LABELS, gripper_as_target_state
 from parrot_core.arm_state import STATE_DIM
 from parrot_core.dataset import episode_paths, read_episode, read_episode_attrs, read_header
 from parrot_core.device import pick_device
 from parrot_core.files import atomic_write_text
 from parrot_core.flow import ConditionalRealNVP, PriorConfig
 from parrot_core.onnx_prior import PriorLoadError
+from parrot_core.tensorboard_log import TensorBoardLog
 
 CKPT_FORMAT = "parrot-prior-checkpoint"
 CKPT_VERSION = 1
@@ -245,6 +246,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init-from", metavar="PRIOR_RUN",
                         help="start from this run's weights (best.pt) and model config: fine-tuning")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also log NLLs and histograms of prior samples to OUT/tensorboard "
+                             "(needs the tensorboard package)")
     model = parser.add_argument_group("model (ignored with --resume: the saved config is used)")
     model.add_argument("--arm-state", action="store_true",
                        help="condition the prior on the arm state (TCP position, gripper closed) "
@@ -394,11 +398,21 @@ def main(args) -> int:
         print(f"parrot train-prior: {out} is already at step {start_step} >= {total}; nothing to do")
         return 0
 
+    tb = TensorBoardLog(out, args.tensorboard)
+    # the same validation images (and states) for every histogram of prior samples
+    tb_images, tb_states = val_images[:64], None if val_states is None else val_states[:64]
+
+    def log_row(row: dict) -> None:
+        with metrics_path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(row)
+        tb.scalars(row["step"], row, "prior")
+        if tb.writer is not None and len(tb_images):
+            tb.histograms(row["step"], _prior_samples(model, tb_images, tb_states, device),
+                          list(ACTION_NAMES), "prior_samples")
+
     if start_step == 0:  # the untrained model's val NLL: the baseline the curve starts from
         val0 = evaluate_nll(model, val_images, val_actions, device, states=val_states)
-        with metrics_path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(
-                {"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
+        log_row({"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
                  "best_val_nll": float("nan"), "lr": optimizer.param_groups[0]["lr"],
                  "elapsed_s": 0.0, "steps_per_s": float("nan")})
 
@@ -447,8 +461,7 @@ def main(args) -> int:
                        "best_val_nll": round(best_val, 6), "lr": optimizer.param_groups[0]["lr"],
                        "elapsed_s": round(now - t0, 3),
                        "steps_per_s": round((step - step_last) / max(now - t_last, 1e-9), 3)}
-                with metrics_path.open("a", newline="") as f:
-                    csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(row)
+                log_row(row)
                 pbar.set_postfix(train_nll=f"{train_nll:.3f}", val_nll=f"{val_nll:.3f}")
                 loss_sum, loss_count = torch.zeros((), device=device), 0
                 t_last, step_last = now, step
@@ -459,8 +472,21 @@ def main(args) -> int:
               file=sys.stderr)
         raise
     pbar.close()
+    tb.close()
     print(f"parrot train-prior: {step} steps, best val NLL {best_val:.4f} nats/action -> {out}")
     return 0
+
+
+@torch.no_grad()
+def _prior_samples(model: ConditionalRealNVP, images, states, device) -> np.ndarray:
+    """Four actions for random z per image: what random exploration would command there."""
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(0)
+    a = model.sample(images.to(device), n=4, generator=g,
+                     state=None if states is None else states.to(device))
+    model.train(was_training)
+    return a.reshape(-1, a.shape[-1]).cpu().numpy()
 
 
 def _config_hw(config: PriorConfig) -> list[int]:

@@ -83,6 +83,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu) | cpu | cuda[:N]")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="also log to OUT/tensorboard (needs the tensorboard package)")
     s = parser.add_argument_group("SAC (defaults: paper Table 1 / Figure 7)")
     s.add_argument("--batch-size", type=int, default=256)
     s.add_argument("--hidden", help="MLP sizes of policy and Q (default: "
@@ -106,6 +108,10 @@ def add_arguments(parser) -> None:
                         "KL(pi || N(0, I)) in z (default for parrot)")
     s.add_argument("--target-kl", type=float, default=2.0,
                    help="kl_base: the KL to N(0, I) (nats) automatic tuning keeps")
+    s.add_argument("--policy-update", choices=("sac", "awac"), default="sac",
+                   help="sac: the policy follows Q's gradient; awac: it re-weights the actions "
+                        "it tried by exp(advantage / --awac-lambda)")
+    s.add_argument("--awac-lambda", type=float, default=0.3, help="awac: advantage temperature")
 
 
 def _bc_data(path: str | None, image_size: int, features=None) -> dict:
@@ -175,7 +181,7 @@ def main(args) -> int:
         target_update_period=args.target_update_period, tau=args.tau,
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
         mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,
-        target_kl=args.target_kl,
+        target_kl=args.target_kl, policy_update=args.policy_update, awac_lambda=args.awac_lambda,
         **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
                  else IdentityTransform())
@@ -190,7 +196,8 @@ def main(args) -> int:
                 "bc_steps": args.bc_steps if args.algo == "bc-sac" else 0}
     loop = LoopConfig(total_steps=args.steps, seed=args.seed, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
-                      bc_steps=run_meta["bc_steps"], progress=not args.no_progress)
+                      bc_steps=run_meta["bc_steps"], progress=not args.no_progress,
+                      tensorboard=args.tensorboard)
     agent = make_agent(cfg, args.seed, device=device)
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
                                args.target_object, args.terminate_on_success, args.num_objects)

@@ -377,3 +377,18 @@ def test_train_prior_learns_the_gripper_channel_as_chosen(tmp_path, labels, open
         mode = model.forward(torch.zeros(8, 7), images(8))
     assert bool(torch.all(mode[:, 6] > 0.5)) == opens
     assert bool(torch.all(mode[:, 6].abs() < 0.5)) == (not opens)
+
+
+def test_train_prior_tensorboard_logs_nll_and_prior_samples(tmp_path):
+    """--tensorboard logs each metrics.csv row's NLLs (same steps) and a histogram of prior
+    samples per action dimension to OUT/tensorboard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    write_dataset(tmp_path / "data")
+    assert main(train_args(tmp_path / "data", tmp_path / "run", steps=20, eval_every=10,
+                           tensorboard=True)) == 0
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    acc.Reload()
+    rows = read_metrics(tmp_path / "run")
+    assert [e.step for e in acc.Scalars("prior/val_nll")] == [r["step"] for r in rows] == [0, 10, 20]
+    assert np.allclose([e.value for e in acc.Scalars("prior/val_nll")], [r["val_nll"] for r in rows])
+    assert {"prior_samples/dx", "prior_samples/gripper"} <= set(acc.Tags()["histograms"])

@@ -92,10 +92,14 @@ def test_config_rejects_nonsense():
         config_for_algo("ppo")
     with pytest.raises(SACConfigError):
         SACConfig(tau=0.0)
+    with pytest.raises(SACConfigError, match="policy_update"):
+        SACConfig(policy_update="ppo")
+    with pytest.raises(SACConfigError, match="awac_lambda"):
+        SACConfig(awac_lambda=0.0)
 
 
-def _learn(algo, transform, tmp_path, steps=500):
-    agent = make_agent(tiny_config(algo), seed=0)
+def _learn(algo, transform, tmp_path, steps=500, **config):
+    agent = make_agent(tiny_config(algo, **config), seed=0)
     loop = LoopConfig(total_steps=steps, seed=0, eval_every=250, eval_episodes=20, progress=False)
     train(agent, lambda: ColorSignEnv(), transform, tmp_path, loop, run_meta={"algo": algo})
     return [r for r in read_metrics(tmp_path) if r["kind"] == "eval"]
@@ -119,6 +123,14 @@ def test_parrot_learns_through_a_frozen_prior(tmp_path):
     rows = _learn("parrot", transform, tmp_path)
     assert rows[-1]["eval_success"] >= 0.9
     assert float(prior.dummy) == 0.0
+
+
+def test_parrot_with_the_awac_policy_update_learns_through_the_prior(tmp_path):
+    """--policy-update awac: the z policy re-weights the z it tried by exp(advantage / lambda)
+    instead of following Q's gradient, and still learns the negating prior's task (>= 0.9)."""
+    rows = _learn("parrot", PriorTransform(negating_prior()), tmp_path, steps=750,
+                  policy_update="awac", awac_lambda=0.1)
+    assert rows[0]["eval_success"] < 0.7 and rows[-1]["eval_success"] >= 0.9
 
 
 def test_prior_transform_runs_the_real_flow():

@@ -64,3 +64,26 @@ def test_argument_errors_are_one_line(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert parrot(base + ["--algo", "sac", "--device", "cuda"]) == 1
         assert "CUDA is not available" in capsys.readouterr().err
+
+
+def tensorboard_scalars(log_dir) -> dict:
+    """{tag: [(step, value), ...]} of every scalar in a TensorBoard log directory."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(log_dir))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_logs_every_evaluation_beside_metrics_jsonl(tmp_path, monkeypatch):
+    """--tensorboard writes OUT/tensorboard with one point per metrics.jsonl evaluation row
+    (same step, same value); without it no log directory appears."""
+    monkeypatch.setattr(train_rl, "make_env_factory", lambda *a: (lambda: ColorSignEnv()))
+    run = ["train-rl", "--task", "grasp", "--algo", "sac", "--steps", "60", *SMALL]
+    assert parrot([*run, "--out", str(tmp_path / "tb"), "--tensorboard"]) == 0
+    evals = [r for r in read_metrics(tmp_path / "tb") if r["kind"] == "eval"]
+    scalars = tensorboard_scalars(tmp_path / "tb" / "tensorboard")
+    assert [s for s, _ in scalars["rl/eval_success"]] == [r["env_step"] for r in evals]
+    assert np.allclose([v for _, v in scalars["rl/eval_success"]], [r["eval_success"] for r in evals])
+    assert "rl/q_loss" in scalars and "rl/alpha" in scalars
+    assert parrot([*run, "--out", str(tmp_path / "plain")]) == 0
+    assert not (tmp_path / "plain" / "tensorboard").exists()
