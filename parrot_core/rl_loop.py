@@ -232,166 +232,213 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
     the agent sees and replay stores (the image, or e.g. PriorFeatures). Returns the last
     metrics row.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = agent.cfg
-    ckpt_path = run_dir / CHECKPOINT
-    config_doc = {"run": run_meta or {}, "sac": cfg.to_dict(),
-                  "loop": dataclasses.asdict(loop), "transform": transform.describe(),
-                  "observation": getattr(observe, "describe", lambda: {"name": "image"})()}
-    # e.g. the frozen feature weights, so an export rebuilds image -> features -> policy
-    checkpoint_extra = observe.checkpoint() if hasattr(observe, "checkpoint") else {}
-    np_rng = np.random.default_rng(loop.seed)
-    env = env_factory()
-    eval_env = (eval_env_factory or env_factory)()
+    run = TrainingRun(agent, env_factory, transform, run_dir, loop, run_meta,
+                      eval_env_factory, observe)
+    try:
+        return run.run(resume, bc_data)
+    finally:
+        run.close()
 
-    state = {"global_step": 0, "episode": 0, "update_credit": 0.0, "wall_s": 0.0,
-             "episode_in_progress": False}
-    buffer = None
-    if ckpt_path.exists() and not resume:
-        raise RunError(f"{run_dir} already holds a run (checkpoint.pt); pass --resume to continue it "
-                       f"or choose another --out")
-    if ckpt_path.exists():
-        old = read_config(run_dir)
-        for key in ("run", "sac", "observation"):
-            if old.get(key) != config_doc[key]:
-                raise RunError(f"{run_dir}: --resume with a different {key} config than the run was "
-                               f"started with:\n  was {old.get(key)}\n  now {config_doc[key]}")
-        ckpt = torch.load(ckpt_path, map_location=agent.device, weights_only=False)
-        agent.load_state_dict(ckpt["agent"])
-        state.update(ckpt["loop"])
-        replay_path = run_dir / ckpt["replay_file"]
-        if not replay_path.exists():
-            raise RunError(f"{replay_path}: replay buffer of the checkpoint is missing")
-        buffer = ReplayBuffer(cfg.buffer_size, ckpt["image_shape"], cfg.action_dim,
-                              np.dtype(ckpt.get("obs_dtype", "uint8")))
-        buffer.load(replay_path)
-        _set_rng_state(ckpt["rng"], np_rng)
-        # drop rows written after the checkpoint: they will be produced again
-        rows = [r for r in read_metrics(run_dir) if r.get("env_step", 0) <= state["global_step"]]
-        (run_dir / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
-        print(f"resuming {run_dir} at env step {state['global_step']}", flush=True)
-    else:
-        (run_dir / METRICS).write_text("")
-        torch.manual_seed(loop.seed)
-        random.seed(loop.seed)
-    # the budget may change on resume; everything else must not
-    (run_dir / CONFIG).write_text(json.dumps(config_doc, indent=2, default=str) + "\n")
 
-    step = state["global_step"]
-    if step >= loop.total_steps:
-        print(f"{run_dir}: already at env step {step} >= --steps {loop.total_steps}; nothing to do", flush=True)
-        rows = [r for r in read_metrics(run_dir) if r.get("kind") == "eval"]
-        return rows[-1] if rows else {}
-    if state["episode_in_progress"]:  # final checkpoint of a shorter budget: next episode
-        state["episode"] += 1
-        state["episode_in_progress"] = False
-    obs, info = env.reset(seed=train_episode_seed(loop.seed, state["episode"]))
-    agent_obs = observe(obs, info)
-    if buffer is None:
-        buffer = ReplayBuffer(cfg.buffer_size, agent_obs.shape, cfg.action_dim, agent_obs.dtype)
+class TrainingRun:
+    """One run directory's training: collect -> update -> evaluate -> checkpoint."""
 
-    tb = TensorBoardLog(run_dir, loop.tensorboard)
-    t_start = time.perf_counter()
-    wall0 = state["wall_s"]
-    losses, train_eps = _Averager(), [tuple(e) for e in state.pop("train_eps", [])]
-    losses.sums, losses.counts = state.pop("loss_sums", {}), state.pop("loss_counts", {})
-    last_row: dict = {}
+    def __init__(self, agent: SACAgent, env_factory, transform: ActionTransform, run_dir,
+                 loop: LoopConfig, run_meta: dict | None, eval_env_factory, observe: Observe):
+        self.agent, self.transform, self.loop, self.observe = agent, transform, loop, observe
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.ckpt_path = self.run_dir / CHECKPOINT
+        self.run_meta = run_meta or {}
+        self.config_doc = {"run": self.run_meta, "sac": agent.cfg.to_dict(),
+                           "loop": dataclasses.asdict(loop), "transform": transform.describe(),
+                           "observation": getattr(observe, "describe", lambda: {"name": "image"})()}
+        # e.g. the frozen feature weights, so an export rebuilds image -> features -> policy
+        self.checkpoint_extra = observe.checkpoint() if hasattr(observe, "checkpoint") else {}
+        self.np_rng = np.random.default_rng(loop.seed)
+        self.env = env_factory()
+        self.eval_env = (eval_env_factory or env_factory)()
+        self.state = {"global_step": 0, "episode": 0, "update_credit": 0.0, "wall_s": 0.0,
+                      "episode_in_progress": False}
+        self.buffer: ReplayBuffer | None = None
+        self.losses, self.train_eps = _Averager(), []
+        self.tb = TensorBoardLog(self.run_dir, loop.tensorboard)
+        self._t_start, self._wall0 = time.perf_counter(), 0.0
 
-    def wall() -> float:
-        return wall0 + time.perf_counter() - t_start
+    # ---- the loop --------------------------------------------------------------------------
+    def run(self, resume: bool, bc_data: dict | None) -> dict:
+        loop, state = self.loop, self.state
+        self.start(resume)
+        step = state["global_step"]
+        if step >= loop.total_steps:
+            print(f"{self.run_dir}: already at env step {step} >= --steps {loop.total_steps}; "
+                  f"nothing to do", flush=True)
+            rows = [r for r in read_metrics(self.run_dir) if r.get("kind") == "eval"]
+            return rows[-1] if rows else {}
+        if state["episode_in_progress"]:  # final checkpoint of a shorter budget: next episode
+            state["episode"] += 1
+            state["episode_in_progress"] = False
+        obs, info = self.env.reset(seed=train_episode_seed(loop.seed, state["episode"]))
+        agent_obs = self.observe(obs, info)
+        if self.buffer is None:
+            self.buffer = ReplayBuffer(self.agent.cfg.buffer_size, agent_obs.shape,
+                                       self.agent.cfg.action_dim, agent_obs.dtype)
+        self._t_start, self._wall0 = time.perf_counter(), state["wall_s"]
+        last_row: dict = {}
+        if step == 0 and not self.ckpt_path.exists():
+            if bc_data is not None and loop.bc_steps > 0:
+                self.pretrain_bc(bc_data)
+            last_row = self.evaluate(0)
+            self.save_checkpoint(0, False)
 
-    def log_eval(at_step: int) -> dict:
-        row = {"kind": "eval", "env_step": at_step, "episodes": state["episode"],
-               "updates": agent.num_updates,
-               **evaluate(agent, eval_env, transform, loop.eval_episodes, observe=observe)}
-        if train_eps:
-            row["train_success"] = float(np.mean([s for s, _ in train_eps]))
-            row["train_return"] = float(np.mean([r for _, r in train_eps]))
-            train_eps.clear()
-        row.update(losses.pop())
-        row["alpha"] = agent.alpha
-        row["wall_s"] = round(wall(), 3)
-        _append_jsonl(run_dir / METRICS, row)
-        tb.scalars(at_step, row, "rl")
-        return row
-
-    def save_checkpoint(at_step: int, in_progress: bool) -> None:
-        replay_file = f"replay_{at_step}.npz"
-        tmp = run_dir / (replay_file + ".tmp.npz")
-        buffer.save(tmp)
-        os.replace(tmp, run_dir / replay_file)
-        loop_state = dict(state, global_step=at_step, wall_s=wall(), episode_in_progress=in_progress,
-                          train_eps=list(train_eps), loss_sums=dict(losses.sums),
-                          loss_counts=dict(losses.counts))
-        _atomic_torch_save({"agent": agent.state_dict(), "loop": loop_state, "rng": _rng_state(np_rng),
-                            "replay_file": replay_file, "image_shape": tuple(buffer.obs.shape[1:]),
-                            "obs_dtype": str(buffer.obs.dtype), **checkpoint_extra}, ckpt_path)
-        for old in run_dir.glob("replay_*.npz"):
-            if old.name != replay_file:
-                old.unlink()
-
-    if step == 0 and not ckpt_path.exists():
-        if bc_data is not None and loop.bc_steps > 0:
-            bc = behaviour_clone(agent, bc_data["obs"], bc_data["actions"], loop.bc_steps, np_rng,
-                                 progress=loop.progress)
-            _append_jsonl(run_dir / METRICS, {"kind": "bc", "env_step": 0, **bc, "wall_s": round(wall(), 3)})
-            tb.scalars(0, bc, "bc")
-        last_row = log_eval(0)
-        save_checkpoint(0, False)
-
-    next_eval = (step // loop.eval_every + 1) * loop.eval_every
-    next_ckpt = (step // loop.checkpoint_every + 1) * loop.checkpoint_every
-    from tqdm import tqdm
-    bar = tqdm(total=loop.total_steps, initial=step, disable=not loop.progress, unit="step",
-               dynamic_ncols=True, desc=str((run_meta or {}).get("algo", "sac")))
-    ep_return, ep_success = 0.0, False
-    terminated = truncated = False
-    last_eval_step = -1
-    while step < loop.total_steps:
-        agent_action = agent.act(agent_obs)
-        next_obs, reward, terminated, truncated, info = env.step(transform(agent_action, obs, info))
-        next_agent_obs = observe(next_obs, info)
-        buffer.add(agent_obs, agent_action, reward, next_agent_obs, terminated, truncated)
-        step += 1
-        state["global_step"] = step
-        ep_return += float(reward)
-        ep_success = ep_success or bool(info.get("success", False))
-        obs, agent_obs = next_obs, next_agent_obs
-
-        if step >= cfg.learning_starts:
-            state["update_credit"] += cfg.updates_per_step
-            while state["update_credit"] >= 1.0:
-                state["update_credit"] -= 1.0
-                losses.add(agent.update(buffer.sample(cfg.batch_size, np_rng, agent.device,
-                                                      cfg.n_step, cfg.gamma)))
-        bar.update(1)
-
-        if terminated or truncated:
-            train_eps.append((ep_success, ep_return))
+        next_eval = (step // loop.eval_every + 1) * loop.eval_every
+        next_ckpt = (step // loop.checkpoint_every + 1) * loop.checkpoint_every
+        from tqdm import tqdm
+        bar = tqdm(total=loop.total_steps, initial=step, disable=not loop.progress, unit="step",
+                   dynamic_ncols=True, desc=str(self.run_meta.get("algo", "sac")))
+        ep_return, ep_success, done = 0.0, False, False
+        last_eval_step = -1
+        while step < loop.total_steps:
+            obs, info, agent_obs, reward, done = self.collect_step(obs, info, agent_obs)
+            step = state["global_step"]
+            ep_return += float(reward)
+            ep_success = ep_success or bool(info.get("success", False))
+            self.update()
+            bar.update(1)
+            if not done:
+                continue
+            self.train_eps.append((ep_success, ep_return))
             state["episode"] += 1
             ep_return, ep_success = 0.0, False
             if step >= next_eval:
-                last_row = log_eval(step)
-                last_eval_step = step
+                last_row, last_eval_step = self.evaluate(step), step
                 next_eval = (step // loop.eval_every + 1) * loop.eval_every
                 bar.set_postfix(eval=f"{last_row.get('eval_success', math.nan):.2f}",
-                                alpha=f"{agent.alpha:.3g}", refresh=False)
+                                alpha=f"{self.agent.alpha:.3g}", refresh=False)
             if step >= next_ckpt and step < loop.total_steps:
-                save_checkpoint(step, False)
+                self.save_checkpoint(step, False)
                 next_ckpt = (step // loop.checkpoint_every + 1) * loop.checkpoint_every
             if step < loop.total_steps:
-                obs, info = env.reset(seed=train_episode_seed(loop.seed, state["episode"]))
-                agent_obs = observe(obs, info)
+                obs, info = self.env.reset(seed=train_episode_seed(loop.seed, state["episode"]))
+                agent_obs = self.observe(obs, info)
+        bar.close()
+        if last_eval_step != step:
+            last_row = self.evaluate(step)
+        # the final checkpoint; `episode` already counts a just-finished episode
+        self.save_checkpoint(step, in_progress=not done)
+        return last_row
 
-    bar.close()
-    if last_eval_step != step:
-        last_row = log_eval(step)
-    # the final checkpoint; `episode` already counts a just-finished episode
-    save_checkpoint(step, in_progress=not (terminated or truncated))
-    tb.close()
-    for e in {id(env): env, id(eval_env): eval_env}.values():
-        close = getattr(e, "close", None)
-        if close:
-            close()
-    return last_row
+    def collect_step(self, obs, info, agent_obs):
+        """One env step with the current policy, stored in replay."""
+        agent_action = self.agent.act(agent_obs)
+        next_obs, reward, terminated, truncated, info = self.env.step(
+            self.transform(agent_action, obs, info))
+        next_agent_obs = self.observe(next_obs, info)
+        self.buffer.add(agent_obs, agent_action, reward, next_agent_obs, terminated, truncated)
+        self.state["global_step"] += 1
+        return next_obs, info, next_agent_obs, reward, terminated or truncated
+
+    def update(self) -> None:
+        """``updates_per_step`` SAC updates (fractional ones accumulate) after learning_starts."""
+        cfg, state = self.agent.cfg, self.state
+        if state["global_step"] < cfg.learning_starts:
+            return
+        state["update_credit"] += cfg.updates_per_step
+        while state["update_credit"] >= 1.0:
+            state["update_credit"] -= 1.0
+            batch = self.buffer.sample(cfg.batch_size, self.np_rng, self.agent.device,
+                                       cfg.n_step, cfg.gamma)
+            self.losses.add(self.agent.update(batch))
+
+    def pretrain_bc(self, bc_data: dict) -> None:
+        bc = behaviour_clone(self.agent, bc_data["obs"], bc_data["actions"], self.loop.bc_steps,
+                             self.np_rng, progress=self.loop.progress)
+        _append_jsonl(self.run_dir / METRICS,
+                      {"kind": "bc", "env_step": 0, **bc, "wall_s": round(self.wall(), 3)})
+        self.tb.scalars(0, bc, "bc")
+
+    def evaluate(self, at_step: int) -> dict:
+        """Evaluate, add the training episodes' and losses' averages since the last row, log."""
+        row = {"kind": "eval", "env_step": at_step, "episodes": self.state["episode"],
+               "updates": self.agent.num_updates,
+               **evaluate(self.agent, self.eval_env, self.transform, self.loop.eval_episodes,
+                          observe=self.observe)}
+        if self.train_eps:
+            row["train_success"] = float(np.mean([s for s, _ in self.train_eps]))
+            row["train_return"] = float(np.mean([r for _, r in self.train_eps]))
+            self.train_eps.clear()
+        row.update(self.losses.pop())
+        row["alpha"] = self.agent.alpha
+        row["wall_s"] = round(self.wall(), 3)
+        _append_jsonl(self.run_dir / METRICS, row)
+        self.tb.scalars(at_step, row, "rl")
+        return row
+
+    def wall(self) -> float:
+        return self._wall0 + time.perf_counter() - self._t_start
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def start(self, resume: bool) -> None:
+        """Load the checkpoint (resume) or start fresh; (re)write config.json."""
+        if self.ckpt_path.exists() and not resume:
+            raise RunError(f"{self.run_dir} already holds a run (checkpoint.pt); pass --resume to "
+                           f"continue it or choose another --out")
+        if self.ckpt_path.exists():
+            self.load_checkpoint()
+        else:
+            (self.run_dir / METRICS).write_text("")
+            torch.manual_seed(self.loop.seed)
+            random.seed(self.loop.seed)
+        # the budget may change on resume; everything else must not
+        (self.run_dir / CONFIG).write_text(json.dumps(self.config_doc, indent=2, default=str) + "\n")
+
+    def load_checkpoint(self) -> None:
+        old = read_config(self.run_dir)
+        for key in ("run", "sac", "observation"):
+            if old.get(key) != self.config_doc[key]:
+                raise RunError(f"{self.run_dir}: --resume with a different {key} config than the "
+                               f"run was started with:\n  was {old.get(key)}\n  "
+                               f"now {self.config_doc[key]}")
+        ckpt = torch.load(self.ckpt_path, map_location=self.agent.device, weights_only=False)
+        self.agent.load_state_dict(ckpt["agent"])
+        self.state.update(ckpt["loop"])
+        self.train_eps = [tuple(e) for e in self.state.pop("train_eps", [])]
+        self.losses.sums = self.state.pop("loss_sums", {})
+        self.losses.counts = self.state.pop("loss_counts", {})
+        replay_path = self.run_dir / ckpt["replay_file"]
+        if not replay_path.exists():
+            raise RunError(f"{replay_path}: replay buffer of the checkpoint is missing")
+        cfg = self.agent.cfg
+        self.buffer = ReplayBuffer(cfg.buffer_size, ckpt["image_shape"], cfg.action_dim,
+                                   np.dtype(ckpt.get("obs_dtype", "uint8")))
+        self.buffer.load(replay_path)
+        _set_rng_state(ckpt["rng"], self.np_rng)
+        # drop rows written after the checkpoint: they will be produced again
+        step = self.state["global_step"]
+        rows = [r for r in read_metrics(self.run_dir) if r.get("env_step", 0) <= step]
+        (self.run_dir / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"resuming {self.run_dir} at env step {step}", flush=True)
+
+    def save_checkpoint(self, at_step: int, in_progress: bool) -> None:
+        replay_file = f"replay_{at_step}.npz"
+        tmp = self.run_dir / (replay_file + ".tmp.npz")
+        self.buffer.save(tmp)
+        os.replace(tmp, self.run_dir / replay_file)
+        loop_state = dict(self.state, global_step=at_step, wall_s=self.wall(),
+                          episode_in_progress=in_progress, train_eps=list(self.train_eps),
+                          loss_sums=dict(self.losses.sums), loss_counts=dict(self.losses.counts))
+        _atomic_torch_save({"agent": self.agent.state_dict(), "loop": loop_state,
+                            "rng": _rng_state(self.np_rng), "replay_file": replay_file,
+                            "image_shape": tuple(self.buffer.obs.shape[1:]),
+                            "obs_dtype": str(self.buffer.obs.dtype), **self.checkpoint_extra},
+                           self.ckpt_path)
+        for old in self.run_dir.glob("replay_*.npz"):
+            if old.name != replay_file:
+                old.unlink()
+
+    def close(self) -> None:
+        self.tb.close()
+        for e in {id(self.env): self.env, id(self.eval_env): self.eval_env}.values():
+            close = getattr(e, "close", None)
+            if close:
+                close()

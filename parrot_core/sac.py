@@ -122,6 +122,9 @@ class SACConfig:
     policy_update: str = "sac"
     awac_lambda: float = 0.3  # advantage temperature (in units of Q) for "awac"
     awac_max_weight: float = 20.0  # cap on exp(advantage / lambda): one lucky sample cannot dominate
+    # LayerNorm after each hidden layer of the critics: bounds how far Q can extrapolate to
+    # actions it never saw (RLPD, Ball et al. 2023), the overestimation the actor exploits
+    critic_layer_norm: bool = False
     # policy distribution (module docstring)
     distribution: str = "tanh"
     action_scale: float = 1.0
@@ -233,10 +236,10 @@ def make_trunk(cfg: "SACConfig") -> nn.Module:
     return FlatTrunk(cfg.obs_dim) if cfg.obs_dim else ConvTrunk(cfg.image_size, cfg.conv_channels)
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int) -> nn.Sequential:
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, layer_norm: bool = False) -> nn.Sequential:
     layers: list[nn.Module] = []
     for h in hidden:
-        layers += [nn.Linear(in_dim, h), nn.ReLU()]
+        layers += [nn.Linear(in_dim, h), *([nn.LayerNorm(h)] if layer_norm else []), nn.ReLU()]
         in_dim = h
     layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
@@ -248,7 +251,8 @@ class QNetwork(nn.Module):
     def __init__(self, cfg: SACConfig):
         super().__init__()
         self.trunk = make_trunk(cfg)
-        self.head = mlp(self.trunk.out_dim + cfg.action_dim, cfg.hidden_sizes, 1)
+        self.head = mlp(self.trunk.out_dim + cfg.action_dim, cfg.hidden_sizes, 1,
+                        layer_norm=cfg.critic_layer_norm)
 
     def forward(self, image: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([self.trunk(image), action], dim=1)).squeeze(1)

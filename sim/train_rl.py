@@ -112,6 +112,8 @@ def add_arguments(parser) -> None:
                    help="sac: the policy follows Q's gradient; awac: it re-weights the actions "
                         "it tried by exp(advantage / --awac-lambda)")
     s.add_argument("--awac-lambda", type=float, default=0.3, help="awac: advantage temperature")
+    s.add_argument("--critic-layer-norm", action="store_true",
+                   help="LayerNorm in the critics' hidden layers (against Q overestimation)")
 
 
 def _bc_data(path: str | None, image_size: int, features=None) -> dict:
@@ -182,6 +184,7 @@ def main(args) -> int:
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
         mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,
         target_kl=args.target_kl, policy_update=args.policy_update, awac_lambda=args.awac_lambda,
+        critic_layer_norm=args.critic_layer_norm,
         **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
                  else IdentityTransform())

@@ -105,10 +105,14 @@ def _learn(algo, transform, tmp_path, steps=500, **config):
     return [r for r in read_metrics(tmp_path) if r["kind"] == "eval"]
 
 
-def test_sac_learns_trivially_easy_task(tmp_path):
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_sac_learns_trivially_easy_task(tmp_path, layer_norm):
     """SAC in action space learns 'push a[0] towards the image's colour' within 500 env steps:
-    eval success goes from 0 (zero mean action) to >= 0.9."""
-    rows = _learn("sac", IdentityTransform(), tmp_path)
+    eval success goes from 0 (zero mean action) to >= 0.9, with plain critics and with
+    LayerNorm in the critics' hidden layers (--critic-layer-norm)."""
+    rows = _learn("sac", IdentityTransform(), tmp_path, critic_layer_norm=layer_norm)
+    agent_q = make_agent(tiny_config("sac", critic_layer_norm=layer_norm), seed=0).qf1
+    assert any(isinstance(m, torch.nn.LayerNorm) for m in agent_q.modules()) == layer_norm
     assert rows[0]["env_step"] == 0 and rows[0]["eval_success"] == 0.0
     assert rows[-1]["env_step"] == 500 and rows[-1]["eval_success"] >= 0.9
 
