@@ -20,6 +20,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 
 # The timing-sensitive (ROS) tests 5 times, 2 at a time, beside a CPU hog: prints the flake rate.
