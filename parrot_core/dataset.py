@@ -152,14 +152,19 @@ class DatasetWriter:
         self._count += 1
         return path
 
-    def record_attempt(self, kept: bool, task: str = "unknown", seed: int | None = None) -> None:
-        """Count one attempted trajectory (kept or filtered out); persisted at once.
+    def record_attempt(self, kept: bool, task: str = "unknown", seed: int | None = None,
+                       key: str | None = None) -> None:
+        """Count one attempted trajectory (kept or filtered out); persisted at once. ``key``
+        names its source (e.g. a bag's episode) for attempted_keys().
 
         Call it after write_episode: a kill between the two leaves an episode file that the
-        counters do not know of yet, which attempted_seeds() still finds."""
+        counters do not know of yet, which attempted_seeds() / attempted_keys() still find."""
         if seed is not None:
             with open(self.root / STATS_DIR / f"{self.prefix}.seeds", "a") as f:
                 f.write(f"{int(seed)}\n")
+        if key is not None:
+            with open(self.root / STATS_DIR / f"{self.prefix}.keys", "a") as f:
+                f.write(f"{key}\n")
         self.stats["attempted"] += 1
         self.stats["kept"] += int(kept)
         t = self.stats["by_task"].setdefault(task, {"attempted": 0, "kept": 0})
@@ -182,6 +187,20 @@ def attempted_seeds(root) -> set[int]:
         for path in files[counted:]:  # written, then killed before the attempt was recorded
             seeds.add(int(read_episode_attrs(path)["seed"]))
     return seeds
+
+
+def attempted_keys(root) -> set[str]:
+    """Source keys already attempted in `root` (kept or not): from the writers' key files, and
+    from the ``source_key`` attribute of every episode (one written just before a kill)."""
+    root = Path(root)
+    keys: set[str] = set()
+    for keys_file in (root / STATS_DIR).glob("*.keys"):
+        keys.update(keys_file.read_text().split("\n")[:-1])  # a kill mid-line: no newline yet
+    for path in episode_paths(root) if (root / EPISODE_DIR).is_dir() else []:
+        key = read_episode_attrs(path).get("source_key")
+        if key:
+            keys.add(key)
+    return keys
 
 
 def _episodes_by_writer(root: Path) -> dict[str, list[Path]]:

@@ -23,7 +23,7 @@ def test_launch_scripted_collection_bags_convert_to_the_collectors_dataset(tmp_p
     twin, scripted node, recorder as separate processes) records one bag per episode;
     `parrot bag2dataset` turns them into a dataset whose episodes equal sim.collect's
     collect_episode for the same seeds: images, actions, rewards, arm states and attrs."""
-    from parrot_core.dataset import load_episodes
+    from parrot_core.dataset import load_episodes, summarize
     from sim.collect import collect_episode
     from sim.env import EnvConfig, ParrotEnv
     from sim.scripted import make_scripted_policy, policy_rng
@@ -43,12 +43,19 @@ def test_launch_scripted_collection_bags_convert_to_the_collectors_dataset(tmp_p
     assert [b.name for b in bags] == [f"ep{i:06d}_seed{SEED + i}" for i in range(EPISODES)]
     assert all((b / "metadata.yaml").exists() for b in bags)
 
-    conv = subprocess.run([sys.executable, "-m", "parrot_cli", "bag2dataset",
-                           str(tmp_path / "bags"), "--out", str(tmp_path / "ds"), "--keep", "all"],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    convert = [sys.executable, "-m", "parrot_cli", "bag2dataset", str(tmp_path / "bags"),
+               "--out", str(tmp_path / "ds"), "--keep", "all"]
+    conv = subprocess.run(convert, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert conv.returncode == 0, conv.stdout + conv.stderr
     got = {e.attrs["seed"]: e for e in load_episodes(tmp_path / "ds")}
     assert sorted(got) == [SEED + i for i in range(EPISODES)]
+    stats_before = summarize(tmp_path / "ds")
+    # converting the same bags into the same dataset again adds nothing and keeps the stats true
+    again = subprocess.run(convert, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "0 episodes written" in again.stdout and f"{EPISODES} already converted" in again.stdout
+    assert len(load_episodes(tmp_path / "ds")) == EPISODES
+    assert summarize(tmp_path / "ds") == stats_before
 
     cfg = params["sim_twin"]["ros__parameters"]
     sim = ParrotEnv(EnvConfig(task=TASK, objects=cfg["objects"], image_size=cfg["image_size"],

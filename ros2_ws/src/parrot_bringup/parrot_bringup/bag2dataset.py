@@ -300,9 +300,11 @@ def _states_of(arm_states, stamps) -> np.ndarray | None:
 def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
             log=print) -> dict:
     """Convert bags into the dataset at `out`; returns counts and the skipped episodes."""
-    from parrot_core.dataset import DatasetWriter, Episode
+    from parrot_core.dataset import DatasetWriter, Episode, attempted_keys
     writer = None
-    report = {"bags": 0, "converted": 0, "filtered": 0, "skipped": []}
+    report = {"bags": 0, "converted": 0, "filtered": 0, "already": 0, "skipped": []}
+    # a bag episode converted (or filtered) by an earlier run into `out` is not converted again
+    done = attempted_keys(out) if Path(out).is_dir() else set()
     for bag in find_bags(bags):
         try:
             msgs, note = read_bag(bag)
@@ -322,21 +324,25 @@ def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
                 report["skipped"].append(f"{bag} episode {ep.episode}: {ep.problem}")
                 log(f"{bag}: skipped episode {ep.episode}: {ep.problem}")
                 continue
+            key = f"{Path(bag).resolve()}#{ep.episode}"
+            if key in done:
+                report["already"] += 1
+                continue
             success = bool(ep.end.get("success", False))
             task = ep.start.get("task", "unknown")
             if writer is None:
                 writer = DatasetWriter(out, ep.images.shape[1:3], worker=0, run_id=run_id)
             kept = success or keep == "all"
-            writer.record_attempt(kept, task)
-            if not kept:
+            if kept:
+                writer.write_episode(Episode(ep.images, ep.actions, ep.rewards, states=ep.states, attrs={
+                    "task": task, "objects": list(ep.start.get("objects", [])),
+                    "object_pool": ep.start.get("object_pool", "unknown"),
+                    "seed": int(ep.start.get("seed", -1)), "success": success, "source": "bag",
+                    "bag": str(bag), "bag_episode": ep.episode, "source_key": key}))
+                report["converted"] += 1
+            else:
                 report["filtered"] += 1
-                continue
-            writer.write_episode(Episode(ep.images, ep.actions, ep.rewards, states=ep.states, attrs={
-                "task": task, "objects": list(ep.start.get("objects", [])),
-                "object_pool": ep.start.get("object_pool", "unknown"),
-                "seed": int(ep.start.get("seed", -1)), "success": success, "source": "bag",
-                "bag": str(bag), "bag_episode": ep.episode}))
-            report["converted"] += 1
+            writer.record_attempt(kept, task, key=key)
     return report
 
 
@@ -357,7 +363,9 @@ def main(args) -> int:
     if report["bags"] == 0:
         raise Bag2DatasetError("no readable bag among the inputs")
     print(f"{report['converted']} episodes written to {args.out} from {report['bags']} bags; "
-          f"{report['filtered']} unsuccessful filtered out; {len(report['skipped'])} skipped")
+          f"{report['filtered']} unsuccessful filtered out (--keep all keeps them); "
+          f"{report['already']} already converted into {args.out} by an earlier run; "
+          f"{len(report['skipped'])} skipped")
     return 0
 
 

@@ -162,8 +162,8 @@ def estop_qos():
 
 
 def state_qos():
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    """Episode state and the arm state: as commands (reliable, keep last 100)."""
+    return command_qos()
 
 
 def info_qos():
