@@ -28,7 +28,11 @@ import numpy as np
 # short run sees few copies. alpha starts at 1: PARROT's KL to N(0, I) then holds the z policy at
 # the prior until the critic has data (from 0.1 an untrained critic's slope moved the mean far
 # enough to drop grasping from 58% to 0 in 1500 updates; docs/RL_DESIGN.md).
-COMMON = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0"]
+# Episodes end at the first success (Q is then a success probability) and the critics have
+# LayerNorm: without both the PARROT policy collapsed onto the critic's overestimation (50k-step
+# grasp runs, docs/RESULTS.md).
+COMMON = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
+          "--terminate-on-success", "--critic-layer-norm"]
 TASKS = {  # name -> extra train-rl arguments
     "grasp": ["--task", "grasp"],
     # one held-out object (a different one per episode seed) and the tray, like the paper's

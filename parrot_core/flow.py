@@ -47,7 +47,7 @@ from parrot_core.encoders import ConvEncoder
 
 # Targets are clamped to +-ACTION_CLAMP before atanh (see module docstring).
 ACTION_CLAMP = 0.999
-_LOG_2PI = math.log(2.0 * math.pi)
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass
@@ -92,7 +92,7 @@ class PriorConfig:
 
 def base_log_prob(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I) per row: the base distribution of the flow (and of PARROT's policy)."""
-    return -0.5 * (z * z).sum(dim=1) - 0.5 * z.shape[1] * _LOG_2PI
+    return -0.5 * (z * z).sum(dim=1) - 0.5 * z.shape[1] * LOG_2PI
 
 
 def coupling_masks(dim: int, num_layers: int) -> torch.Tensor:

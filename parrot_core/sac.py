@@ -71,9 +71,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from parrot_core.action_space import ACTION_DIM
-from parrot_core.flow import base_log_prob
+from parrot_core.flow import LOG_2PI, base_log_prob
 
-_LOG_2PI = math.log(2.0 * math.pi)
 DISTRIBUTIONS = ("tanh", "clipped")
 REGULARIZERS = ("entropy", "kl_base")
 # How the policy learns from Q: "sac" (reparameterised gradient of Q) or "awac" (weighted
@@ -258,6 +257,11 @@ class QNetwork(nn.Module):
         return self.head(torch.cat([self.trunk(image), action], dim=1)).squeeze(1)
 
 
+def _gaussian_log_prob(eps: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """log N(mean + std * eps; mean, std), summed over the action dims. (B,)"""
+    return (-0.5 * eps.pow(2) - log_std - 0.5 * LOG_2PI).sum(dim=1)
+
+
 def _raw_for_log_std(log_std: float, cfg: SACConfig) -> float:
     """Inverse of the log-std bound in Actor.params."""
     lo, hi = cfg.log_std_min, cfg.log_std_max
@@ -311,7 +315,7 @@ class Actor(nn.Module):
     def _sample(self, raw_mean: torch.Tensor, log_std: torch.Tensor):
         std = log_std.exp()
         eps = torch.randn_like(raw_mean)
-        log_normal = (-0.5 * eps.pow(2) - log_std - 0.5 * _LOG_2PI).sum(dim=1)
+        log_normal = _gaussian_log_prob(eps, log_std)
         cfg = self.cfg
         if cfg.distribution == "tanh":
             u = raw_mean + std * eps
@@ -331,9 +335,9 @@ class Actor(nn.Module):
             u = 0.5 * (torch.log1p(a) - torch.log1p(-a))
             eps = (u - raw_mean) / log_std.exp()
             log_jac = (math.log(cfg.action_scale) + torch.log1p(-a * a)).sum(dim=1)
-            return (-0.5 * eps.pow(2) - log_std - 0.5 * _LOG_2PI).sum(dim=1) - log_jac
+            return _gaussian_log_prob(eps, log_std) - log_jac
         eps = (action - self.squash(raw_mean)) / log_std.exp()
-        return (-0.5 * eps.pow(2) - log_std - 0.5 * _LOG_2PI).sum(dim=1)
+        return _gaussian_log_prob(eps, log_std)
 
 
 # ---- the agent ----------------------------------------------------------------------------
