@@ -10,7 +10,7 @@ The script plots the end-effector paths side by side, prints how often each succ
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,8 @@ class ExplorationResult:
     paths: list[np.ndarray]  # per episode (T+1, 3) end-effector positions
     objects: list[np.ndarray]  # per episode (num_objects, 3) initial object positions
     close_misses: list  # per episode: sideways miss (m) at the first close command, or None
+    steps: int = 0
+    refusals: dict = field(default_factory=dict)  # rule -> steps the arm's safety filter refused
 
     @property
     def success_rate(self) -> float:
@@ -86,6 +88,9 @@ def explore(env: ParrotEnv, sampler, name: str, episodes: int, seed: int,
             action = sampler(obs, info)
             miss = first_close_miss(info, action, miss)
             obs, _, terminated, truncated, info = env.step(action)
+            result.steps += 1
+            if info.get("safety_stop"):
+                result.refusals[info["safety_stop"]] = result.refusals.get(info["safety_stop"], 0) + 1
             path.append(info["ee_pos"])
             success |= bool(info["success"])
             done = terminated or truncated
@@ -165,6 +170,7 @@ def main(args) -> int:
         "interval95": {r.name: wilson_interval(sum(r.successes), len(r.successes)) for r in results},
         "close_miss": {r.name: summarize_misses(r.close_misses) for r in results[1:]},
         "reaching_error": reach.as_dict() if reach else None,
+        "safety_refusals": {r.name: {"steps": r.steps, **r.refusals} for r in results},
         "prior": str(args.prior), "plot": str(out),
     }
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
@@ -188,6 +194,11 @@ def print_summary(args, results, summary, ratio) -> None:
                   f"{m['within_2cm']:.0%} within 2 cm)")
         else:
             print(f"  {name}: never closed the gripper")
+    for r in results:
+        refused = sum(r.refusals.values())
+        rules = ", ".join(f"{rule} {n}" for rule, n in sorted(r.refusals.items()))
+        print(f"  {r.name}: {refused}/{r.steps} steps refused by the arm's safety filter"
+              + (f" ({rules})" if rules else ""))
     reach = summary["reaching_error"]
     if reach and reach["steps"]:
         print(f"  reaching error of the prior mode vs scripted, {reach['steps']} steps: median "

@@ -23,7 +23,11 @@ def test_prior_viz_writes_plot_and_summary(tmp_path, capsys):
     assert summary["objects"] == "heldout" and summary["episodes"] == 2
     for key in ("success_without_prior", "success_with_prior"):
         assert summary[key] in (0.0, 0.5, 1.0)
-    assert "with prior:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "with prior:" in printed and "refused by the arm's safety filter" in printed
+    refusals = summary["safety_refusals"]["random actions (no prior)"]
+    assert refusals["steps"] == 2 * 25  # every step of both episodes counted
+    assert sum(n for rule, n in refusals.items() if rule != "steps") <= refusals["steps"]
 
 
 def test_prior_viz_runs_a_one_object_named_target_scene(tmp_path, capsys):
