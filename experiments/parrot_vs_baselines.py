@@ -29,8 +29,8 @@ import numpy as np
 # the prior until the critic has data (from 0.1 an untrained critic's slope moved the mean far
 # enough to drop grasping from 58% to 0 in 1500 updates; docs/RL_DESIGN.md).
 # Episodes end at the first success (Q is then a success probability) and the critics have
-# LayerNorm: without both the PARROT policy collapsed onto the critic's overestimation (50k-step
-# grasp runs, docs/RESULTS.md).
+# LayerNorm: without them the critic diverged and PARROT's policy collapsed onto it; with them Q
+# stays sane, though the policy can still drift (50k-step runs, docs/RESULTS.md).
 COMMON = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
           "--terminate-on-success", "--critic-layer-norm"]
 TASKS = {  # name -> extra train-rl arguments
