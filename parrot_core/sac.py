@@ -453,12 +453,11 @@ class SACAgent:
         wrong can only reweight actions the policy already tried. alpha * regularizer keeps
         the KL to the prior's base distribution in check as in the SAC update."""
         cfg = self.cfg
+        pi, logp = self.actor.sample(obs)  # one sample: the baseline of A and the regularizer
         with torch.no_grad():
             q_data = torch.min(self.qf1(obs, actions), self.qf2(obs, actions))
-            pi_now, _ = self.actor.sample(obs)
-            advantage = q_data - torch.min(self.qf1(obs, pi_now), self.qf2(obs, pi_now))
-            weight = torch.exp(advantage / cfg.awac_lambda).clamp(max=cfg.awac_max_weight)
-        pi, logp = self.actor.sample(obs)
+            q_pi = torch.min(self.qf1(obs, pi), self.qf2(obs, pi))
+            weight = torch.exp((q_data - q_pi) / cfg.awac_lambda).clamp(max=cfg.awac_max_weight)
         reg = self.regularizer(pi, logp)
         loss = -(weight * self.actor.log_prob(obs, actions)).mean() + (alpha * reg).mean()
         return loss, logp, reg, pi

@@ -10,6 +10,7 @@ The script plots the end-effector paths side by side, prints how often each succ
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +30,15 @@ class ExplorationResult:
     paths: list[np.ndarray]  # per episode (T+1, 3) end-effector positions
     objects: list[np.ndarray]  # per episode (num_objects, 3) initial object positions
     close_misses: list  # per episode: sideways miss (m) at the first close command, or None
-    steps: int = 0
-    refusals: dict = field(default_factory=dict)  # rule -> steps the arm's safety filter refused
+    refusals: Counter = field(default_factory=Counter)  # rule -> steps the safety filter refused
 
     @property
     def success_rate(self) -> float:
         return float(np.mean(self.successes)) if self.successes else 0.0
+
+    @property
+    def steps(self) -> int:
+        return sum(len(path) - 1 for path in self.paths)
 
 
 # A sampler maps (observation, info) of one step to its action; info carries the arm state.
@@ -88,9 +92,8 @@ def explore(env: ParrotEnv, sampler, name: str, episodes: int, seed: int,
             action = sampler(obs, info)
             miss = first_close_miss(info, action, miss)
             obs, _, terminated, truncated, info = env.step(action)
-            result.steps += 1
             if info.get("safety_stop"):
-                result.refusals[info["safety_stop"]] = result.refusals.get(info["safety_stop"], 0) + 1
+                result.refusals[info["safety_stop"]] += 1
             path.append(info["ee_pos"])
             success |= bool(info["success"])
             done = terminated or truncated
