@@ -175,32 +175,38 @@ class DatasetWriter:
 
 def attempted_seeds(root) -> set[int]:
     """Seeds that collection workers already attempted in `root` (kept or not)."""
-    root = Path(root)
-    seeds: set[int] = set()
-    for seeds_file in (root / STATS_DIR).glob("*.seeds"):
-        for line in seeds_file.read_text().splitlines():
-            if line.strip().isdigit():  # a kill mid-line leaves a partial last line
-                seeds.add(int(line))
-    for prefix, files in _episodes_by_writer(root).items():
-        stats_file = root / STATS_DIR / f"{prefix}.json"
-        counted = json.loads(stats_file.read_text())["kept"] if stats_file.exists() else 0
-        for path in files[counted:]:  # written, then killed before the attempt was recorded
-            seeds.add(int(read_episode_attrs(path)["seed"]))
+    seeds = {int(line) for line in _recorded_lines(root, "seeds") if line.strip().isdigit()}
+    seeds.update(int(read_episode_attrs(path)["seed"]) for path in _uncounted_episodes(root))
     return seeds
 
 
 def attempted_keys(root) -> set[str]:
-    """Source keys already attempted in `root` (kept or not): from the writers' key files, and
-    from the ``source_key`` attribute of every episode (one written just before a kill)."""
-    root = Path(root)
-    keys: set[str] = set()
-    for keys_file in (root / STATS_DIR).glob("*.keys"):
-        keys.update(keys_file.read_text().split("\n")[:-1])  # a kill mid-line: no newline yet
-    for path in episode_paths(root) if (root / EPISODE_DIR).is_dir() else []:
-        key = read_episode_attrs(path).get("source_key")
-        if key:
-            keys.add(key)
+    """Source keys (e.g. a bag's episode) already attempted in `root` (kept or not)."""
+    keys = set(_recorded_lines(root, "keys"))
+    keys.update(read_episode_attrs(path).get("source_key") for path in _uncounted_episodes(root))
+    keys.discard(None)
     return keys
+
+
+def _recorded_lines(root, suffix: str) -> list[str]:
+    """The complete lines of every writer's STATS_DIR/*.suffix file (a kill mid-line leaves a
+    last line without its newline: not counted)."""
+    lines: list[str] = []
+    for path in (Path(root) / STATS_DIR).glob(f"*.{suffix}"):
+        lines += path.read_text().split("\n")[:-1]
+    return lines
+
+
+def _uncounted_episodes(root) -> list[Path]:
+    """Episode files written but not yet counted by their writer's stats: killed between
+    write_episode and record_attempt."""
+    root = Path(root)
+    uncounted: list[Path] = []
+    for prefix, files in _episodes_by_writer(root).items():
+        stats_file = root / STATS_DIR / f"{prefix}.json"
+        counted = json.loads(stats_file.read_text())["kept"] if stats_file.exists() else 0
+        uncounted += files[counted:]
+    return uncounted
 
 
 def _episodes_by_writer(root: Path) -> dict[str, list[Path]]:
