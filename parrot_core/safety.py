@@ -35,7 +35,7 @@ Rules:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -262,40 +262,31 @@ def orientation_from_reference(rotation: np.ndarray, reference_rpy) -> tuple[flo
 # ---- ROS parameters (declared as `safety.<field>` by the nodes that apply commands) ------
 
 def parameter_defaults(config: SafetyConfig | None = None) -> dict:
-    """`safety.*` parameter names and defaults, for `declare()` in the bridge and the twin."""
+    """`safety.<field>` parameter names and defaults of every SafetyConfig field, for
+    `declare()` in the bridge and the twin (tuples as float lists: ROS double arrays)."""
     c = config or SafetyConfig()
-    return {
-        "safety.workspace_min": [float(v) for v in c.workspace_min],
-        "safety.workspace_max": [float(v) for v in c.workspace_max],
-        "safety.max_translation_m": float(c.max_translation_m),
-        "safety.max_rotation_rad": float(c.max_rotation_rad),
-        "safety.max_speed_m_s": float(c.max_speed_m_s),
-        "safety.max_angular_speed_rad_s": float(c.max_angular_speed_rad_s),
-        "safety.command_timeout_s": float(c.command_timeout_s),
-        "safety.image_timeout_s": float(c.image_timeout_s),
-        "safety.max_image_age_s": float(c.max_image_age_s),
-        "safety.max_image_future_s": float(c.max_image_future_s),
-        "safety.require_image": bool(c.require_image),
-        "safety.max_tilt_rad": float(c.max_tilt_rad),
-        "safety.max_yaw_rad": float(c.max_yaw_rad),
-        "safety.reference_rpy": [float(v) for v in c.reference_rpy],
-    }
+    return {f"safety.{f.name}": _as_parameter(getattr(c, f.name)) for f in fields(SafetyConfig)}
 
 
 def config_from_parameters(p: dict) -> SafetyConfig:
-    """SafetyConfig from the declared `safety.*` parameter values."""
-    return SafetyConfig(
-        workspace_min=tuple(float(v) for v in p["safety.workspace_min"]),
-        workspace_max=tuple(float(v) for v in p["safety.workspace_max"]),
-        max_translation_m=float(p["safety.max_translation_m"]),
-        max_rotation_rad=float(p["safety.max_rotation_rad"]),
-        max_speed_m_s=float(p["safety.max_speed_m_s"]),
-        max_angular_speed_rad_s=float(p["safety.max_angular_speed_rad_s"]),
-        command_timeout_s=float(p["safety.command_timeout_s"]),
-        image_timeout_s=float(p["safety.image_timeout_s"]),
-        max_image_age_s=float(p["safety.max_image_age_s"]),
-        max_image_future_s=float(p["safety.max_image_future_s"]),
-        require_image=bool(p["safety.require_image"]),
-        max_tilt_rad=float(p["safety.max_tilt_rad"]),
-        max_yaw_rad=float(p["safety.max_yaw_rad"]),
-        reference_rpy=tuple(float(v) for v in p["safety.reference_rpy"]))
+    """SafetyConfig from the declared `safety.*` parameter values, each converted to its
+    field's type (the type of the field's default)."""
+    default = SafetyConfig()
+    return SafetyConfig(**{f.name: _from_parameter(p[f"safety.{f.name}"], getattr(default, f.name))
+                           for f in fields(SafetyConfig)})
+
+
+def _as_parameter(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (tuple, list)):
+        return [float(v) for v in value]
+    return float(value)
+
+
+def _from_parameter(value, like):
+    if isinstance(like, bool):
+        return bool(value)
+    if isinstance(like, tuple):
+        return tuple(float(v) for v in value)
+    return float(value)
