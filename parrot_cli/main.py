@@ -27,7 +27,7 @@ COMMANDS = {
     "launch": ("parrot_bringup.launcher", "start a launch file's nodes without ros2 launch"),
     "sim": ("parrot_bringup.sim_stack", "the whole sim stack composed in one process"),
     "deploy-bundle": ("parrot_core.bundle", "write the robot-compute deploy bundle"),
-    "verify-bundle": ("parrot_core.bundle", "check a deploy bundle's hashes and inference"),
+    "verify-bundle": ("parrot_bringup.verify_bundle", "check a deploy bundle's hashes and inference"),
 }
 
 

@@ -17,7 +17,8 @@ A bundle is everything the robot's computer needs besides the Parrot code and it
 verify-bundle refuses (BundleError naming the file) a missing, extra or modified file, an
 ONNX graph whose inputs/outputs disagree with its metadata, a policy that was not trained on
 the bundled prior, and a test inference that is not finite or differs from the reference
-outputs recorded at deploy time. `--ros` also round-trips the test command through rclpy.
+outputs recorded at deploy time. The `verify-bundle` command (with its `--ros` round trip of
+the test command through rclpy) is parrot_bringup.verify_bundle: no ROS in parrot_core.
 
 This module never imports torch (tests check sys.modules): onnxruntime, numpy, yaml only.
 """
@@ -269,7 +270,7 @@ def check_hashes(root: Path) -> dict:
     return files
 
 
-def verify_bundle(root, ros: bool = False, threads: int = 1, log=print) -> dict:
+def verify_bundle(root, threads: int = 1, log=print) -> dict:
     """Check a bundle; returns a summary. Raises BundleError naming the offending file."""
     root = Path(root)
     torch_before = "torch" in sys.modules  # e.g. verifying from a training process
@@ -321,7 +322,7 @@ def verify_bundle(root, ros: bool = False, threads: int = 1, log=print) -> dict:
     summary = {"files": len(files), "image_size": list(prior.image_size),
                "policy": None if policy is None else policy.algo,
                "inference_ms_median": statistics.median(times),
-               "test_action": np.asarray(action)[0].tolist(),
+               "test_action": np.asarray(action).reshape(-1, 7)[0].tolist(),
                "torch_imported": "torch" in sys.modules and not torch_before}
     log(f"inference: matches the deploy-time reference (atol {REFERENCE_ATOL}); batch-1 "
         f"{'policy + prior' if policy else 'prior sample'} median "
@@ -333,58 +334,7 @@ def verify_bundle(root, ros: bool = False, threads: int = 1, log=print) -> dict:
     if install and Path(install).resolve() != root.resolve():
         log(f"note: {PARAMS_FILE} points the policy at {install}; the bundle is at "
             f"{root.resolve()} (fine if it will be installed there)")
-    if ros:
-        summary["ros_roundtrip_ms"] = _ros_roundtrip(action[0] if np.ndim(action) == 2 else action)
-        log(f"ros: the test command went through rclpy/DDS and back in "
-            f"{summary['ros_roundtrip_ms']:.1f} ms")
     return summary
-
-
-def _ros_roundtrip(action, timeout_s: float = 10.0) -> float:
-    """Publish the test command (TwistStamped + JointState, interfaces' conventions) on a
-    private topic and receive it back through DDS; returns the round-trip time in ms."""
-    try:
-        import rclpy
-        from geometry_msgs.msg import TwistStamped
-    except ImportError as e:
-        raise BundleError(f"--ros: rclpy/ROS message wheels not importable ({e}); "
-                          f"install {REQUIREMENTS}") from e
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-    from parrot_core.action_space import POS_SCALE_M, ROT_SCALE_RAD, validate_action
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("parrot_verify_bundle", context=ctx)
-    got = []
-    topic = f"parrot_verify_bundle_{os.getpid()}/twist"
-    try:
-        pub = node.create_publisher(TwistStamped, topic, qos)
-        node.create_subscription(TwistStamped, topic, lambda m: got.append(time.perf_counter()),
-                                 qos)
-        from rclpy.executors import SingleThreadedExecutor
-        ex = SingleThreadedExecutor(context=ctx)
-        ex.add_node(node)
-        a = validate_action(action).astype(float)  # parrot_bringup.interfaces conventions
-        twist = TwistStamped()
-        twist.header.stamp = node.get_clock().now().to_msg()
-        lin, ang = a[:3] * POS_SCALE_M * 10.0, a[3:6] * ROT_SCALE_RAD * 10.0
-        twist.twist.linear.x, twist.twist.linear.y, twist.twist.linear.z = map(float, lin)
-        twist.twist.angular.x, twist.twist.angular.y, twist.twist.angular.z = map(float, ang)
-        deadline = time.monotonic() + timeout_s
-        while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
-            ex.spin_once(timeout_sec=0.05)
-        t0 = time.perf_counter()
-        pub.publish(twist)
-        while not got and time.monotonic() < deadline:
-            ex.spin_once(timeout_sec=0.05)
-        if not got:
-            raise BundleError("--ros: the test command did not come back through DDS")
-        ex.shutdown()
-        return (got[0] - t0) * 1e3
-    finally:
-        node.destroy_node()
-        rclpy.shutdown(context=ctx)
 
 
 # ---- the CLI -----------------------------------------------------------------------------
@@ -411,22 +361,4 @@ def deploy_bundle_main(args) -> int:
     print(f"parrot deploy-bundle: {args.out}: {what}, image {meta['image_size'][0]}x"
           f"{meta['image_size'][1]}, {len(files)} files, {size / 1e6:.2f} MB; check it on the "
           f"robot with: parrot verify-bundle {args.out}")
-    return 0
-
-
-def add_verify_bundle_arguments(parser) -> None:
-    parser.add_argument("bundle", help="bundle directory (parrot deploy-bundle)")
-    parser.add_argument("--ros", action="store_true",
-                        help="also send the test command through rclpy/DDS")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-
-
-def verify_bundle_main(args) -> int:
-    summary = verify_bundle(args.bundle, ros=args.ros, threads=args.threads,
-                            log=(lambda *a: None) if args.json else print)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"parrot verify-bundle: {args.bundle}: OK")
     return 0

@@ -4,6 +4,13 @@ Architecture (implementation notes, first author's code): three 3x3 convs with 1
 channels and ReLU, 2x2 max-pool after the first two (48 -> 24 -> 12), flatten, then an
 MLP 1024 -> 512 -> 256. The output (256 by default) is the feature vector psi(s).
 
+With ``keypoints = K > 0`` the encoder also returns K image keypoints: a 3x3 conv on the
+24x24 map after the second conv, a spatial softmax over each of its K channels, and each
+channel's expected (x, y) in [-1, 1] (Levine et al. 2016, "End-to-end training of deep
+visuomotor policies"). psi(s) is then ``[mlp features (feature_dim), x_1, y_1, ..., x_K, y_K]``.
+Why: the flattened-MLP features underfit where a 4-7 px object is (docs/RESULTS.md); a
+soft-argmax reads a position out at sub-pixel precision instead of having an MLP learn it.
+
 Input is the raw observation: ``uint8 (B, H, W, 3)`` RGB. The float conversion
 (/255) and the NHWC -> NCHW permute happen inside ``forward``, so an exported ONNX
 graph takes the uint8 image exactly as a ROS node or the twin produces it.
@@ -23,8 +30,19 @@ def _pooled(size: int, pools: int) -> int:
     return size
 
 
+def spatial_softmax_xy(maps: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) scores -> (B, 2K) expected [x_1, y_1, ..., x_K, y_K] in [-1, 1]."""
+    b, k, h, w = maps.shape
+    weights = torch.softmax(maps.reshape(b, k, h * w), dim=2).reshape(b, k, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, dtype=maps.dtype, device=maps.device)
+    ys = torch.linspace(-1.0, 1.0, h, dtype=maps.dtype, device=maps.device)
+    x = (weights.sum(dim=2) * xs).sum(dim=2)  # (B, K): marginal over rows, then E[x]
+    y = (weights.sum(dim=3) * ys).sum(dim=2)
+    return torch.stack([x, y], dim=2).reshape(b, 2 * k)
+
+
 class ConvEncoder(nn.Module):
-    """psi(s): uint8 (B, H, W, 3) RGB -> float (B, feature_dim).
+    """psi(s): uint8 (B, H, W, 3) RGB -> float (B, output_dim).
 
     Works for any image size fixed at construction; convs use padding 1 so only the
     two max-pools shrink the image (H -> H // 4).
@@ -36,6 +54,7 @@ class ConvEncoder(nn.Module):
         channels: int = 16,
         hidden: Sequence[int] = (1024, 512),
         feature_dim: int = 256,
+        keypoints: int = 0,
     ):
         super().__init__()
         if isinstance(image_size, int):
@@ -45,6 +64,9 @@ class ConvEncoder(nn.Module):
         if h < 4 or w < 4:
             raise ValueError(f"image size must be at least 4x4, got {self.image_size}")
         self.feature_dim = int(feature_dim)
+        if keypoints < 0:
+            raise ValueError(f"keypoints must be >= 0, got {keypoints}")
+        self.keypoints = int(keypoints)
         self.conv = nn.Sequential(
             nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -58,10 +80,19 @@ class ConvEncoder(nn.Module):
             width = int(hdim)
         layers.append(nn.Linear(width, self.feature_dim))
         self.mlp = nn.Sequential(*layers)
+        if self.keypoints:
+            self.keypoint_conv = nn.Conv2d(channels, self.keypoints, 3, padding=1)
+
+    @property
+    def output_dim(self) -> int:
+        return self.feature_dim + 2 * self.keypoints
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         # uint8 NHWC -> float NCHW in [0, 1]; done here so ONNX graphs take uint8 directly.
         # (float32 in exported graphs; the conv's dtype so a float64 copy works for checks)
         x = image.permute(0, 3, 1, 2).to(self.conv[0].weight.dtype) / 255.0
-        x = self.conv(x)
-        return self.mlp(torch.flatten(x, 1))
+        if not self.keypoints:
+            return self.mlp(torch.flatten(self.conv(x), 1))
+        mid = self.conv[:5](x)  # after the second conv's ReLU, before its pool (H/2 x W/2)
+        features = self.mlp(torch.flatten(self.conv[5:](mid), 1))
+        return torch.cat([features, spatial_softmax_xy(self.keypoint_conv(mid))], dim=1)

@@ -65,6 +65,14 @@ class PriorConfig:
     # > 0: also conditioned on the arm state (parrot_core.arm_state), normalized with the
     # training data's mean/std (buffers saved with the weights) and appended to psi(s).
     state_dim: int = 0
+    # > 0: the encoder also returns this many spatial-softmax keypoints (x, y each) after
+    # its features (parrot_core.encoders); 0 keeps priors trained without them loading as is.
+    keypoints: int = 0
+
+    @property
+    def condition_dim(self) -> int:
+        """Width of what the couplings are conditioned on: [features, keypoints, state]."""
+        return self.feature_dim + 2 * self.keypoints + self.state_dim
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -158,16 +166,16 @@ class ConditionalRealNVP(nn.Module):
         self.action_dim = config.action_dim
         self.action_clamp = float(config.action_clamp)
         self.encoder = ConvEncoder(
-            config.image_size, config.conv_channels, config.encoder_hidden, config.feature_dim
+            config.image_size, config.conv_channels, config.encoder_hidden, config.feature_dim,
+            config.keypoints,
         )
         self.state_dim = int(config.state_dim)
         if self.state_dim:  # only then: image-only checkpoints keep loading as they are
             self.register_buffer("state_mean", torch.zeros(self.state_dim))
             self.register_buffer("state_std", torch.ones(self.state_dim))
         masks = coupling_masks(config.action_dim, config.num_layers)
-        cond_dim = config.feature_dim + self.state_dim
         self.couplings = nn.ModuleList(
-            AffineCoupling(m, cond_dim, tuple(config.coupling_hidden)) for m in masks
+            AffineCoupling(m, config.condition_dim, tuple(config.coupling_hidden)) for m in masks
         )
 
     @property

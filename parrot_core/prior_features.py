@@ -4,7 +4,7 @@
     f = features(obs, info)                     # (D,) float32 for one env step
     F = features.batch(images, states)          # (N, D) float32 for a dataset
 
-D = prior feature_dim (+ state_dim): exactly what the prior's coupling layers are conditioned
+D = the prior's PriorConfig.condition_dim: exactly what the prior's coupling layers are conditioned
 on (``ConditionalRealNVP.condition``). The features are computed once per env step and stored
 in replay, so SAC's actor and critics are MLPs and an update costs no CNN pass. The module is
 saved with each RL checkpoint, so an exported policy (image [, state] -> output) rebuilds the
@@ -45,7 +45,7 @@ class FeatureModule(nn.Module):
 
     @property
     def dim(self) -> int:
-        return self.config.feature_dim + self.flow.state_dim
+        return self.config.condition_dim
 
     def forward(self, image: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
         return self.flow.condition(image, state)

@@ -150,24 +150,40 @@ def _load_split(root: Path, names: list[str], with_states: bool, gripper_labels:
     return images, actions, torch.from_numpy(np.concatenate([e.states for e in eps]))
 
 
-def widen_for_state(state_free: ConditionalRealNVP, state_dim: int) -> ConditionalRealNVP:
-    """A state-conditioned copy of an image-only prior that computes exactly the same flow.
+def widen_prior(prior: ConditionalRealNVP, state_dim: int | None = None,
+                keypoints: int | None = None) -> ConditionalRealNVP:
+    """A copy of ``prior`` with more conditioning inputs that computes exactly the same flow.
 
-    The couplings' first layers get zero weights for the new state inputs, so fine-tuning
-    starts from the image-only prior and learns how much the arm state adds."""
-    config = PriorConfig.from_dict({**state_free.config.to_dict(), "state_dim": state_dim})
+    Adds the arm state (``state_dim``) and/or encoder keypoints (``keypoints``) where the prior
+    has none. The couplings' first layers get zero weights for the new inputs, so fine-tuning
+    starts from the given prior and learns how much the new inputs add."""
+    old = prior.config
+    changes = {}
+    if state_dim is not None and state_dim != old.state_dim:
+        if old.state_dim:
+            raise PriorTrainingError(f"the prior already has a {old.state_dim}-D arm state")
+        changes["state_dim"] = state_dim
+    if keypoints is not None and keypoints != old.keypoints:
+        if old.keypoints:
+            raise PriorTrainingError(f"the prior already has {old.keypoints} keypoints")
+        changes["keypoints"] = keypoints
+    config = PriorConfig.from_dict({**old.to_dict(), **changes})
     model = ConditionalRealNVP(config)
-    model.checkpoint_info = getattr(state_free, "checkpoint_info", {})
-    weights = state_free.state_dict()
-    feature_dim = state_free.config.feature_dim
+    model.checkpoint_info = getattr(prior, "checkpoint_info", {})
+    # column blocks of a coupling's first layer: [features, keypoints, state, x]
+    blocks = [(old.feature_dim, old.feature_dim), (2 * old.keypoints, 2 * config.keypoints),
+              (old.state_dim, config.state_dim), (old.action_dim, config.action_dim)]
+    weights = prior.state_dict()
     for k, target in model.state_dict().items():
-        if k not in weights:  # the state normalization buffers
+        if k not in weights:  # the new keypoint conv and state buffers keep their init
             continue
         source = weights[k]
-        if target.shape != source.shape:  # first coupling layer: [psi, state, x] columns
+        if target.shape != source.shape:  # a coupling's first layer
             widened = torch.zeros_like(target)
-            widened[:, :feature_dim] = source[:, :feature_dim]
-            widened[:, feature_dim + state_dim:] = source[:, feature_dim:]
+            src = dst = 0
+            for width_old, width_new in blocks:
+                widened[:, dst:dst + width_old] = source[:, src:src + width_old]
+                src, dst = src + width_old, dst + width_new
             source = widened
         target.copy_(source)
     return model
@@ -254,6 +270,9 @@ def add_arguments(parser) -> None:
                        help="condition the prior on the arm state (TCP position, gripper closed) "
                             "as well as the image; with --init-from an image-only prior, widen it")
     d = PriorConfig()
+    model.add_argument("--keypoints", type=int, default=d.keypoints, metavar="K",
+                       help="also condition on K spatial-softmax keypoints of the image (x, y "
+                            "each); with --init-from a prior without them, widen it (default 0)")
     model.add_argument("--num-layers", type=int, default=d.num_layers)
     model.add_argument("--coupling-hidden", type=_int_list, default=d.coupling_hidden, help="e.g. 256,256")
     model.add_argument("--encoder-hidden", type=_int_list, default=d.encoder_hidden, help="e.g. 1024,512")
@@ -323,13 +342,14 @@ def main(args) -> int:
         init = load_prior(args.init_from) if args.init_from else None
         # a state-conditioned init keeps the normalization it was trained with
         new_normalization = args.arm_state and (init is None or init.state_dim == 0)
-        if init is not None and args.arm_state and init.state_dim == 0:
-            init = widen_for_state(init, STATE_DIM)
+        if init is not None:
+            init = widen_prior(init, STATE_DIM if args.arm_state and not init.state_dim else None,
+                               args.keypoints or None)
         config = init.config if init is not None else PriorConfig(
             image_size=h if h == w else (h, w), num_layers=args.num_layers,
             coupling_hidden=tuple(args.coupling_hidden), encoder_hidden=tuple(args.encoder_hidden),
             feature_dim=args.feature_dim, conv_channels=args.conv_channels,
-            state_dim=STATE_DIM if args.arm_state else 0)
+            state_dim=STATE_DIM if args.arm_state else 0, keypoints=args.keypoints)
         train_cfg = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2,
                      "tasks": list(tasks), "gripper_labels": args.gripper_labels,

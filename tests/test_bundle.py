@@ -155,7 +155,9 @@ def test_bundle_runs_in_a_fresh_venv_without_torch(bundle, tmp_path):
                         *reqs], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     install_s = time.monotonic() - t0
-    env = dict(os.environ, PYTHONPATH=str(ROOT), AMENT_PREFIX_PATH=str(venv),
+    # the Parrot code as `pip install parrot-robot` lays it out (parrot_bringup at top level)
+    code = os.pathsep.join([str(ROOT), str(ROOT / "ros2_ws" / "src" / "parrot_bringup")])
+    env = dict(os.environ, PYTHONPATH=code, AMENT_PREFIX_PATH=str(venv),
                ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                ROS_DOMAIN_ID=str(1 + (os.getpid() * 13) % 200))
     env.pop("VIRTUAL_ENV", None)

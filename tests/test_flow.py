@@ -257,11 +257,11 @@ def write_state_dataset(root, n_episodes: int = 12, steps: int = 20, size: int =
 
 
 def test_widened_prior_computes_the_image_only_flow_until_trained():
-    """widen_for_state gives a state-conditioned prior whose actions are the image-only prior's
+    """widen_prior with the arm state gives a prior whose actions are the image-only prior's
     whatever the state (zero weights on the new inputs), and which refuses a missing state."""
-    from parrot_core.train_prior import widen_for_state
+    from parrot_core.train_prior import widen_prior
     model = random_flow()
-    wide = widen_for_state(model, 4).eval()
+    wide = widen_prior(model, state_dim=4).eval()
     z, img = torch.randn(8, 7), images(8)
     with torch.no_grad():
         a = model(z, img)
@@ -271,6 +271,69 @@ def test_widened_prior_computes_the_image_only_flow_until_trained():
         wide(z, img)
     with pytest.raises(ValueError, match=r"state must be \(8, 4\)"):
         wide(z, img, torch.zeros(8, 3))
+
+
+def test_widening_a_state_prior_with_keypoints_keeps_its_flow_and_state_columns():
+    """Keypoints are inserted between the features and the arm state: the widened prior still
+    computes the old flow for every state (the state's columns moved with it), and its
+    conditioning grows by 2 per keypoint."""
+    from parrot_core.train_prior import widen_prior
+    model = random_flow(state_dim=4)
+    with torch.no_grad():  # a state that matters, so misplaced columns would show
+        for layer in model.couplings:
+            layer.net[0].weight[:, 16:20].normal_(std=0.5)
+    wide = widen_prior(model, keypoints=3).eval()
+    assert wide.config.keypoints == 3 and wide.config.condition_dim == 16 + 6 + 4
+    z, img, state = torch.randn(8, 7), images(8), torch.randn(8, 4)
+    with torch.no_grad():
+        assert torch.allclose(wide(z, img, state), model(z, img, state), atol=1e-6)
+        assert wide.condition(img, state).shape == (8, 26)
+    with pytest.raises(PriorTrainingError, match="already has 3 keypoints"):
+        widen_prior(wide, keypoints=5)
+
+
+def test_spatial_softmax_reads_out_where_a_map_peaks():
+    """Each keypoint is the expected (x, y) of its channel's softmax in [-1, 1]: a sharp peak
+    at column 6, row 1 of an 8x4 map reads as x = 2*6/7 - 1, y = 2*1/3 - 1; a flat map as 0."""
+    from parrot_core.encoders import spatial_softmax_xy
+    maps = torch.zeros(1, 2, 4, 8)
+    maps[0, 0, 1, 6] = 50.0
+    xy = spatial_softmax_xy(maps)[0]
+    assert torch.allclose(xy[:2], torch.tensor([2 * 6 / 7 - 1, 2 / 3 - 1]), atol=1e-4)
+    assert torch.allclose(xy[2:], torch.zeros(2), atol=1e-6)
+
+
+def write_dot_dataset(root, n_episodes: int = 24, steps: int = 10, size: int = 16,
+                      seed: int = 0) -> None:
+    """One bright dot per image at a random place; the action's dx/dy point at it."""
+    rng = np.random.default_rng(seed)
+    writer = DatasetWriter(root, (size, size), worker=0, run_id="dots")
+    for e in range(n_episodes):
+        img = np.full((steps, size, size, 3), 40, np.uint8)
+        act = np.clip(0.03 * rng.standard_normal((steps, 7)), -1, 1).astype(np.float32)
+        for t in range(steps):
+            r, c = rng.integers(1, size - 1, 2)
+            img[t, r, c] = 255
+            act[t, 0], act[t, 1] = (c - size / 2) / size, (r - size / 2) / size
+        writer.write_episode(Episode(img, act, attrs={"task": "grasp", "seed": e}))
+
+
+def test_keypoint_prior_trains_and_reloads_with_its_keypoints(tmp_path):
+    """--keypoints K trains a prior whose conditioning has 2K keypoint coordinates, saves K in
+    its config, and reloads to the same function; widening an image-only run with
+    --init-from starts exactly at that run's validation NLL."""
+    data = tmp_path / "data"
+    write_dot_dataset(data)
+    assert main(train_args(data, tmp_path / "kp", steps=40, eval_every=20, keypoints=4)) == 0
+    model = load_prior(tmp_path / "kp")
+    assert model.config.keypoints == 4 and model.config.condition_dim == 16 + 8
+    config = json.loads((tmp_path / "kp" / "config.json").read_text())
+    assert config["prior"]["keypoints"] == 4
+    assert main(train_args(data, tmp_path / "img", steps=40, eval_every=20)) == 0
+    best = min(r["val_nll"] for r in read_metrics(tmp_path / "img") if r["step"] > 0)
+    assert main(train_args(data, tmp_path / "wide", steps=20, eval_every=20, keypoints=4,
+                           init_from=tmp_path / "img")) == 0
+    assert abs(read_metrics(tmp_path / "wide")[0]["val_nll"] - best) < 1e-4
 
 
 def test_arm_state_prior_learns_what_the_image_cannot_show(tmp_path):
