@@ -85,34 +85,40 @@ def add_arguments(parser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     g.add_argument("--tensorboard", action="store_true",
                    help="also log to OUT/tensorboard (needs the tensorboard package)")
+    # defaults from SACConfig, the one source of them (torch-free, so --help stays fast)
+    from parrot_core.sac_config import POLICY_UPDATES, REGULARIZERS, SACConfig
+    d = SACConfig()
     s = parser.add_argument_group("SAC (defaults: paper Table 1 / Figure 7)")
-    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--batch-size", type=int, default=d.batch_size)
     s.add_argument("--hidden", help="MLP sizes of policy and Q (default: "
                                     + ", ".join(f"{k} {v}" for k, v in DEFAULT_HIDDEN.items()) + ")")
-    s.add_argument("--channels", type=int, default=16, help="conv channels of policy and Q CNNs")
-    s.add_argument("--lr", type=float, default=3e-4, help="policy, Q and alpha learning rate")
-    s.add_argument("--gamma", type=float, default=0.99)
-    s.add_argument("--learning-starts", type=int, default=1000)
-    s.add_argument("--updates-per-step", type=float, default=1.0)
-    s.add_argument("--n-step", type=int, default=1, help="n-step returns (1: the paper's one-step)")
-    s.add_argument("--target-update-period", type=int, default=1000)
-    s.add_argument("--tau", type=float, default=1.0, help="1 = hard copy every period (Table 1)")
-    s.add_argument("--buffer-size", type=int, default=100_000)
-    s.add_argument("--init-alpha", type=float, default=1.0, help="initial entropy temperature (rlkit: 1)")
-    s.add_argument("--mean-reg", type=float, default=1e-3,
+    s.add_argument("--channels", type=int, default=d.conv_channels,
+                   help="conv channels of policy and Q CNNs")
+    s.add_argument("--lr", type=float, default=d.policy_lr, help="policy, Q and alpha learning rate")
+    s.add_argument("--gamma", type=float, default=d.gamma)
+    s.add_argument("--learning-starts", type=int, default=d.learning_starts)
+    s.add_argument("--updates-per-step", type=float, default=d.updates_per_step)
+    s.add_argument("--n-step", type=int, default=d.n_step, help="n-step returns (1: the paper's one-step)")
+    s.add_argument("--target-update-period", type=int, default=d.target_update_period)
+    s.add_argument("--tau", type=float, default=d.tau, help="1 = hard copy every period (Table 1)")
+    s.add_argument("--buffer-size", type=int, default=d.buffer_size)
+    s.add_argument("--init-alpha", type=float, default=d.init_alpha,
+                   help="initial entropy temperature (rlkit: 1)")
+    s.add_argument("--mean-reg", type=float, default=d.mean_reg,
                    help="weight of the policy's pre-tanh mean penalty (rlkit: 1e-3); larger keeps "
                         "the PARROT policy near the prior's mode until Q has a real gradient")
-    s.add_argument("--target-entropy", type=float, help="automatic entropy tuning target (default -7)")
-    s.add_argument("--regularizer", choices=("entropy", "kl_base"),
+    s.add_argument("--target-entropy", type=float,
+                   help=f"automatic entropy tuning target (default -{d.action_dim})")
+    s.add_argument("--regularizer", choices=REGULARIZERS,
                    help="what alpha weighs: entropy (SAC; default for sac, bc-sac) or kl_base, "
                         "KL(pi || N(0, I)) in z (default for parrot)")
-    s.add_argument("--target-kl", type=float, default=2.0,
+    s.add_argument("--target-kl", type=float, default=d.target_kl,
                    help="kl_base: the KL to N(0, I) (nats) automatic tuning keeps")
-    s.add_argument("--policy-update", choices=("sac", "awac"), default="sac",
+    s.add_argument("--policy-update", choices=POLICY_UPDATES, default=d.policy_update,
                    help="sac: the policy follows Q's gradient; awac: it re-weights the actions "
                         "it tried by exp(advantage / --awac-lambda)")
-    s.add_argument("--awac-lambda", type=float, default=0.3, help="awac: advantage temperature")
-    s.add_argument("--critic-layer-norm", action="store_true",
+    s.add_argument("--awac-lambda", type=float, default=d.awac_lambda, help="awac: advantage temperature")
+    s.add_argument("--critic-layer-norm", action="store_true", default=d.critic_layer_norm,
                    help="LayerNorm in the critics' hidden layers (against Q overestimation)")
 
 

@@ -87,3 +87,34 @@ def test_tensorboard_logs_every_evaluation_beside_metrics_jsonl(tmp_path, monkey
     assert "rl/q_loss" in scalars and "rl/alpha" in scalars
     assert parrot([*run, "--out", str(tmp_path / "plain")]) == 0
     assert not (tmp_path / "plain" / "tensorboard").exists()
+
+
+def test_sac_option_defaults_are_sacconfigs():
+    """Every SAC option of `parrot train-rl` defaults to the SACConfig field it sets (one source
+    of each default), and building the options imports no torch (a fresh interpreter)."""
+    import argparse
+    import subprocess
+    import sys
+
+    from parrot_core.sac_config import SACConfig
+    from sim.train_rl import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--task", "grasp", "--algo", "parrot", "--steps", "1", "--out", "x"])
+    d = SACConfig()
+    option_of_field = {"batch_size": "batch_size", "conv_channels": "channels", "policy_lr": "lr",
+                       "q_lr": "lr", "alpha_lr": "lr", "gamma": "gamma", "n_step": "n_step",
+                       "learning_starts": "learning_starts", "updates_per_step": "updates_per_step",
+                       "target_update_period": "target_update_period", "tau": "tau",
+                       "buffer_size": "buffer_size", "init_alpha": "init_alpha",
+                       "mean_reg": "mean_reg", "target_kl": "target_kl",
+                       "policy_update": "policy_update", "awac_lambda": "awac_lambda",
+                       "critic_layer_norm": "critic_layer_norm"}
+    differ = {f: (getattr(d, f), getattr(args, o)) for f, o in option_of_field.items()
+              if getattr(d, f) != getattr(args, o)}
+    assert not differ, differ
+    code = ("import argparse, sys; from sim.train_rl import add_arguments; "
+            "add_arguments(argparse.ArgumentParser()); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
