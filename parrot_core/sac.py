@@ -14,34 +14,14 @@ Defaults (Table 1): discount 0.99, policy and Q lr 3e-4, reward scale 1, automat
     tuning (target entropy -|A|), one update per env step, target network updated every
     1000 updates by a hard copy (``tau = 1``), batch 256 (notes).
 
-The policy distribution, two kinds (``SACConfig.distribution``)
+The policy distribution, two kinds (``SACConfig.distribution``; why: docs/RL_DESIGN.md)
     ``"tanh"``     a = action_scale * tanh(u), u ~ N(mu, sigma). Standard SAC; used by the
                    baselines that act directly in the [-1, 1] action space (scale 1).
-    ``"clipped"``  z = clip(u, -z_clip, z_clip), u ~ N(m, sigma), m = scale * tanh(raw / scale).
-                   Used by PARROT, which acts in the prior's latent z. Why: paper section 3.2
-                   initialises the policy *to the prior's base distribution* N(0, I). A
-                   tanh-squashed Gaussian cannot be N(0, I) (with scale 1, the original's
-                   default, it never leaves [-1, 1], i.e. about one base standard deviation, so
-                   the invertible flow's full action range is out of reach). An unsquashed
-                   Gaussian initialised to mean 0 / std 1 *is* N(0, I): the output layer starts
-                   at zero weights with log-std bias log(init_std) = 0, so every image gets
-                   exactly m = 0, sigma = 1. Its log-prob is the exact Gaussian one. The mean
-                   is bounded by ``action_scale`` (default 4: our flow ends in a = tanh(y) and
-                   clamps at |a| = 0.999, atanh = 3.8, so |z| <= 4 reaches the whole action
-                   range of a near-identity flow) and the executed z is clipped at ``z_clip``
-                   (default 6, > 6 sigma of the base: P(|u| > 6) ~ 2e-9 per dim at init) only as
-                   a guard against runaway samples; the log-prob ignores that clip.
-                   The std is bounded by ``log_std_max`` = log 1.25 for PARROT: an unsquashed
-                   Gaussian's entropy grows without bound, and where Q is flat in a z
-                   dimension the entropy bonus drives the std to its cap (we measured every
-                   dim at the cap, e^2, within a few hundred steps on a toy task, i.e. z mostly
-                   clipped and every executed action saturated). Capping the std near the base
-                   distribution's keeps exploration prior-like (in the twin every std reached a cap of
-                   1.5 within 1000 steps and grasping fell to a few %; random z with std 1.25
-                   still grasps as often as with std 1 through our prior, 18% vs 17%): the policy can move its mean
-                   anywhere in [-4, 4] but never explores much wider than p_z itself. (A tanh
-                   Gaussian bounds its entropy through the Jacobian; that is why the original
-                   scale-1 tanh policy could not leave +-1.)
+    ``"clipped"``  z = clip(u, -z_clip, z_clip), u ~ N(m, sigma), m = scale * tanh(raw / scale),
+                   log sigma bounded by ``log_std_max``. Used by PARROT, which acts in the
+                   prior's latent z: at init (zero output weights, log-std bias log(init_std))
+                   it is exactly the prior's base distribution N(0, I). Its log-prob is the
+                   exact Gaussian one; the clip only guards against runaway samples.
     In both kinds the deterministic action (evaluation, ONNX export) is
     ``action_scale * tanh(raw_mean [/ action_scale])``: "tanh-squashed and scaled", as
     ARCHITECTURE.md says. A mean that runs into tanh's flat tail gets no gradient from Q; a
