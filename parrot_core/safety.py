@@ -43,32 +43,49 @@ from parrot_core.action_space import (ActionOutOfRangeError, InvalidActionError,
                                        validate_action)
 
 
+def _rule(default, description: str, value_range: tuple[float, float] | None = None):
+    """A SafetyConfig field with what its ROS parameter says about it (parameter_docs)."""
+    return field(default=default, metadata={"description": description, "range": value_range})
+
+
 @dataclass
 class SafetyConfig:
     # metres, arm base frame (TCP): the twin's reach (sim/env.py keeps its TCP target inside),
     # so a policy pretrained there is refused on the arm where the twin refused it
-    workspace_min: tuple[float, float, float] = (0.22, -0.26, 0.015)
-    workspace_max: tuple[float, float, float] = (0.60, 0.26, 0.35)
+    workspace_min: tuple[float, float, float] = _rule(
+        (0.22, -0.26, 0.015), "workspace box, lower corner [x, y, z] (m, base frame, TCP)")
+    workspace_max: tuple[float, float, float] = _rule(
+        (0.60, 0.26, 0.35), "workspace box, upper corner [x, y, z] (m, base frame, TCP)")
     # Per control step. Above the largest valid command (a full-scale diagonal step is
     # sqrt(3) * POS_SCALE_M = 0.052 m, sqrt(3) * ROT_SCALE_RAD = 0.26 rad), so they only
     # fire when the command source or the scaling is misconfigured.
-    max_translation_m: float = 0.06
-    max_rotation_rad: float = 0.30
+    max_translation_m: float = _rule(0.06, "largest TCP translation per control step (m)",
+                                     (0.0, 1.0))
+    max_rotation_rad: float = _rule(0.30, "largest TCP rotation per control step (rad)",
+                                    (0.0, math.pi))
     # Physical speed limits, whatever the control rate: at 10 Hz a full-scale diagonal step
     # is 0.52 m/s and 2.6 rad/s; at 30 Hz the same action is three times as fast.
-    max_speed_m_s: float = 0.6
-    max_angular_speed_rad_s: float = 3.0
-    command_timeout_s: float = 0.5
-    image_timeout_s: float = 0.5
-    max_image_age_s: float = 0.5
-    max_image_future_s: float = 0.05  # clock skew tolerated between camera and this node
+    max_speed_m_s: float = _rule(0.6, "largest TCP speed (m/s), whatever the control rate",
+                                 (0.0, 5.0))
+    max_angular_speed_rad_s: float = _rule(3.0, "largest TCP angular speed (rad/s)", (0.0, 20.0))
+    command_timeout_s: float = _rule(0.5, "no fresh command for this long: the arm stops (s)",
+                                     (0.01, 10.0))
+    image_timeout_s: float = _rule(0.5, "no image for this long: the arm stops (s)", (0.01, 10.0))
+    max_image_age_s: float = _rule(
+        0.5, "a command computed from an older image is refused (s)", (0.01, 10.0))
+    max_image_future_s: float = _rule(  # clock skew tolerated between camera and this node
+        0.05, "a command stamped further ahead of now is refused (s, clock skew)", (0.0, 1.0))
     # Tool orientation, as roll/pitch/yaw of the rotation from `reference_rpy` (the tool
     # pointing straight down, sim/robot.py DOWN_EULER) in the base frame: the twin's limits.
-    max_tilt_rad: float = 0.6
-    max_yaw_rad: float = math.pi / 2
-    reference_rpy: tuple[float, float, float] = (math.pi, 0.0, 0.0)
+    max_tilt_rad: float = _rule(0.6, "largest roll or pitch away from reference_rpy (rad)",
+                                (0.0, math.pi))
+    max_yaw_rad: float = _rule(math.pi / 2, "largest yaw away from reference_rpy (rad)",
+                               (0.0, math.pi))
+    reference_rpy: tuple[float, float, float] = _rule(
+        (math.pi, 0.0, 0.0), "tool orientation the tilt and yaw limits are measured from "
+                             "(roll, pitch, yaw in rad; default: pointing straight down)")
     # True: a command before the first image stops (hardware: never move blind).
-    require_image: bool = False
+    require_image: bool = _rule(False, "refuse every command until the first image arrived")
 
 
 @dataclass
@@ -266,6 +283,12 @@ def parameter_defaults(config: SafetyConfig | None = None) -> dict:
     `declare()` in the bridge and the twin (tuples as float lists: ROS double arrays)."""
     c = config or SafetyConfig()
     return {f"safety.{f.name}": _as_parameter(getattr(c, f.name)) for f in fields(SafetyConfig)}
+
+
+def parameter_docs() -> dict:
+    """`safety.<field>` -> (description, inclusive range or None) for the ROS descriptors."""
+    return {f"safety.{f.name}": (f.metadata["description"], f.metadata["range"])
+            for f in fields(SafetyConfig)}
 
 
 def config_from_parameters(p: dict) -> SafetyConfig:

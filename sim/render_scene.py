@@ -20,6 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sim.tasks import TASKS
+
 
 class RenderSceneError(ValueError):
     """Bad `parrot render-scene` request."""
@@ -27,7 +29,7 @@ class RenderSceneError(ValueError):
 
 def add_arguments(parser) -> None:
     parser.add_argument("--task", default="pick_place",
-                        choices=["grasp", "lift", "pick_place", "place_on_target"])
+                        choices=tuple(TASKS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="PNG path to write (required unless --stats)")
     parser.add_argument("--size", type=int, default=256, help="side of the person's view (px)")

@@ -27,12 +27,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sim.tasks import TASKS
+
 ALGOS = ("parrot", "sac", "bc-sac")
 OBSERVATIONS = ("prior-features", "image", "privileged")
 # MLP sizes by observation: on frozen features, 128-128 runs > 100 updates/s at batch 256 on one
 # core (benchmarks/rl_throughput.py); on images, the paper's (Figure 7).
 DEFAULT_HIDDEN = {"prior-features": "128,128", "image": "1024,512,256", "privileged": "128,128"}
-TASKS = ("grasp", "lift", "pick_place", "place_on_target")
 
 
 class TrainRLError(RuntimeError):
@@ -50,7 +51,7 @@ def add_arguments(parser) -> None:
     from sim.env import add_scene_arguments
 
     g = parser.add_argument_group("run")
-    g.add_argument("--task", required=True, choices=TASKS)
+    g.add_argument("--task", required=True, choices=tuple(TASKS))
     g.add_argument("--objects", default="heldout", choices=("train", "heldout"),
                    help="object pool of the new task (default heldout: objects the prior never saw)")
     add_scene_arguments(g)

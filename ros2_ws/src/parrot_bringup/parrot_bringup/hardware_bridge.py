@@ -58,52 +58,67 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from parrot_bringup import interfaces as itf
 from parrot_bringup.arm_kinematics import (DEFAULT_EE_LINK, DEFAULT_TCP_OFFSET, XARM6_JOINTS,
                                            ArmKinematics, KinematicsError)
-from parrot_bringup.node_runtime import declare, run_node
+from parrot_bringup.node_runtime import Param, declare, described, run_node
 from parrot_core.arm_state import arm_state
 from parrot_core.safety import SafetyConfig, SafetyDecision, SafetyFilter, \
-    config_from_parameters, parameter_defaults, refused_command
+    config_from_parameters, parameter_defaults, parameter_docs, refused_command
 
 OUTPUT_MODES = ("servo", "joint_trajectory")
 GRIPPER_OUTPUTS = ("trajectory", "float64_array")
 AUTOSTART = ("none", "configure", "activate")
 PARAMS = {
-    "output_mode": "servo",
-    "autostart": "configure",
-    "control_rate_hz": 10.0,          # the policy's rate: twist (m/s) = per-step delta * rate
-    "watchdog_rate_hz": 20.0,
-    "servo_topic": itf.TOPIC_SERVO_TWIST,
-    "servo_frame": "link_base",
-    "servo_start_service": itf.SERVICE_SERVO_START,  # std_srvs/Trigger on activate; "" = none
-    "servo_status_topic": itf.TOPIC_SERVO_STATUS,    # std_msgs/Int8; "" = not watched
-    "servo_repeat_hz": 50.0,          # twist republish rate (> 1 / Servo's command timeout)
-    "trajectory_topic": itf.TOPIC_JOINT_TRAJECTORY,
-    "trajectory_duration_s": 0.0,     # time_from_start of a step; 0 -> one control period
-    "hold_duration_s": 0.05,          # time_from_start of a stop (hold) point
-    "gripper_output": "trajectory",   # trajectory | float64_array
-    "gripper_topic": itf.TOPIC_GRIPPER_TRAJECTORY,
-    "gripper_joint": itf.XARM_GRIPPER_JOINT,
-    "gripper_duration_s": 0.5,        # time_from_start of a gripper trajectory point
-    "gripper_open_position": 0.0,
-    "gripper_closed_position": 0.85,
-    "joint_states_topic": itf.TOPIC_JOINT_STATES,
-    "joint_state_timeout_s": 0.5,
+    "output_mode": Param("servo", "servo: TwistStamped to MoveIt Servo; joint_trajectory: IK "
+                                  "to a JointTrajectory per step", choices=OUTPUT_MODES),
+    "autostart": Param("configure", "lifecycle transitions made at start", choices=AUTOSTART),
+    "control_rate_hz": Param(10.0, "the policy's rate: twist (m/s) = per-step delta x rate (Hz)",
+                             (0.1, 1000.0)),
+    "watchdog_rate_hz": Param(20.0, "rate of the stale-command / stale-image checks (Hz)",
+                              (1.0, 1000.0)),
+    "servo_topic": Param(itf.TOPIC_SERVO_TWIST, "MoveIt Servo's twist command topic"),
+    "servo_frame": Param("link_base", "frame_id of the twists sent to Servo"),
+    "servo_start_service": Param(itf.SERVICE_SERVO_START, "std_srvs/Trigger called on activate "
+                                                          "(\"\": none)"),
+    "servo_status_topic": Param(itf.TOPIC_SERVO_STATUS, "Servo's std_msgs/Int8 status, logged and "
+                                                        "reported on /diagnostics (\"\": not watched)"),
+    "servo_repeat_hz": Param(50.0, "twist republish rate (> 1 / Servo's command timeout) (Hz)",
+                             (1.0, 1000.0)),
+    "trajectory_topic": Param(itf.TOPIC_JOINT_TRAJECTORY, "joint trajectory controller topic"),
+    "trajectory_duration_s": Param(0.0, "time_from_start of a step; 0: one control period (s)",
+                                   (0.0, 10.0)),
+    "hold_duration_s": Param(0.05, "time_from_start of a stop (hold) point (s)", (0.0, 10.0)),
+    "gripper_output": Param("trajectory", "gripper command type", choices=GRIPPER_OUTPUTS),
+    "gripper_topic": Param(itf.TOPIC_GRIPPER_TRAJECTORY, "gripper controller topic"),
+    "gripper_joint": Param(itf.XARM_GRIPPER_JOINT, "gripper joint name"),
+    "gripper_duration_s": Param(0.5, "time_from_start of a gripper trajectory point (s)",
+                                (0.0, 10.0)),
+    "gripper_open_position": Param(0.0, "gripper joint position when open"),
+    "gripper_closed_position": Param(0.85, "gripper joint position when closed"),
+    "joint_states_topic": Param(itf.TOPIC_JOINT_STATES, "the arm's sensor_msgs/JointState"),
+    "joint_state_timeout_s": Param(0.5, "joint states older than this stop the arm (s)",
+                                   (0.01, 10.0)),
     # The arm state a state-conditioned prior reads (TCP from FK, gripper closed), published
     # for every accepted joint state; "" = not published.
-    "arm_state_topic": itf.TOPIC_ARM_STATE,
-    "joint_names": list(XARM6_JOINTS),
-    "urdf_path": "",                  # "" -> pybullet_data xarm/xarm6_with_gripper.urdf
-    "ee_link": DEFAULT_EE_LINK,
-    "tcp_offset_m": list(DEFAULT_TCP_OFFSET),
-    "ik_tolerance_m": 0.005,
-    "ik_timeout_s": 0.05,             # an IK result that took longer is stale: refused
-    "max_joint_step_rad": 0.35,
-    "estop_topic": itf.TOPIC_ESTOP,
-    "estop_reset_service": itf.SERVICE_ESTOP_RESET,
-    "image_topic": itf.TOPIC_IMAGE,
-    "image_qos": "sensor",
-    "stop_log_throttle_s": 2.0,
-    "diagnostics_period_s": 1.0,
-    **parameter_defaults(SafetyConfig(require_image=True)),
+    "arm_state_topic": Param(itf.TOPIC_ARM_STATE, "where the arm state for a state-conditioned "
+                                                  "prior is published (\"\": not published)"),
+    "joint_names": Param(list(XARM6_JOINTS), "the arm's joint names, base to tool"),
+    "urdf_path": Param("", "URDF for FK/IK (\"\": pybullet_data xarm/xarm6_with_gripper.urdf)"),
+    "ee_link": Param(DEFAULT_EE_LINK, "URDF link the TCP offset is applied to"),
+    "tcp_offset_m": Param(list(DEFAULT_TCP_OFFSET), "TCP offset from ee_link [x, y, z] (m)"),
+    "ik_tolerance_m": Param(0.005, "IK solutions further from the target are refused (m)",
+                            (1e-5, 0.1)),
+    "ik_timeout_s": Param(0.05, "an IK result that took longer is stale: refused (s)",
+                          (1e-3, 10.0)),
+    "max_joint_step_rad": Param(0.35, "a step moving any joint further is refused (rad)",
+                                (0.0, 3.2)),
+    "estop_topic": Param(itf.TOPIC_ESTOP, "e-stop topic (std_msgs/Bool, latched)"),
+    "estop_reset_service": Param(itf.SERVICE_ESTOP_RESET, "std_srvs/Trigger that clears the e-stop"),
+    "image_topic": Param(itf.TOPIC_IMAGE, "camera topic watched for image freshness"),
+    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable",
+                       choices=("sensor", "reliable")),
+    "stop_log_throttle_s": Param(2.0, "at most one log line per stop reason this often (s)",
+                                 (0.0, 3600.0)),
+    "diagnostics_period_s": Param(1.0, "/diagnostics publish period (s)", (0.01, 60.0)),
+    **described(parameter_defaults(SafetyConfig(require_image=True)), parameter_docs()),
 }
 DIAG_NAME = "parrot: hardware_bridge safety"
 # A measured joint this far beyond its URDF limit is a fault (calibration, joint order).

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import signal
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 
 def run_node(node_cls, argv=None, executor_threads: int = 0) -> int:
@@ -52,8 +54,49 @@ def run_node(node_cls, argv=None, executor_threads: int = 0) -> int:
     return code
 
 
+@dataclass(frozen=True)
+class Param:
+    """One ROS parameter of a node: its default, what it means, and what values it accepts.
+
+    ``range`` (inclusive, numbers only) becomes the descriptor's floating-point or integer
+    range, so ROS itself refuses an out-of-range value from a YAML file or `ros2 param set`;
+    ``choices`` (strings) are listed in the descriptor's constraints (the node checks them
+    where it uses the value, with its own error)."""
+
+    default: Any
+    description: str
+    range: tuple[float, float] | None = None
+    choices: tuple[str, ...] = ()
+
+    def descriptor(self, name: str):
+        from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+        d = ParameterDescriptor(name=name, description=self.description)
+        if self.choices:
+            d.additional_constraints = "one of: " + ", ".join(self.choices)
+        if self.range is not None:
+            lo, hi = self.range
+            if isinstance(self.default, bool) or not isinstance(self.default, (int, float)):
+                raise TypeError(f"parameter {name}: a range needs a number default")
+            if isinstance(self.default, int):
+                d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+            else:
+                d.floating_point_range = [FloatingPointRange(from_value=float(lo),
+                                                             to_value=float(hi), step=0.0)]
+        return d
+
+
 def declare(node, params: dict) -> dict:
-    """Declare parameters with defaults; return their current values as a dict."""
-    for name, default in params.items():
-        node.declare_parameter(name, default)
+    """Declare parameters (Param, or a bare default) with their descriptors; return the
+    current values as a dict."""
+    for name, spec in params.items():
+        if isinstance(spec, Param):
+            node.declare_parameter(name, spec.default, spec.descriptor(name))
+        else:
+            node.declare_parameter(name, spec)
     return {name: node.get_parameter(name).value for name in params}
+
+
+def described(defaults: dict, docs: dict) -> dict:
+    """Params from plain defaults and {name: (description, range or None)} (e.g. the
+    safety.* parameters, whose defaults and documentation live in parrot_core.safety)."""
+    return {name: Param(value, *docs[name]) for name, value in defaults.items()}

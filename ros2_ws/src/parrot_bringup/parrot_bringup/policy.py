@@ -34,22 +34,23 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, JointState
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import declare, run_node
+from parrot_bringup.node_runtime import Param, declare, run_node
 
 MODES = ("policy", "prior", "off")
 PARAMS = {
-    "mode": "off",
-    "prior_dir": "",
-    "policy_dir": "",
-    "seed": 0,
-    "control_rate_hz": 10.0,
-    "command_frame": itf.DEFAULT_COMMAND_FRAME,
-    "image_qos": "sensor",
-    # Reject images of any other size (HxW); [0, 0] accepts every size and resizes.
-    "expected_image_size": [0, 0],
-    "threads": 1,
-    # A state-conditioned prior: how much later than the image its arm state may be stamped.
-    "max_state_skew_s": 0.1,
+    "mode": Param("off", "policy: act with the SAC policy; prior: explore with random z through "
+                         "the prior; off: publish nothing", choices=MODES),
+    "prior_dir": Param("", "ONNX prior export directory (parrot export)"),
+    "policy_dir": Param("", "ONNX policy export directory (parrot export-policy); mode policy"),
+    "seed": Param(0, "seed of the random z drawn in mode prior", (0, 2**31 - 1)),
+    "control_rate_hz": Param(10.0, "rate the command is scaled for: twist = per-step delta x rate (Hz)", (0.1, 1000.0)),
+    "command_frame": Param(itf.DEFAULT_COMMAND_FRAME, "frame_id of the published commands"),
+    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)", choices=("sensor", "reliable")),
+    "expected_image_size": Param([0, 0], "refuse images of any other size [H, W]; [0, 0] "
+                                         "accepts every size and resizes to the model's"),
+    "threads": Param(1, "onnxruntime intra-op threads", (1, 64)),
+    "max_state_skew_s": Param(0.1, "a state-conditioned prior: how much later than the image "
+                                   "its arm state may be stamped (s)", (0.0, 10.0)),
 }
 
 

@@ -36,39 +36,46 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import declare, run_node
+from parrot_bringup.node_runtime import Param, declare, described, run_node
 from parrot_core.safety import SafetyFilter, config_from_parameters, \
-    parameter_defaults, refused_command
+    parameter_defaults, parameter_docs, refused_command
 from parrot_core.action_space import InvalidActionError, validate_action
 from parrot_core.arm_state import state_from_info
+from sim.tasks import TASKS
 
 PARAMS = {
-    "task": "grasp",
-    "objects": "train",
-    "image_size": 48,
-    "max_steps": 25,
+    "task": Param("grasp", "the twin task (sim/tasks.py)", choices=tuple(TASKS)),
+    "objects": Param("train", "object pool", choices=("train", "heldout")),
+    "image_size": Param(48, "side of the square camera image (px)", (4, 1024)),
+    "max_steps": Param(25, "steps per episode (paper: 25)", (1, 100_000)),
     # False for collection: episodes run max_steps and success is judged at the end.
-    "terminate_on_success": True,
-    "control_rate_hz": 10.0,
-    "lockstep": False,
-    "lockstep_resend_s": 1.0,
-    "seed": 0,
-    "episodes": 0,
-    "auto_reset": True,
-    "start_when_matched": False,
-    "start_delay_s": 0.5,
-    "min_image_subscribers": 0,  # with start_when_matched: e.g. 1 to wait for the policy node
-    "min_recorders": 0,  # with start_when_matched: recorders that must be ready first
-    "step_without_command": False,
-    "image_qos": "sensor",
-    "image_encoding": "rgb8",
-    "camera_frame": itf.DEFAULT_CAMERA_FRAME,
-    "publish_info": True,
-    "exit_when_done": False,
+    "terminate_on_success": Param(True, "end an episode at its first success"),
+    "control_rate_hz": Param(10.0, "free-running step rate (Hz)", (0.1, 1000.0)),
+    "lockstep": Param(False, "step once per command stamped with the last image's stamp"),
+    "lockstep_resend_s": Param(1.0, "lock-step: re-send the image after this long without its "
+                                    "command (s)", (0.01, 60.0)),
+    "seed": Param(0, "scene seed of the first episode (episode k: seed + k)", (0, 2**62)),
+    "episodes": Param(0, "episodes to run (0: forever)", (0, 2**62)),
+    "auto_reset": Param(True, "start the next episode when one ends"),
+    "start_when_matched": Param(False, "hold the first episode until the command publisher, "
+                                       "min_image_subscribers and min_recorders are there"),
+    "start_delay_s": Param(0.5, "with start_when_matched: wait this much longer (s)",
+                           (0.0, 60.0)),
+    "min_image_subscribers": Param(0, "with start_when_matched: image subscribers to wait for "
+                                      "(e.g. 1 for the policy node)", (0, 1000)),
+    "min_recorders": Param(0, "with start_when_matched: ready recorders to wait for", (0, 1000)),
+    "step_without_command": Param(False, "free-running: step with a zero action when no "
+                                         "command came (else re-publish the view)"),
+    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)", choices=("sensor", "reliable")),
+    "image_encoding": Param("rgb8", "published image encoding", choices=itf.SUPPORTED_ENCODINGS),
+    "camera_frame": Param(itf.DEFAULT_CAMERA_FRAME, "frame_id of the images"),
+    "publish_info": Param(True, "publish the privileged state JSON (sim only; the scripted "
+                                "node needs it)"),
+    "exit_when_done": Param(False, "exit after the last of `episodes`"),
     # Every command passes parrot_core.safety with the bridge's defaults, as on the arm (and
     # ParrotEnv runs the same motion rules itself).
-    "safety.enabled": True,
-    **parameter_defaults(),
+    "safety.enabled": Param(True, "pass every command through the arm's safety rules"),
+    **described(parameter_defaults(), parameter_docs()),
 }
 
 

@@ -31,7 +31,7 @@ from sensor_msgs.msg import Image, JointState, Joy
 from std_srvs.srv import Trigger
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import declare, run_node
+from parrot_bringup.node_runtime import Param, declare, run_node
 
 KEYMAP = {  # key -> (action index, sign)
     "w": (0, 1), "s": (0, -1), "a": (1, 1), "d": (1, -1), "r": (2, 1), "f": (2, -1),
@@ -39,16 +39,18 @@ KEYMAP = {  # key -> (action index, sign)
 }
 
 PARAMS = {
-    "speed": 0.6,  # |action| of a held key, in [0, 1]
-    "key_hold_s": 0.6,
-    "keyboard": True,
-    "joy_axes": [1, 0, 4, -1, -1, 3],
-    "joy_close": 0,
-    "joy_open": 1,
-    "joy_deadzone": 0.1,
-    "control_rate_hz": 10.0,
-    "command_frame": itf.DEFAULT_COMMAND_FRAME,
-    "image_qos": "sensor",
+    "speed": Param(0.6, "|action| of a held key", (0.0, 1.0)),
+    "key_hold_s": Param(0.6, "a key counts as held this long after its last repeat (s)",
+                        (0.05, 5.0)),
+    "keyboard": Param(True, "read the terminal's keyboard"),
+    "joy_axes": Param([1, 0, 4, -1, -1, 3], "sensor_msgs/Joy axis index of dx, dy, dz, droll, "
+                                            "dpitch, dyaw (-1: unused)"),
+    "joy_close": Param(0, "Joy button that closes the gripper", (0, 63)),
+    "joy_open": Param(1, "Joy button that opens the gripper", (0, 63)),
+    "joy_deadzone": Param(0.1, "|axis| below this counts as 0", (0.0, 1.0)),
+    "control_rate_hz": Param(10.0, "command rate (Hz); twist = per-step delta x rate", (0.1, 1000.0)),
+    "command_frame": Param(itf.DEFAULT_COMMAND_FRAME, "frame_id of the published commands"),
+    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)", choices=("sensor", "reliable")),
 }
 
 

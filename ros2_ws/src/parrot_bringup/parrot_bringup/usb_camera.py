@@ -20,19 +20,21 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import declare, run_node
+from parrot_bringup.node_runtime import Param, declare, run_node
 
 PARAMS = {
-    "device": "0",
-    "rate_hz": 30.0,
-    "width": 0,
-    "height": 0,
-    "loop": True,              # video files: restart at the end (else exit)
-    "frame_id": itf.DEFAULT_CAMERA_FRAME,
-    "image_qos": "sensor",
-    "topic": itf.TOPIC_IMAGE,
-    "capture_width": 0,        # ask the device for this capture size (0: its default)
-    "capture_height": 0,
+    "device": Param("0", "camera index (e.g. 0), device path or video file"),
+    "rate_hz": Param(30.0, "publish rate (Hz)", (0.1, 240.0)),
+    "width": Param(0, "published image width (0: as captured)", (0, 8192)),
+    "height": Param(0, "published image height (0: as captured)", (0, 8192)),
+    "loop": Param(True, "video files: restart at the end (else exit)"),
+    "frame_id": Param(itf.DEFAULT_CAMERA_FRAME, "frame_id of the images"),
+    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)", choices=("sensor", "reliable")),
+    "topic": Param(itf.TOPIC_IMAGE, "image topic"),
+    "capture_width": Param(0, "ask the device for this capture width (0: its default)",
+                           (0, 8192)),
+    "capture_height": Param(0, "ask the device for this capture height (0: its default)",
+                            (0, 8192)),
 }
 
 
