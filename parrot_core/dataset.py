@@ -10,7 +10,7 @@ Layout of a dataset directory::
 
 Why one file per episode: a collector or recorder that is killed midway must not
 corrupt what it already wrote, and HDF5 gives no such guarantee for a file that is
-open for writing. Each episode is written to ``*.h5.tmp`` and renamed into place, so
+open for writing. Each episode is written to ``*.h5.<pid>.tmp`` and renamed into place, so
 a kill loses at most the episode in flight and rerunning simply adds files.
 Any HDF5 reader opens an episode: ``h5py.File(path)["images"]`` is (T, H, W, 3) uint8.
 """
@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from parrot_core.arm_state import STATE_DIM, STATE_NAMES
-from parrot_core.files import atomic_write_text, read_format_json
+from parrot_core.files import atomic_replace, atomic_write_text, read_format_json
 
 FORMAT_NAME = "parrot-dataset"
 FORMAT_VERSION = 1
@@ -138,8 +138,7 @@ class DatasetWriter:
                 f"episode images are {episode.images.shape[1:3]}, dataset expects {self.image_size}"
             )
         path = self.root / EPISODE_DIR / f"{self.prefix}-{self._count:06d}.h5"
-        tmp = path.with_name(path.name + ".tmp")
-        with h5py.File(tmp, "w") as f:
+        with atomic_replace(path) as tmp, h5py.File(tmp, "w") as f:
             f.create_dataset("images", data=episode.images, chunks=episode.images.shape,
                              compression="gzip", compression_opts=4)
             f.create_dataset("actions", data=episode.actions)
@@ -148,7 +147,6 @@ class DatasetWriter:
                 f.create_dataset("states", data=episode.states)
             for key, value in episode.attrs.items():
                 f.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
-        os.replace(tmp, path)
         self._count += 1
         return path
 

@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import torch
 from parrot_core import __version__
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
 from parrot_core.flow import ConditionalRealNVP
-from parrot_core.files import sha256_file
+from parrot_core.files import atomic_replace, atomic_write_text, sha256_file
 from parrot_core.arm_state import STATE_NAMES
 from parrot_core.onnx_prior import (FORWARD_FILE, FORWARD_INPUTS, FORWARD_OUTPUTS, INVERSE_FILE,
                                     INVERSE_INPUTS, INVERSE_OUTPUTS, META_FILE, META_FORMAT,
@@ -90,14 +89,18 @@ def _spec(name: str, dtype: str, shape: list) -> dict:
     return {"name": name, "dtype": dtype, "shape": shape}
 
 
-def _export_one(module, args, path: Path, input_names, output_names, exporter: str, opset: int) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+def write_onnx(module, args, path: Path, input_names, output_names, exporter: str,
+               opset: int) -> None:
+    """Export ``module(*args)`` to the ONNX file ``path`` with a dynamic batch axis (the prior's
+    graphs and the policy's; ``export_policy`` uses it too). ``dynamo`` needs example inputs
+    with batch >= 2."""
     module = module.eval()
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)  # e.g. "torchvision is not installed" notices
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                atomic_replace(path) as tmp:
             warnings.simplefilter("ignore")
             if exporter == "dynamo":
                 batch = torch.export.Dim("batch", min=1)
@@ -113,10 +116,8 @@ def _export_one(module, args, path: Path, input_names, output_names, exporter: s
                                   dynamic_axes=axes)
             else:
                 raise PriorExportError(f"unknown exporter {exporter!r} (dynamo | torchscript)")
-        os.replace(tmp, path)
     finally:
         onnx_log.setLevel(level)
-        tmp.unlink(missing_ok=True)
 
 
 def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
@@ -142,9 +143,9 @@ def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
     else:
         state, graphs = (), (_ForwardGraph(model), _InverseGraph(model))
     try:
-        _export_one(graphs[0], (z, image, *state), out / FORWARD_FILE,
+        write_onnx(graphs[0], (z, image, *state), out / FORWARD_FILE,
                     graph_inputs(FORWARD_INPUTS, state_dim), FORWARD_OUTPUTS, exporter, opset)
-        _export_one(graphs[1], (action, image, *state), out / INVERSE_FILE,
+        write_onnx(graphs[1], (action, image, *state), out / INVERSE_FILE,
                     graph_inputs(INVERSE_INPUTS, state_dim), INVERSE_OUTPUTS, exporter, opset)
     except PriorExportError:
         raise
@@ -187,9 +188,7 @@ def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
                            "outputs": [vec("z"), _spec("log_det", "float32", ["batch"])]},
         },
     }
-    tmp = out / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, out / META_FILE)
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2))
     if check:
         err = parity_error(model, out, n=16, seed=1)
         meta_err = {k: float(v) for k, v in err.items()}

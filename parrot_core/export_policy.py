@@ -13,12 +13,7 @@ before the metadata is written; the metadata is written last.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +25,8 @@ from parrot_core.arm_state import random_states
 from parrot_core.onnx_policy import (INPUT_NAME, META_FILE, META_FORMAT, META_VERSION, POLICY_FILE,
                                      STATE_INPUT, OnnxPolicy)
 from parrot_core.prior_features import FeatureModule
-from parrot_core.files import sha256_file
+from parrot_core.export import write_onnx
+from parrot_core.files import atomic_write_text, sha256_file
 from parrot_core.rl_loop import CHECKPOINT, read_config
 from parrot_core.sac import Actor, SACConfig
 
@@ -90,35 +86,11 @@ def _load_run(run_dir) -> tuple[Actor, dict, dict]:
 
 
 def _export(module, examples: tuple, path: Path, output_name: str, exporter: str, opset: int) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     names = [INPUT_NAME, STATE_INPUT][:len(examples)]
-    onnx_log = logging.getLogger("torch.onnx")
-    level = onnx_log.level
-    onnx_log.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            if exporter == "dynamo":
-                batch = torch.export.Dim("batch", min=1)
-                torch.onnx.export(module, examples, str(tmp), input_names=names,
-                                  output_names=[output_name], opset_version=opset, dynamo=True,
-                                  dynamic_shapes={n: {0: batch} for n in names},
-                                  external_data=False, verbose=False)
-            elif exporter == "torchscript":
-                axes = {n: {0: "batch"} for n in [*names, output_name]}
-                torch.onnx.export(module, examples, str(tmp), input_names=names,
-                                  output_names=[output_name], opset_version=opset, dynamo=False,
-                                  dynamic_axes=axes)
-            else:
-                raise PolicyExportError(f"unknown exporter {exporter!r} (dynamo | torchscript)")
-        os.replace(tmp, path)
-    except PolicyExportError:
-        raise
+        write_onnx(module, examples, path, names, [output_name], exporter, opset)
     except Exception as e:
         raise PolicyExportError(f"ONNX export failed ({type(e).__name__}: {e})") from e
-    finally:
-        onnx_log.setLevel(level)
-        tmp.unlink(missing_ok=True)
 
 
 @torch.no_grad()
@@ -213,9 +185,7 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
             "inputs": inputs,
             "outputs": [{"name": outputs, "dtype": "float32", "shape": ["batch", ACTION_DIM]}]}},
     }
-    tmp = out / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, out / META_FILE)
+    atomic_write_text(out / META_FILE, json.dumps(meta, indent=2))
     err = parity_error(graph, out)
     if err > PARITY_TOL:
         (out / META_FILE).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -17,19 +18,34 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
+@contextmanager
+def atomic_replace(path, suffix: str = ""):
+    """``with atomic_replace(path) as tmp: write(tmp)``: the file written to ``tmp`` replaces
+    ``path`` in one rename when the block succeeds, and is removed when it fails, so readers
+    never see half a file. ``suffix`` ends the temporary name for writers that insist on one
+    (``np.savez`` appends ``.npz``); without it the name ends in ``.tmp``, which no loader's
+    glob (``*.h5``, ``*.json``) takes for a finished file."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write_text(path, text: str, durable: bool = False) -> None:
     """Write via a temporary file and rename, so readers never see half a file.
 
     ``durable``: also fsync the file before the rename and its directory after, so the new
     content survives a power cut or a kill, not only a crash of this process."""
     path = Path(path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf8") as f:
-        f.write(text)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_replace(path) as tmp:
+        with open(tmp, "w", encoding="utf8") as f:
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
     if durable:
         fsync_dir(path.parent)
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 
 from parrot_core.action_transform import ActionTransform
+from parrot_core.files import atomic_replace
 from parrot_core.sac import ReplayBuffer, SACAgent
 from parrot_core.tensorboard_log import TensorBoardLog
 
@@ -135,9 +135,8 @@ def evaluate(agent: SACAgent, env, transform: ActionTransform, episodes: int,
 # ---- small file helpers --------------------------------------------------------------------
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_replace(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _append_jsonl(path: Path, row: dict) -> None:
@@ -421,9 +420,8 @@ class TrainingRun:
 
     def save_checkpoint(self, at_step: int, in_progress: bool) -> None:
         replay_file = f"replay_{at_step}.npz"
-        tmp = self.run_dir / (replay_file + ".tmp.npz")
-        self.buffer.save(tmp)
-        os.replace(tmp, self.run_dir / replay_file)
+        with atomic_replace(self.run_dir / replay_file, suffix=".npz") as tmp:
+            self.buffer.save(tmp)
         loop_state = dict(self.state, global_step=at_step, wall_s=self.wall(),
                           episode_in_progress=in_progress, train_eps=list(self.train_eps),
                           loss_sums=dict(self.losses.sums), loss_counts=dict(self.losses.counts))

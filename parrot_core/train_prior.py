@@ -33,7 +33,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -47,7 +46,7 @@ from parrot_core.action_space import ACTION_NAMES, GRIPPER_LABELS, gripper_as_ta
 from parrot_core.arm_state import STATE_DIM
 from parrot_core.dataset import episode_paths, read_episode, read_episode_attrs, read_header
 from parrot_core.device import pick_device
-from parrot_core.files import atomic_write_text
+from parrot_core.files import atomic_replace, atomic_write_text
 from parrot_core.flow import ConditionalRealNVP, PriorConfig
 from parrot_core.onnx_prior import PriorLoadError
 from parrot_core.tensorboard_log import TensorBoardLog
@@ -281,9 +280,8 @@ def add_arguments(parser) -> None:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_replace(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rewrite_metrics(path: Path, upto_step: int) -> None:
