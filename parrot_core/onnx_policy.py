@@ -27,7 +27,8 @@ import onnxruntime as ort
 
 from parrot_core.action_space import ACTION_DIM, scaling_metadata
 from parrot_core.files import read_format_json, sha256_file
-from parrot_core.onnx_prior import STATE_INPUT, checked_vectors, make_session_options
+from parrot_core.onnx_prior import STATE_INPUT, checked_images, checked_vectors, \
+    make_session_options
 
 META_FORMAT = "parrot-policy-onnx"
 META_VERSION = 1
@@ -113,27 +114,16 @@ class OnnxPolicy:
                                   f"{want} / [{self.outputs!r}]")
 
     def _images(self, images) -> np.ndarray:
-        x = np.asarray(images)
-        if x.dtype != np.uint8:
-            raise PolicyInputError(f"images must be uint8 RGB, got {x.dtype}")
-        if x.ndim == 3:
-            x = x[None]
-        if x.ndim != 4 or x.shape[1:] != self.image_shape:
-            raise PolicyInputError(f"images must be (B, {self.image_shape[0]}, {self.image_shape[1]}, 3) "
-                                   f"uint8 RGB, got {tuple(np.asarray(images).shape)}; resize with "
-                                   f"cv2.INTER_AREA first")
-        return np.ascontiguousarray(x)
+        return checked_images(images, self.image_shape, PolicyInputError)
 
     def _states(self, states, batch: int) -> np.ndarray:
         if states is None:
             raise PolicyInputError(f"{self.export_dir}: this policy observes the arm state; pass "
                                    f"states (B, {self.state_dim}) with the images")
-        x = np.asarray(states)
-        return checked_vectors(x[None] if x.ndim == 1 else x, "states", batch, self.state_dim,
-                               PolicyInputError)
+        return checked_vectors(states, "states", batch, self.state_dim, PolicyInputError)
 
     def __call__(self, images, states=None) -> np.ndarray:
-        """images uint8 (B, H, W, 3) (or one (H, W, 3)) [, arm states (B, 4) when the policy
+        """images uint8 (B, H, W, 3) [, arm states (B, 4) when the policy
         observes them; ignored otherwise] -> (B, 7) float32 z or action."""
         x = self._images(images)
         feed = {INPUT_NAME: x}

@@ -118,6 +118,22 @@ def read_meta(export_dir) -> dict:
     return meta
 
 
+def checked_images(images, image_shape: tuple, error: type[Exception]) -> np.ndarray:
+    """images as contiguous uint8 (B, H, W, 3) for a graph input; ``error`` naming what is wrong
+    otherwise (one (H, W, 3) image is refused with the hint to add the batch axis: the graphs
+    and every caller work in batches)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise error(f"images must be uint8 RGB (0..255), got dtype {images.dtype} "
+                    f"(the graph does the float conversion)")
+    if images.ndim != 4 or images.shape[1:] != tuple(image_shape):
+        hint = " (add a batch axis: images[None])" if images.shape == tuple(image_shape) else \
+            " (resize with cv2.INTER_AREA to the exported size)"
+        raise error(f"images must have shape (B, {image_shape[0]}, {image_shape[1]}, 3), "
+                    f"got {images.shape}{hint}")
+    return np.ascontiguousarray(images)
+
+
 def checked_vectors(x, name: str, batch: int, dim: int, error: type[Exception]) -> np.ndarray:
     """x as float32 (batch, dim) for a graph input; ``error`` naming what is wrong otherwise."""
     x = np.asarray(x)
@@ -212,18 +228,7 @@ class OnnxPrior:
     # ---- input checks ---------------------------------------------------------------
 
     def _images(self, images) -> np.ndarray:
-        images = np.asarray(images)
-        if images.dtype != np.uint8:
-            raise PriorInputError(
-                f"images must be uint8 RGB (0..255), got dtype {images.dtype} "
-                f"(the graph does the float conversion)")
-        if images.ndim != 4 or images.shape[1:] != self.image_shape:
-            hint = " (add a batch axis: images[None])" if images.shape == self.image_shape else \
-                " (resize with cv2.INTER_AREA to the exported size)"
-            raise PriorInputError(
-                f"images must have shape (B, {self.image_shape[0]}, {self.image_shape[1]}, 3), "
-                f"got {images.shape}{hint}")
-        return np.ascontiguousarray(images)
+        return checked_images(images, self.image_shape, PriorInputError)
 
     def _inputs(self, first_name: str, first, images, states) -> dict:
         """The graph's feed: the checked vector, images and (if conditioned) states."""

@@ -55,7 +55,7 @@ def test_onnx_matches_torch_and_meta_describes_it(exported):
         ref = actor.deterministic(torch.from_numpy(images)).numpy()
     assert np.abs(ref).max() > 1e-3  # a trained (non-zero) head, so parity is not vacuous
     assert np.abs(policy(images) - ref).max() < 1e-5
-    assert np.abs(policy(images[0]) - ref[:1]).max() < 1e-5
+    assert np.abs(policy(images[:1]) - ref[:1]).max() < 1e-5
     meta = json.loads((out / META_FILE).read_text())
     assert (meta["algo"], meta["outputs"], meta["image_size"], meta["env_step"]) == ("parrot", "z", [8, 8], 40)
     assert meta["prior"]["weights_sha256"] == "ab" * 32 and len(meta["files"][POLICY_FILE]["sha256"]) == 64
@@ -121,6 +121,8 @@ def test_missing_tampered_and_mismatched_files_are_clear_errors(exported, tmp_pa
         policy(np.zeros((1, 8, 8, 3), np.float32))
     with pytest.raises(PolicyInputError, match=r"\(B, 8, 8, 3\)"):
         policy(np.zeros((1, 16, 16, 3), np.uint8))
+    with pytest.raises(PolicyInputError, match=r"add a batch axis"):  # as OnnxPrior says
+        policy(np.zeros((8, 8, 3), np.uint8))
     beside = tmp_path / "beside_prior"
     beside.mkdir()
     (beside / "prior_meta.json").write_text(json.dumps({"weights_sha256": "ef" * 32}))

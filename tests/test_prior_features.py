@@ -106,3 +106,5 @@ def test_a_policy_on_state_features_exports_with_a_state_input(tmp_path):
     assert policy(img, np.float32([[0.4, 0, 0.1, 0], [0.4, 0, 0.1, 1]])).shape == (2, 7)
     with pytest.raises(PolicyInputError, match="observes the arm state"):
         policy(img)
+    with pytest.raises(PolicyInputError, match=r"states must have shape \(B, 4\)"):
+        policy(img[:1], np.float32([0.4, 0, 0.1, 0]))  # batched, like OnnxPrior's states
