@@ -48,32 +48,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from parrot_core.encoders import ConvTrunk
 from parrot_core.flow import LOG_2PI, base_log_prob
 from parrot_core.sac_config import (DISTRIBUTIONS, POLICY_UPDATES, REGULARIZERS,  # noqa: F401
                                     SACConfig, SACConfigError, config_for_algo)
 
 # ---- networks ---------------------------------------------------------------------------
-
-class ConvTrunk(nn.Module):
-    """uint8 (B, H, W, 3) -> flat conv features; 3x3 convs, max-pool after the first two."""
-
-    def __init__(self, image_size: int, channels: int):
-        super().__init__()
-        self.image_size = int(image_size)
-        if self.image_size < 4:
-            raise SACConfigError(f"image size must be >= 4, got {image_size}")
-        self.net = nn.Sequential(
-            nn.Conv2d(3, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(),
-            nn.Flatten(),
-        )
-        self.out_dim = channels * (self.image_size // 4) ** 2
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = image.permute(0, 3, 1, 2).to(torch.float32) / 255.0
-        return self.net(x)
-
 
 class FlatTrunk(nn.Module):
     """Observations that already are feature vectors: passed on as float32."""
