@@ -41,16 +41,19 @@ from parrot_core.safety import SafetyFilter, config_from_parameters, \
     parameter_defaults, parameter_docs, refused_command
 from parrot_core.action_space import InvalidActionError, validate_action
 from parrot_core.arm_state import state_from_info
+from sim.env import EnvConfig
 from sim.tasks import TASKS
 
+ENV = EnvConfig()  # the twin's defaults are the env's
 PARAMS = {
-    "task": Param("grasp", "the twin task (sim/tasks.py)", choices=tuple(TASKS)),
-    "objects": Param("train", "object pool", choices=("train", "heldout")),
-    "image_size": Param(48, "side of the square camera image (px)", (4, 1024)),
-    "max_steps": Param(25, "steps per episode (paper: 25)", (1, 100_000)),
+    "task": Param(ENV.task, "the twin task (sim/tasks.py)", choices=tuple(TASKS)),
+    "objects": Param(ENV.objects, "object pool", choices=("train", "heldout")),
+    "image_size": Param(ENV.image_size, "side of the square camera image (px)", (4, 1024)),
+    "max_steps": Param(ENV.max_steps, "steps per episode (paper: 25)", (1, 100_000)),
     # False for collection: episodes run max_steps and success is judged at the end.
-    "terminate_on_success": Param(True, "end an episode at its first success"),
-    "control_rate_hz": Param(10.0, "free-running step rate (Hz)", (0.1, 1000.0)),
+    "terminate_on_success": Param(ENV.terminate_on_success, "end an episode at its first success"),
+    "control_rate_hz": Param(ENV.control_rate_hz, "free-running step rate (Hz); the env's motion "
+                                                  "rules judge speed at it", (0.1, 1000.0)),
     "lockstep": Param(False, "step once per command stamped with the last image's stamp"),
     "lockstep_resend_s": Param(1.0, "lock-step: re-send the image after this long without its "
                                     "command (s)", (0.01, 60.0)),
@@ -80,10 +83,11 @@ PARAMS = {
 
 
 def make_env(task: str, objects: str, image_size: int, max_steps: int,
-             terminate_on_success: bool = True):
-    from sim.env import EnvConfig, ParrotEnv
+             terminate_on_success: bool = True, control_rate_hz: float = ENV.control_rate_hz):
+    from sim.env import ParrotEnv
     return ParrotEnv(EnvConfig(task=task, objects=objects, image_size=image_size,
-                               max_steps=max_steps, terminate_on_success=terminate_on_success))
+                               max_steps=max_steps, terminate_on_success=terminate_on_success,
+                               control_rate_hz=control_rate_hz))
 
 
 class SimTwinNode(Node):
@@ -93,7 +97,7 @@ class SimTwinNode(Node):
         p = self.p
         self.env = env if env is not None else make_env(
             p["task"], p["objects"], int(p["image_size"]), int(p["max_steps"]),
-            bool(p["terminate_on_success"]))
+            bool(p["terminate_on_success"]), float(p["control_rate_hz"]))
         self.rate = float(p["control_rate_hz"])
         self.lockstep = bool(p["lockstep"])
         self.finished = False
