@@ -273,10 +273,14 @@ def load_episodes(root) -> list[Episode]:
     return [read_episode(p) for p in paths]
 
 
-def load_arrays(root) -> dict[str, np.ndarray]:
+def load_arrays(root, tasks: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """All steps as flat arrays: images (N,H,W,3) uint8, actions (N,7), episode (N,) int, and
-    states (N,4) when every episode has them."""
+    states (N,4) when every episode has them. ``tasks``: only the episodes of these tasks."""
     episodes = load_episodes(root)
+    if tasks:
+        episodes = [e for e in episodes if e.attrs.get("task") in tasks]
+        if not episodes:
+            raise DatasetError(f"{root}: no episodes of task {', '.join(tasks)}")
     arrays = {
         "images": np.concatenate([e.images for e in episodes]),
         "actions": np.concatenate([e.actions for e in episodes]),

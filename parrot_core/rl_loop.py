@@ -28,6 +28,7 @@ episode.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -61,18 +62,19 @@ class RunError(RuntimeError):
 
 @dataclass
 class LoopConfig:
-    total_steps: int
+    total_steps: int  # 0: only the step-0 evaluation (e.g. of BC alone)
     seed: int = 0
     eval_every: int = 5000
     eval_episodes: int = 20
     checkpoint_every: int | None = None  # None -> eval_every
-    bc_steps: int = 0  # behaviour-cloning gradient steps before RL (BC+SAC)
+    bc_steps: int = 0  # behaviour-cloning gradient steps before RL (BC+SAC); the cap with patience
+    bc_patience: int = 0  # > 0: BC until the held-out NLL stops improving (behaviour_clone)
     progress: bool = True
     tensorboard: bool = False  # also log every metrics row to RUN/tensorboard (optional package)
 
     def __post_init__(self):
-        if self.total_steps < 1 or self.eval_every < 1 or self.eval_episodes < 0:
-            raise RunError("total_steps and eval_every must be >= 1, eval_episodes >= 0")
+        if self.total_steps < 0 or self.eval_every < 1 or self.eval_episodes < 0 or self.bc_patience < 0:
+            raise RunError("total_steps, eval_episodes and bc_patience must be >= 0, eval_every >= 1")
         if not 0 <= self.seed < EVAL_SEED_BASE // TRAIN_SEED_STRIDE:
             raise RunError(f"seed must be in [0, {EVAL_SEED_BASE // TRAIN_SEED_STRIDE})")
         if self.checkpoint_every is None:
@@ -195,8 +197,16 @@ class _Averager:
 # ---- behaviour cloning ----------------------------------------------------------------------
 
 def behaviour_clone(agent: SACAgent, obs: np.ndarray, actions: np.ndarray, steps: int,
-                    rng: np.random.Generator, progress: bool = False) -> dict:
-    """BC pre-training of the policy on (observation, action) pairs (BC+SAC baseline)."""
+                    rng: np.random.Generator, progress: bool = False, patience: int = 0,
+                    episode: np.ndarray | None = None, check_every: int = 500,
+                    val_fraction: float = 0.05) -> dict:
+    """BC pre-training of the policy on (observation, action) pairs (BC+SAC baseline).
+
+    ``patience > 0``: train to convergence. ``val_fraction`` of the episodes (``episode``: the
+    episode id of each row; without it, the last rows) is held out; every ``check_every``
+    steps the held-out NLL is measured, and after ``patience`` checks without improvement (or
+    ``steps``, the cap) the policy goes back to its best weights. ``patience = 0``, or a dataset
+    too small to hold an episode out: exactly ``steps`` on every row."""
     if len(obs) == 0:
         raise RunError("behaviour cloning needs a non-empty dataset")
     cfg = agent.cfg
@@ -205,17 +215,61 @@ def behaviour_clone(agent: SACAgent, obs: np.ndarray, actions: np.ndarray, steps
     if not cfg.obs_dim and obs.shape[1:3] != (cfg.image_size, cfg.image_size):
         raise RunError(f"dataset images are {obs.shape[1:3]}, the policy expects "
                        f"{cfg.image_size}x{cfg.image_size}")
+    train_rows, val_rows = _bc_split(len(obs), episode, val_fraction if patience > 0 else 0.0, rng)
     from tqdm import tqdm
     opt = torch.optim.Adam(agent.actor.parameters(), lr=agent.cfg.bc_lr)
     avg = _Averager()
-    last = {}
-    for i in tqdm(range(steps), desc="bc", disable=not progress, leave=False):
-        idx = rng.integers(0, len(obs), size=agent.cfg.batch_size)
+    last: dict = {}
+    best_nll, best_step, best_weights, checks_since_best = math.inf, 0, None, 0
+    step = 0
+    for step in tqdm(range(1, steps + 1), desc="bc", disable=not progress, leave=False):
+        idx = train_rows[rng.integers(0, len(train_rows), size=agent.cfg.batch_size)]
         last = agent.bc_update(torch.as_tensor(obs[idx], device=agent.device),
                                torch.as_tensor(actions[idx], dtype=torch.float32, device=agent.device), opt)
         avg.add(last)
-    return {"bc_steps": steps, **{f"{k}_mean": v for k, v in avg.pop().items()},
-            **{f"{k}_last": v for k, v in last.items()}}
+        if len(val_rows) and step % check_every == 0:
+            nll = _bc_nll(agent, obs[val_rows], actions[val_rows])
+            if nll < best_nll:
+                best_nll, best_step, checks_since_best = nll, step, 0
+                best_weights = copy.deepcopy(agent.actor.state_dict())
+            else:
+                checks_since_best += 1
+                if checks_since_best >= patience:
+                    break
+    out = {"bc_steps": step, **{f"{k}_mean": v for k, v in avg.pop().items()},
+           **{f"{k}_last": v for k, v in last.items()}}
+    if best_weights is not None:
+        agent.actor.load_state_dict(best_weights)
+        out.update(bc_best_step=best_step, bc_val_nll=best_nll, bc_converged=checks_since_best >= patience)
+    return out
+
+
+def _bc_split(n: int, episode: np.ndarray | None, val_fraction: float,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, held out): whole episodes held out when their ids are known."""
+    if val_fraction <= 0:
+        return np.arange(n), np.arange(0)
+    if episode is None:
+        n_val = int(n * val_fraction)
+        held = np.zeros(n, bool)
+        held[n - n_val:] = True
+    else:
+        ids = np.unique(episode)
+        held = np.isin(episode, rng.permutation(ids)[:int(len(ids) * val_fraction)])
+    if not held.any() or held.all():  # too small to hold out: BC runs its `steps` on every row
+        return np.arange(n), np.arange(0)
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+@torch.no_grad()
+def _bc_nll(agent: SACAgent, obs: np.ndarray, actions: np.ndarray, batch: int = 4096) -> float:
+    """Mean -log pi(a|s) of the policy over held-out rows."""
+    total = 0.0
+    for i in range(0, len(obs), batch):
+        o = torch.as_tensor(obs[i:i + batch], device=agent.device)
+        a = torch.as_tensor(actions[i:i + batch], dtype=torch.float32, device=agent.device)
+        total += float(-agent.actor.log_prob(o, a).sum())
+    return total / len(obs)
 
 
 # ---- the loop -----------------------------------------------------------------------------
@@ -351,7 +405,8 @@ class TrainingRun:
 
     def pretrain_bc(self, bc_data: dict) -> None:
         bc = behaviour_clone(self.agent, bc_data["obs"], bc_data["actions"], self.loop.bc_steps,
-                             self.np_rng, progress=self.loop.progress)
+                             self.np_rng, progress=self.loop.progress,
+                             patience=self.loop.bc_patience, episode=bc_data.get("episode"))
         _append_jsonl(self.run_dir / METRICS,
                       {"kind": "bc", "env_step": 0, **bc, "wall_s": round(self.wall(), 3)})
         self.tb.scalars(0, bc, "bc")

@@ -60,7 +60,8 @@ def add_arguments(parser) -> None:
                         "every step the task holds; with SAC's positive entropy bonus in z, "
                         "ending early is a loss the agent learns to avoid)")
     g.add_argument("--algo", required=True, choices=ALGOS)
-    g.add_argument("--steps", type=int, required=True, help="environment-step budget")
+    g.add_argument("--steps", type=int, required=True,
+                   help="environment-step budget (0: only evaluate the initial policy, e.g. BC alone)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", required=True, help="run directory")
     g.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -75,7 +76,14 @@ def add_arguments(parser) -> None:
     g.add_argument("--prior-backend", choices=("auto", "onnx", "torch"), default="auto",
                    help="auto: ONNX if the dir holds prior_forward.onnx, else the torch checkpoint")
     g.add_argument("--data", help="bc-sac: the prior's dataset directory")
-    g.add_argument("--bc-steps", type=int, default=10_000, help="bc-sac: BC gradient steps before SAC")
+    g.add_argument("--data-tasks", type=lambda t: tuple(v for v in t.split(",") if v), default=(),
+                   help="bc-sac: clone only these tasks' episodes, as the prior's --tasks did "
+                        "(default: every episode)")
+    g.add_argument("--bc-steps", type=int, default=100_000,
+                   help="bc-sac: most BC gradient steps before SAC (default 100000)")
+    g.add_argument("--bc-patience", type=int, default=3,
+                   help="bc-sac: stop BC after this many checks (every 500 steps) without a lower "
+                        "held-out NLL, at its best weights (0: exactly --bc-steps)")
     g.add_argument("--eval-every", type=int, default=5000, help="env steps between evaluations")
     g.add_argument("--eval-episodes", type=int, default=20, help="fixed-seed episodes per evaluation")
     g.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default: --eval-every)")
@@ -123,13 +131,13 @@ def add_arguments(parser) -> None:
                    help="LayerNorm in the critics' hidden layers (against Q overestimation)")
 
 
-def _bc_data(path: str | None, image_size: int, features=None) -> dict:
+def _bc_data(path: str | None, image_size: int, features=None, tasks: tuple[str, ...] = ()) -> dict:
     """The BC dataset as the agent observes it: images, or their prior features."""
     from parrot_core.dataset import load_arrays
 
     if not path:
         raise TrainRLError("--algo bc-sac needs --data DATASET (the prior's training data)")
-    arrays = load_arrays(path)
+    arrays = load_arrays(path, tasks)
     if arrays["images"].shape[1:3] != (image_size, image_size):
         raise TrainRLError(f"{path}: images are {arrays['images'].shape[1:3]}, --image-size is {image_size}")
     obs = arrays["images"]
@@ -137,7 +145,7 @@ def _bc_data(path: str | None, image_size: int, features=None) -> dict:
         if features.module.state_dim and "states" not in arrays:
             raise TrainRLError(f"{path}: episodes without arm states; the prior's features need them")
         obs = features.batch(arrays["images"], arrays.get("states"))
-    return {"obs": obs, "actions": arrays["actions"].astype("float32")}
+    return {"obs": obs, "actions": arrays["actions"].astype("float32"), "episode": arrays["episode"]}
 
 
 def make_env_factory(task: str, objects: str, image_size: int, max_steps: int,
@@ -195,8 +203,8 @@ def main(args) -> int:
         **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
                  else IdentityTransform())
-    bc_data = (_bc_data(args.data, args.image_size, observe if features_obs else None)
-               if args.algo == "bc-sac" else None)
+    bc_data = (_bc_data(args.data, args.image_size, observe if features_obs else None,
+                        tuple(args.data_tasks)) if args.algo == "bc-sac" else None)
     run_meta = {"algo": args.algo, "task": args.task, "objects": args.objects, "seed": args.seed,
                 "target_object": args.target_object, "num_objects": args.num_objects,
                 "terminate_on_success": args.terminate_on_success, "observation": args.observation,
@@ -206,7 +214,8 @@ def main(args) -> int:
                 "bc_steps": args.bc_steps if args.algo == "bc-sac" else 0}
     loop = LoopConfig(total_steps=args.steps, seed=args.seed, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
-                      bc_steps=run_meta["bc_steps"], progress=not args.no_progress,
+                      bc_steps=run_meta["bc_steps"], bc_patience=args.bc_patience,
+                      progress=not args.no_progress,
                       tensorboard=args.tensorboard)
     agent = make_agent(cfg, args.seed, device=device)
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,

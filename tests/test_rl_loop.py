@@ -126,3 +126,22 @@ def test_n_step_returns_stop_at_episode_ends_and_at_the_newest_step():
     assert np.allclose(b["discounts"], [g ** 3, g ** 3, g ** 2, g, g ** 2, g, g ** 2, g])
     one = {k: v.numpy() for k, v in buf.sample(8, Fixed()).items()}
     assert "discounts" not in one and one["next_obs"][:, 0].tolist() == list(range(1, 9))
+
+
+def test_bc_to_convergence_stops_at_the_plateau_and_keeps_the_best_weights():
+    """With patience, BC holds whole episodes out, stops once their NLL has not improved for
+    `patience` checks (long before the step cap on an easy feature dataset) and leaves the
+    policy at its best checkpoint: the held-out NLL of the returned policy is the best seen."""
+    from parrot_core.rl_loop import _bc_nll, _bc_split, behaviour_clone
+    rng = np.random.default_rng(0)
+    episodes = np.repeat(np.arange(40), 10)
+    obs = rng.normal(size=(400, 6)).astype(np.float32)
+    actions = np.clip(0.5 * np.tanh(obs[:, :1]) + 0.05 * rng.normal(size=(400, 7)), -0.99, 0.99)
+    agent = make_agent(tiny_config("sac", obs_dim=6, hidden_sizes=(32,), batch_size=32), seed=0)
+    out = behaviour_clone(agent, obs, actions.astype(np.float32), 20_000, np.random.default_rng(1),
+                          patience=2, episode=episodes, check_every=25, val_fraction=0.2)
+    assert out["bc_converged"] and out["bc_steps"] < 20_000
+    assert out["bc_best_step"] <= out["bc_steps"] - 2 * 25
+    _, held = _bc_split(400, episodes, 0.2, np.random.default_rng(1))
+    assert set(episodes[held]).isdisjoint(set(np.delete(episodes, held)))  # whole episodes
+    assert abs(_bc_nll(agent, obs[held], actions[held]) - out["bc_val_nll"]) < 1e-4
