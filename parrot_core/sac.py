@@ -231,8 +231,9 @@ class SACAgent:
         with torch.no_grad():
             next_a, next_logp = self.actor.sample(next_obs)
             next_q = torch.min(self.qf1_target(next_obs, next_a), self.qf2_target(next_obs, next_a))
-            next_reg = self.regularizer(next_a, next_logp)
-            target = cfg.reward_scale * rewards + (1.0 - dones) * discounts * (next_q - alpha * next_reg)
+            if cfg.critic_regularizer:  # soft value: the regularizer is paid in every future step
+                next_q = next_q - alpha * self.regularizer(next_a, next_logp)
+            target = cfg.reward_scale * rewards + (1.0 - dones) * discounts * next_q
         q1, q2 = self.qf1(obs, actions), self.qf2(obs, actions)
         q_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         self.q_opt.zero_grad(set_to_none=True)

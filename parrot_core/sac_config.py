@@ -57,6 +57,10 @@ class SACConfig:
     # near target_kl nats.
     regularizer: str = "entropy"
     target_kl: float = 2.0
+    # True (SAC): the critic's target is soft, r + gamma * (Q' - alpha * regularizer'). False:
+    # the critic learns the task's return alone and only the actor pays alpha * regularizer, so
+    # Q stays a success probability while alpha moves (docs/RL_DESIGN.md).
+    critic_regularizer: bool = True
     policy_update: str = "sac"
     awac_lambda: float = 0.3  # advantage temperature (in units of Q) for "awac"
     awac_max_weight: float = 20.0  # cap on exp(advantage / lambda): one lucky sample cannot dominate

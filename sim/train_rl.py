@@ -123,6 +123,10 @@ def add_arguments(parser) -> None:
                         "KL(pi || N(0, I)) in z (default for parrot)")
     s.add_argument("--target-kl", type=float, default=d.target_kl,
                    help="kl_base: the KL to N(0, I) (nats) automatic tuning keeps")
+    s.add_argument("--no-critic-regularizer", dest="critic_regularizer", action="store_false",
+                   default=d.critic_regularizer,
+                   help="the critic learns the task's return alone (no soft value); only the "
+                        "actor pays alpha * regularizer")
     s.add_argument("--policy-update", choices=POLICY_UPDATES, default=d.policy_update,
                    help="sac: the policy follows Q's gradient; awac: it re-weights the actions "
                         "it tried by exp(advantage / --awac-lambda)")
@@ -199,7 +203,7 @@ def main(args) -> int:
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
         mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,
         target_kl=args.target_kl, policy_update=args.policy_update, awac_lambda=args.awac_lambda,
-        critic_layer_norm=args.critic_layer_norm,
+        critic_layer_norm=args.critic_layer_norm, critic_regularizer=args.critic_regularizer,
         **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
                  else IdentityTransform())

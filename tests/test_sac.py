@@ -213,3 +213,26 @@ def test_kl_tuning_moves_alpha_towards_the_target_kl():
         for _ in range(20):
             agent.update(batch)
         assert (agent.alpha < 0.099) if falls else (agent.alpha > 0.101), (target, agent.alpha)
+
+
+def test_without_the_critic_regularizer_q_learns_the_task_return_alone():
+    """A policy away from N(0, I) (KL > 0) on transitions with no reward: with the soft value
+    (critic_regularizer, SAC's default) Q learns the negative of the discounted KL penalty,
+    -gamma / (1 - gamma) * alpha * KL ~ -7.9 at gamma 0.5; without it Q's target is the reward
+    alone and Q goes to 0 (a little below: the min of two critics)."""
+    rng = np.random.default_rng(0)
+    images = torch.as_tensor(rng.integers(0, 256, (64, 8, 8, 3), dtype=np.uint8))
+    batch = {"obs": images, "next_obs": images, "actions": torch.zeros(64, 7),
+             "rewards": torch.zeros(64), "dones": torch.zeros(64)}
+    q_means = {}
+    for soft in (True, False):
+        agent = make_agent(tiny_config("parrot", init_alpha=1.0, autotune_alpha=False,
+                                       critic_regularizer=soft, policy_lr=0.0, gamma=0.5),
+                           seed=0)
+        with torch.no_grad():  # move the policy's mean off 0 in every dim: KL = 7 * 1.5^2 / 2
+            agent.actor.head[-1].bias[:7] = 1.5
+        for _ in range(400):
+            out = agent.update(batch)
+        assert out["kl_base"] > 5.0
+        q_means[soft] = out["q_mean"]
+    assert q_means[True] < -3.0 and abs(q_means[False]) < 0.2, q_means  # 0, less min-of-two bias

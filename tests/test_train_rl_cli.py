@@ -110,7 +110,8 @@ def test_sac_option_defaults_are_sacconfigs():
                        "buffer_size": "buffer_size", "init_alpha": "init_alpha",
                        "mean_reg": "mean_reg", "target_kl": "target_kl",
                        "policy_update": "policy_update", "awac_lambda": "awac_lambda",
-                       "critic_layer_norm": "critic_layer_norm"}
+                       "critic_layer_norm": "critic_layer_norm",
+                       "critic_regularizer": "critic_regularizer"}
     differ = {f: (getattr(d, f), getattr(args, o)) for f, o in option_of_field.items()
               if getattr(d, f) != getattr(args, o)}
     assert not differ, differ
