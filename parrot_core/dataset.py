@@ -324,16 +324,28 @@ def summarize(root) -> dict:
     }
 
 
-# ---- `parrot dataset info` -------------------------------------------------------------
+# ---- `parrot dataset info | view` ------------------------------------------------------
 
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="dataset_cmd", required=True)
     info = sub.add_parser("info", help="print episodes, steps, objects and filter rate")
     info.add_argument("path", help="dataset directory")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    view = sub.add_parser("view", help="episodes as an MCAP file for Foxglove (images, actions, "
+                                       "arm state, rewards over time)")
+    view.add_argument("path", help="dataset directory")
+    view.add_argument("--out", required=True, help="MCAP file to write")
+    view.add_argument("--episodes", default="0-9",
+                      help="episode indices: all, 0,3,7 or 0-9 (default 0-9)")
 
 
 def main(args) -> int:
+    if args.dataset_cmd == "view":
+        from parrot_core.dataset_view import write_view
+        n = write_view(args.path, args.out, args.episodes)
+        print(f"parrot dataset view: {n['episodes']} episodes, {n['steps']} steps -> {n['path']}; "
+              f"open it in Foxglove (Image panel on /camera, Plot on /action.*)")
+        return 0
     s = summarize(args.path)
     if args.json:
         print(json.dumps(s, indent=2))

@@ -106,3 +106,46 @@ def test_arm_states_round_trip_and_bad_states_are_refused(tmp_path):
         Episode(np.zeros((3, 48, 48, 3), np.uint8), np.zeros((3, 7)), states=np.full((3, 4), np.nan))
     plain = writer.write_episode(Episode(np.zeros((2, 48, 48, 3), np.uint8), np.zeros((2, 7))))
     assert read_episode(plain).states is None
+
+
+def test_dataset_view_writes_a_foxglove_mcap_with_every_step(tmp_path):
+    """`parrot dataset view` writes one MCAP: per step a foxglove.RawImage whose base64 data
+    decodes to the episode's image, the action by name, the arm state, and the episode's
+    attrs; episodes follow each other in time; a bad episode selection names what exists."""
+    import base64
+    import json
+
+    from mcap.reader import make_reader
+
+    from parrot_cli.main import main as parrot
+    from parrot_core.dataset_view import DatasetViewError, write_view
+
+    writer = DatasetWriter(tmp_path / "d", (8, 8), run_id="v")
+    rng = np.random.default_rng(0)
+    eps = [Episode(rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8),
+                   rng.uniform(-1, 1, (n, 7)).astype(np.float32),
+                   attrs={"task": "grasp", "seed": s, "success": True},
+                   states=rng.uniform(0, 1, (n, 4)).astype(np.float32))
+           for s, n in ((5, 3), (6, 4))]
+    for e in eps:
+        writer.write_episode(e)
+    assert parrot(["dataset", "view", str(tmp_path / "d"), "--episodes", "all",
+                   "--out", str(tmp_path / "v.mcap")]) == 0
+    with open(tmp_path / "v.mcap", "rb") as f:
+        msgs = [(c.topic, m.log_time, json.loads(m.data), s.name)
+                for s, c, m in make_reader(f).iter_messages()]
+    images = [m for m in msgs if m[0] == "/camera"]
+    assert len(images) == 7 and images[0][3] == "foxglove.RawImage"
+    first = images[4][2]  # episode 1, step 1
+    pixels = np.frombuffer(base64.b64decode(first["data"]), np.uint8).reshape(8, 8, 3)
+    np.testing.assert_array_equal(pixels, eps[1].images[1])
+    actions = [m[2] for m in msgs if m[0] == "/action"]
+    assert actions[0]["gripper"] == pytest.approx(float(eps[0].actions[0, 6]))
+    states = [m[2] for m in msgs if m[0] == "/arm_state"]
+    assert states[6]["tcp_z_m"] == pytest.approx(float(eps[1].states[3, 2]))
+    steps = [m[2] for m in msgs if m[0] == "/episode"]
+    assert [s["seed"] for s in steps] == [5, 5, 5, 6, 6, 6, 6] and steps[3]["success"] is True
+    times = [m[1] for m in images]
+    assert times == sorted(times) and times[3] - times[2] > times[2] - times[1]  # the gap
+    with pytest.raises(DatasetViewError, match=r"out of range; .* has 2 episodes"):
+        write_view(tmp_path / "d", tmp_path / "x.mcap", "0,5")
