@@ -58,6 +58,43 @@ class _FeaturePolicyGraph(torch.nn.Module):
         return self.actor.deterministic(self.features(image, state))
 
 
+class _FusedPolicyGraph(torch.nn.Module):
+    """image [, state] -> action: a PARROT policy on the prior's features and the prior itself
+    in one graph, sharing one encoder pass (the policy observes exactly the conditioning the
+    prior's couplings read: z = policy(cond), a = flow(z; cond))."""
+
+    def __init__(self, prior, actor: Actor):
+        super().__init__()
+        self.prior, self.actor = prior, actor
+
+    def forward(self, image, state=None):
+        cond = self.prior.condition(image, state)
+        return self.prior.forward_from_condition(self.actor.deterministic(cond), cond)[0]
+
+
+def _load_fusable_prior(prior_dir, features: FeatureModule | None, prior_info: dict | None):
+    """The torch prior of a run or export dir, checked to be the one the policy observed."""
+    from parrot_core.export import weights_sha256
+    from parrot_core.prior_features import load_prior_module
+    if features is None or prior_info is None:
+        raise PolicyExportError("--fuse-prior needs a PARROT run on the prior's features "
+                                "(train-rl --algo parrot --observation prior-features)")
+    try:
+        prior = load_prior_module(prior_dir).eval()
+    except Exception as e:
+        raise PolicyExportError(f"{prior_dir}: cannot load the prior ({e})") from e
+    want = prior_info.get("weights_sha256")
+    if want and weights_sha256(prior) != want:
+        raise PolicyExportError(f"{prior_dir}: prior weights {weights_sha256(prior)[:12]}..., the "
+                                f"policy was trained on {want[:12]}...")
+    mine = prior.state_dict()
+    for k, v in features.flow.state_dict().items():
+        if not k.startswith("couplings.") and not torch.equal(mine[k], v):
+            raise PolicyExportError(f"{prior_dir}: its encoder differs from the features the "
+                                    f"policy observed ({k})")
+    return prior
+
+
 def load_actor(run_dir) -> tuple[Actor, dict, dict]:
     """(actor in eval mode, run config.json, checkpoint loop state) from a train-rl run."""
     actor, config, ckpt = _load_run(run_dir)
@@ -106,8 +143,12 @@ def parity_error(graph: torch.nn.Module, export_dir, n: int = 32, seed: int = 0)
     return float(np.abs(policy(images, states) - ref).max())
 
 
-def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAULT_OPSET) -> dict:
-    """Write policy.onnx + policy_meta.json for the run's latest checkpoint; return the meta."""
+def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAULT_OPSET,
+                  fuse_prior=None) -> dict:
+    """Write policy.onnx + policy_meta.json for the run's latest checkpoint; return the meta.
+
+    ``fuse_prior`` (a PARROT run on the prior's features; the prior's run or export dir): one
+    graph image [, state] -> action with the prior inside, one encoder pass per image."""
     from parrot_core.export import weights_sha256
 
     run_dir, out = Path(run_dir), Path(out_dir)
@@ -134,10 +175,14 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
                                 f"only image or prior-features runs can be exported")
     out.mkdir(parents=True, exist_ok=True)
     (out / META_FILE).unlink(missing_ok=True)  # metadata last: a half-done export is incomplete
+    if fuse_prior is not None:
+        graph = _FusedPolicyGraph(_load_fusable_prior(fuse_prior, features, prior_info), actor).eval()
+        outputs = "action"
     if features is not None:
         s = int(features.config.image_size) if isinstance(features.config.image_size, int) else \
             int(features.config.image_size[0])
-        graph = _FeaturePolicyGraph(features, actor).eval()
+        if fuse_prior is None:
+            graph = _FeaturePolicyGraph(features, actor).eval()
         state_dim = features.state_dim
     else:
         s, graph, state_dim = actor.cfg.image_size, _PolicyGraph(actor).eval(), 0
@@ -173,6 +218,7 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
         "action_scale": actor.cfg.action_scale,
         "deterministic": "action_scale * tanh(raw mean) (the policy's mean; no sampling)",
         "prior": prior_info,
+        "fused_prior": fuse_prior is not None,  # True: the prior is inside policy.onnx
         "weights_sha256": weights_sha256(actor),
         "checkpoint_sha256": sha256_file(run_dir / CHECKPOINT),
         "source": {"run": str(run_dir.resolve())},
@@ -199,10 +245,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="export directory; use the prior's export dir for PARROT")
     parser.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument("--fuse-prior", metavar="PRIOR", default=None,
+                        help="PARROT on the prior's features: one graph image [, state] -> action "
+                             "with this prior (its run or export dir) inside, one encoder pass")
 
 
 def main(args) -> int:
-    meta = export_policy(args.run, args.out, exporter=args.exporter, opset=args.opset)
+    meta = export_policy(args.run, args.out, exporter=args.exporter, opset=args.opset,
+                         fuse_prior=args.fuse_prior)
     print(f"parrot export-policy: {args.out}: {POLICY_FILE}, {META_FILE} ({meta['algo']}, outputs "
           f"{meta['outputs']}, step {meta['env_step']}, image {meta['image_size'][0]}x{meta['image_size'][1]}); "
           f"onnxruntime vs torch max abs err {meta['parity_max_abs_err']:.2e}")

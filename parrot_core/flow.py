@@ -211,7 +211,12 @@ class ConditionalRealNVP(nn.Module):
     def forward_with_logdet(self, z: torch.Tensor, image: torch.Tensor,
                             state: torch.Tensor | None = None):
         """-> (action, log|det da/dz|)."""
-        cond = self.condition(image, state)
+        return self.forward_from_condition(z, self.condition(image, state))
+
+    def forward_from_condition(self, z: torch.Tensor, cond: torch.Tensor):
+        """z and what ``condition`` returned -> (action, log|det da/dz|): the flow without its
+        encoder pass, for a caller that already has the conditioning (e.g. a policy that
+        observes the same features, fused with the prior into one graph)."""
         y = z
         log_det = torch.zeros(z.shape[0], dtype=z.dtype, device=z.device)
         for layer in self.couplings:

@@ -108,3 +108,55 @@ def test_a_policy_on_state_features_exports_with_a_state_input(tmp_path):
         policy(img)
     with pytest.raises(PolicyInputError, match=r"states must have shape \(B, 4\)"):
         policy(img[:1], np.float32([0.4, 0, 0.1, 0]))  # batched, like OnnxPrior's states
+
+
+def test_fused_export_is_the_policy_then_the_prior_in_one_graph(tmp_path):
+    """`export-policy --fuse-prior`: one graph image, state -> action equal (<= 1e-4) to the
+    separate exports chained (the policy's z through OnnxPrior.forward), marked fused with
+    outputs "action" so it runs without the prior; a different prior is refused."""
+    from parrot_core.action_transform import PriorTransform
+    from parrot_core.export import export_prior, weights_sha256
+    from parrot_core.export_policy import PolicyExportError, export_policy
+    from parrot_core.onnx_policy import OnnxPolicy
+    from parrot_core.onnx_prior import OnnxPrior
+
+    class StateToyEnv(ColorSignEnv):
+        def reset(self, seed=None):
+            obs, info = super().reset(seed)
+            return obs, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
+
+        def step(self, action):
+            obs, r, term, trunc, info = super().step(action)
+            return obs, r, term, trunc, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
+
+    prior = tiny_prior(state_dim=4)
+    with torch.no_grad():  # couplings away from the identity, so the flow matters
+        for layer in prior.couplings:  # (non-zero biases: torchscript dedups equal constants)
+            layer.net[-1].weight.normal_(0, 0.3)
+            layer.net[-1].bias.normal_(0, 0.1)
+    export_prior(prior, tmp_path / "prior", exporter="torchscript")
+    features = PriorFeatures(prior)
+    agent = make_agent(tiny_config("parrot", obs_dim=features.dim), seed=0)
+    train(agent, lambda: StateToyEnv(), PriorTransform(prior, "tiny", weights_sha256(prior)),
+          tmp_path / "run", LoopConfig(total_steps=150, eval_every=150, eval_episodes=1,
+                                       progress=False),
+          run_meta={"algo": "parrot"}, observe=features)
+    export_policy(tmp_path / "run", tmp_path / "prior", exporter="torchscript")
+    meta = export_policy(tmp_path / "run", tmp_path / "fused", exporter="torchscript",
+                         fuse_prior=tmp_path / "prior")
+    assert meta["fused_prior"] and meta["outputs"] == "action"
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    states = np.float32([[0.4, 0.02 * k, 0.1, k % 2] for k in range(5)])
+    separate = OnnxPolicy(tmp_path / "prior").act(img, OnnxPrior(tmp_path / "prior"), states)
+    fused = OnnxPolicy(tmp_path / "fused").act(img, None, states)
+    assert np.abs(fused - separate).max() <= 1e-4 and np.abs(separate).max() > 1e-2
+    other = tiny_prior(state_dim=4, seed=1)
+    with torch.no_grad():
+        for layer in other.couplings:
+            layer.net[-1].weight.normal_(0, 0.3)
+            layer.net[-1].bias.normal_(0, 0.1)
+    export_prior(other, tmp_path / "other", exporter="torchscript")
+    with pytest.raises(PolicyExportError, match="trained on"):
+        export_policy(tmp_path / "run", tmp_path / "bad", exporter="torchscript",
+                      fuse_prior=tmp_path / "other")

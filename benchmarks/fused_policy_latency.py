@@ -1,0 +1,156 @@
+"""PARROT inference on robot compute: the policy and the prior as two graphs or as one fused
+graph (`parrot export-policy --fuse-prior`), against torch eager on the same weights.
+
+All three are measured in one run, batch 1, one thread, at a real 30 Hz cadence (sleeping to
+the next tick like a control loop: onnxruntime is slower after an idle gap than back-to-back),
+in the order two graphs, fused, torch, repeated in rounds so that load on the host hits all
+three alike. The networks are the shipped sizes (default PriorConfig with the arm state, the
+prior-features policy's 128-128 MLP), random-init: latency does not depend on the weights.
+
+    python benchmarks/fused_policy_latency.py [--seconds 10]
+
+Writes benchmarks/results/fused_policy_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pacing import Pacer  # benchmarks/ is on sys.path when run as a script
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "fused_policy_latency.json"
+RATE_HZ = 30.0
+ROUNDS = 5
+
+
+def make_exports(out: Path):
+    """(two-graph export dir, fused export dir, torch fused module) of random-init models."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from parrot_core.action_transform import PriorTransform
+    from parrot_core.export import export_prior, weights_sha256
+    from parrot_core.export_policy import _FusedPolicyGraph, export_policy, load_actor
+    from parrot_core.flow import ConditionalRealNVP, PriorConfig
+    from parrot_core.prior_features import PriorFeatures
+    from parrot_core.rl_loop import LoopConfig, make_agent, train
+    from parrot_core.sac import config_for_algo
+    from rl_toy import ColorSignEnv
+
+    class StateToyEnv(ColorSignEnv):  # the toy with an arm state, at 48x48
+        def reset(self, seed=None):
+            obs, info = super().reset(seed)
+            return obs, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
+
+        def step(self, action):
+            obs, r, term, trunc, info = super().step(action)
+            return obs, r, term, trunc, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    prior = ConditionalRealNVP(PriorConfig(state_dim=4)).eval()
+    with torch.no_grad():  # as trained couplings are (zero ones are folded away by the exporter)
+        for layer in prior.couplings:
+            layer.net[-1].weight.normal_(0, 0.01)
+            layer.net[-1].bias.normal_(0, 0.01)
+    prior.set_state_normalization([0.4, 0.0, 0.1, 0.5], [0.1, 0.1, 0.1, 0.5])
+    export_prior(prior, out / "two_graphs")
+    features = PriorFeatures(prior)
+    agent = make_agent(config_for_algo("parrot", obs_dim=features.dim, hidden_sizes=(128, 128),
+                                       learning_starts=10_000), seed=0)
+    train(agent, lambda: StateToyEnv(image_size=48),
+          PriorTransform(prior, "bench", weights_sha256(prior)), out / "run",
+          LoopConfig(total_steps=5, eval_every=5, eval_episodes=0, progress=False),
+          run_meta={"algo": "parrot", "task": "bench"}, observe=features)
+    export_policy(out / "run", out / "two_graphs")
+    export_policy(out / "run", out / "fused", fuse_prior=out / "two_graphs")
+    actor, _, _ = load_actor(out / "run")
+    return out / "two_graphs", out / "fused", _FusedPolicyGraph(prior, actor).eval()
+
+
+def _stats(xs) -> dict:
+    xs = np.asarray(xs)
+    return {"median": round(float(np.median(xs)), 3), "p99": round(float(np.percentile(xs, 99)), 3),
+            "max": round(float(xs.max()), 3), "n": int(xs.size)}
+
+
+def measure(two_graphs: Path, fused: Path, torch_graph, seconds: float) -> dict:
+    import torch
+
+    from parrot_core.onnx_policy import OnnxPolicy
+    from parrot_core.onnx_prior import OnnxPrior
+    prior, policy = OnnxPrior(two_graphs, threads=1), OnnxPolicy(two_graphs, threads=1)
+    fused_policy = OnnxPolicy(fused, threads=1)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
+    state = np.float32([[0.40, 0.0, 0.20, 0.0]])
+
+    def torch_act(img):
+        with torch.no_grad():
+            return torch_graph(torch.from_numpy(img), torch.from_numpy(state)).numpy()
+
+    ways = {"two_graphs": lambda img: policy.act(img, prior, state),
+            "fused": lambda img: fused_policy.act(img, None, state),
+            "torch_eager_fused": torch_act}
+    for act in ways.values():  # warm-up, and the three agree
+        for i in range(10):
+            act(images[i % 8][None])
+    ref = ways["two_graphs"](images[:1])
+    agree = {k: float(np.abs(act(images[:1]) - ref).max()) for k, act in ways.items()}
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    late = 0
+    per_round = max(1, int(seconds * RATE_HZ / ROUNDS))
+    for _ in range(ROUNDS):
+        for name, act in ways.items():
+            pacer = Pacer(per_round, RATE_HZ)
+            for i in pacer:
+                img = images[i % 8][None]
+                t0 = time.perf_counter()
+                act(img)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+            late += pacer.late
+    stats = {k: _stats(v) for k, v in times.items()}
+    return {"rate_hz": RATE_HZ, "late_ticks": late, "max_abs_diff_vs_two_graphs": agree,
+            "latency_ms": stats,
+            "fused_speedup_vs_torch_p99": round(stats["torch_eager_fused"]["p99"]
+                                                / stats["fused"]["p99"], 2),
+            "fused_speedup_vs_two_graphs_p99": round(stats["two_graphs"]["p99"]
+                                                     / stats["fused"]["p99"], 2)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="per way, over all rounds")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as d:
+        two_graphs, fused, torch_graph = make_exports(Path(d))
+        result = measure(two_graphs, fused, torch_graph, args.seconds)
+    result = {"benchmark": "fused_policy_latency", "batch": 1, "onnxruntime_threads": 1,
+              "torch_threads": 1, **result,
+              "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
+                       "load_avg_1min": round(os.getloadavg()[0], 2),
+                       "python": platform.python_version()}}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2))
+    lat = result["latency_ms"]
+    print(f"{'way':<20}{'median ms':>10}{'p99 ms':>10}   (batch 1, 1 thread, {RATE_HZ:g} Hz, "
+          f"load {result['host']['load_avg_1min']})")
+    for name, s in lat.items():
+        print(f"{name:<20}{s['median']:>10.3f}{s['p99']:>10.3f}")
+    print(f"fused vs torch eager (p99): {result['fused_speedup_vs_torch_p99']}x; vs two graphs: "
+          f"{result['fused_speedup_vs_two_graphs_p99']}x -> {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
