@@ -323,7 +323,7 @@ class TrainingRun:
         loop, state = self.loop, self.state
         self.start(resume)
         step = state["global_step"]
-        if step >= loop.total_steps:
+        if step >= loop.total_steps and self.ckpt_path.exists():
             print(f"{self.run_dir}: already at env step {step} >= --steps {loop.total_steps}; "
                   f"nothing to do", flush=True)
             rows = [r for r in read_metrics(self.run_dir) if r.get("kind") == "eval"]
@@ -338,10 +338,11 @@ class TrainingRun:
                                        self.agent.cfg.action_dim, agent_obs.dtype)
         self._t_start, self._wall0 = time.perf_counter(), state["wall_s"]
         last_row: dict = {}
+        last_eval_step = -1
         if step == 0 and not self.ckpt_path.exists():
             if bc_data is not None and loop.bc_steps > 0:
                 self.pretrain_bc(bc_data)
-            last_row = self.evaluate(0)
+            last_row, last_eval_step = self.evaluate(0), 0
             self.save_checkpoint(0, False)
 
         next_eval = (step // loop.eval_every + 1) * loop.eval_every
@@ -350,7 +351,6 @@ class TrainingRun:
         bar = tqdm(total=loop.total_steps, initial=step, disable=not loop.progress, unit="step",
                    dynamic_ncols=True, desc=str(self.run_meta.get("algo", "sac")))
         ep_return, ep_success, done = 0.0, False, False
-        last_eval_step = -1
         while step < loop.total_steps:
             obs, info, agent_obs, reward, done = self.collect_step(obs, info, agent_obs)
             step = state["global_step"]

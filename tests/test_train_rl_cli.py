@@ -119,3 +119,22 @@ def test_sac_option_defaults_are_sacconfigs():
             "add_arguments(argparse.ArgumentParser()); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_bc_alone_with_zero_steps_clones_and_evaluates_once(tmp_path, monkeypatch):
+    """`--algo bc-sac --steps 0`: BC runs, the initial policy (BC alone) is evaluated once at
+    env step 0, and no environment step is trained."""
+    monkeypatch.setattr(train_rl, "make_env_factory", lambda *a: (lambda: ColorSignEnv()))
+    writer = DatasetWriter(tmp_path / "data", (8, 8), run_id="t")
+    for red in (True, False):
+        images = np.empty((20, 8, 8, 3), np.uint8)
+        images[:] = RED if red else BLUE
+        actions = np.random.default_rng(int(red)).normal(0, 0.1, (20, 7)).astype(np.float32)
+        actions[:, 0] += 0.8 if red else -0.8
+        writer.write_episode(Episode(images, actions, attrs={"task": "grasp", "success": True}))
+    assert parrot(["train-rl", "--task", "grasp", "--algo", "bc-sac", "--data", str(tmp_path / "data"),
+                   "--bc-steps", "300", "--steps", "0", "--lr", "1e-3", "--out", str(tmp_path / "run"),
+                   *SMALL]) == 0
+    rows = read_metrics(tmp_path / "run")
+    assert [r["kind"] for r in rows] == ["bc", "eval"] and rows[1]["env_step"] == 0
+    assert rows[1]["eval_success"] >= 0.8
