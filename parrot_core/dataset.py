@@ -310,6 +310,9 @@ def summarize(root) -> dict:
             raise DatasetError(f"{stats_file}: corrupt stats file ({e})") from e
         attempted += s["attempted"]
         kept += s["kept"]
+    # a writer killed between writing an episode and counting it: the episode is kept data
+    uncounted = len(_uncounted_episodes(root))
+    attempted, kept = attempted + uncounted, kept + uncounted
     return {
         "path": str(root),
         "image_size": header["image_size"],
