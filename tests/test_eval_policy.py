@@ -80,19 +80,24 @@ def test_z_policy_without_its_prior_is_a_clear_error(export, tmp_path, capsys):
     assert "pass --prior" in capsys.readouterr().err
 
 
-def test_shipped_grasp_policy_runs_with_the_shipped_prior(tmp_path):
-    """models/policy_grasp names the shipped grasp prior's weights and runs with it in the
-    twin: 4 held-out episodes through `parrot eval-policy`; with the pick-and-place prior
-    instead it is refused (a z policy only means something through its own prior)."""
+@pytest.mark.parametrize("policy, prior, other, task, objects", [
+    ("policy_grasp", "prior_xarm6_48px", "prior_xarm6_48px_pick_place", "grasp", "3"),
+    ("policy_pick_place", "prior_xarm6_48px_pick_place", "prior_xarm6_48px", "pick_place", "1"),
+])
+def test_shipped_policy_runs_with_its_shipped_prior(tmp_path, policy, prior, other, task, objects):
+    """models/policy_* name their shipped prior's weights and run with it in the twin: 4
+    held-out episodes through `parrot eval-policy`; with the other prior instead the policy is
+    refused (a z policy only means something through its own prior)."""
     models = REPO / "models"
-    meta = json.loads((models / "policy_grasp" / "policy_meta.json").read_text())
-    prior_sha = json.loads((models / "prior_xarm6_48px" / "prior_meta.json").read_text())
-    assert meta["outputs"] == "z" and meta["prior"]["weights_sha256"] == prior_sha["weights_sha256"]
+    meta = json.loads((models / policy / "policy_meta.json").read_text())
+    prior_sha = json.loads((models / prior / "prior_meta.json").read_text())
+    assert meta["outputs"] == "z" and meta["task"] == task
+    assert meta["prior"]["weights_sha256"] == prior_sha["weights_sha256"]
     out = tmp_path / "eval.json"
-    assert parrot(["eval-policy", "--policy", str(models / "policy_grasp"), "--prior",
-                   str(models / "prior_xarm6_48px"), "--task", "grasp", "--episodes", "4",
-                   "--seed", "20000", "--out", str(out), "--no-progress"]) == 0
+    assert parrot(["eval-policy", "--policy", str(models / policy), "--prior", str(models / prior),
+                   "--task", task, "--num-objects", objects, "--episodes", "4", "--seed", "20000",
+                   "--out", str(out), "--no-progress"]) == 0
     assert len(json.loads(out.read_text())["episodes_detail"]) == 4
-    assert parrot(["eval-policy", "--policy", str(models / "policy_grasp"), "--prior",
-                   str(models / "prior_xarm6_48px_pick_place"), "--task", "grasp",
-                   "--episodes", "1", "--no-progress"]) == 1
+    assert parrot(["eval-policy", "--policy", str(models / policy), "--prior", str(models / other),
+                   "--task", task, "--num-objects", objects, "--episodes", "1",
+                   "--no-progress"]) == 1
