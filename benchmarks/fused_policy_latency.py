@@ -45,16 +45,7 @@ def make_exports(out: Path):
     from parrot_core.prior_features import PriorFeatures
     from parrot_core.rl_loop import LoopConfig, make_agent, train
     from parrot_core.sac import config_for_algo
-    from rl_toy import ColorSignEnv
-
-    class StateToyEnv(ColorSignEnv):  # the toy with an arm state, at 48x48
-        def reset(self, seed=None):
-            obs, info = super().reset(seed)
-            return obs, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
-
-        def step(self, action):
-            obs, r, term, trunc, info = super().step(action)
-            return obs, r, term, trunc, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
+    from rl_toy import StateToyEnv
 
     torch.manual_seed(0)
     torch.set_num_threads(1)

@@ -74,7 +74,7 @@ def spatial_softmax_xy(maps: torch.Tensor) -> torch.Tensor:
 
 
 class ConvEncoder(nn.Module):
-    """psi(s): uint8 (B, H, W, 3) RGB -> float (B, output_dim).
+    """psi(s): uint8 (B, H, W, 3) RGB -> float (B, feature_dim + 2 * keypoints).
 
     Works for any image size fixed at construction; convs use padding 1 so only the
     two max-pools shrink the image (H -> H // 4).
@@ -110,10 +110,6 @@ class ConvEncoder(nn.Module):
         self.mlp = nn.Sequential(*layers)
         if self.keypoints:
             self.keypoint_conv = nn.Conv2d(channels, self.keypoints, 3, padding=1)
-
-    @property
-    def output_dim(self) -> int:
-        return self.feature_dim + 2 * self.keypoints
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         # float32 in exported graphs; the conv's dtype so a float64 copy works for checks

@@ -83,10 +83,10 @@ def _load_fusable_prior(prior_dir, features: FeatureModule | None, prior_info: d
         prior = load_prior_module(prior_dir).eval()
     except Exception as e:
         raise PolicyExportError(f"{prior_dir}: cannot load the prior ({e})") from e
-    want = prior_info.get("weights_sha256")
-    if want and weights_sha256(prior) != want:
-        raise PolicyExportError(f"{prior_dir}: prior weights {weights_sha256(prior)[:12]}..., the "
-                                f"policy was trained on {want[:12]}...")
+    want, got = prior_info.get("weights_sha256"), weights_sha256(prior)
+    if want and got != want:
+        raise PolicyExportError(f"{prior_dir}: prior weights {got[:12]}..., the policy was "
+                                f"trained on {want[:12]}...")
     mine = prior.state_dict()
     for k, v in features.flow.state_dict().items():
         if not k.startswith("couplings.") and not torch.equal(mine[k], v):

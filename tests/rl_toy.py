@@ -49,6 +49,21 @@ class ColorSignEnv:
         return self._obs(), float(ok), terminated, truncated, {"success": bool(ok)}
 
 
+
+class StateToyEnv(ColorSignEnv):
+    """ColorSignEnv whose info carries a fixed arm state (TCP position, gripper open), for
+    agents that observe a state-conditioned prior's features."""
+
+    ARM = {"ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
+
+    def reset(self, seed=None):
+        obs, info = super().reset(seed)
+        return obs, {**info, **self.ARM}
+
+    def step(self, action):
+        obs, r, term, trunc, info = super().step(action)
+        return obs, r, term, trunc, {**info, **self.ARM}
+
 def tiny_config(algo: str = "sac", **overrides):
     """A SACConfig small enough for 8x8 images and sub-30 s CPU tests."""
     from parrot_core.sac import config_for_algo

@@ -13,7 +13,7 @@ from parrot_core.action_transform import IdentityTransform
 from parrot_core.flow import ConditionalRealNVP, PriorConfig
 from parrot_core.prior_features import PriorFeatures
 from parrot_core.rl_loop import LoopConfig, make_agent, read_metrics, train
-from rl_toy import ColorSignEnv, tiny_config
+from rl_toy import ColorSignEnv, StateToyEnv, tiny_config
 
 torch.set_num_threads(1)
 
@@ -84,15 +84,6 @@ def test_a_policy_on_state_features_exports_with_a_state_input(tmp_path):
     from parrot_core.export_policy import export_policy
     from parrot_core.onnx_policy import OnnxPolicy, PolicyInputError
 
-    class StateToyEnv(ColorSignEnv):  # the toy with an arm state in its info
-        def reset(self, seed=None):
-            obs, info = super().reset(seed)
-            return obs, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
-
-        def step(self, action):
-            obs, r, term, trunc, info = super().step(action)
-            return obs, r, term, trunc, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
-
     features = PriorFeatures(tiny_prior(state_dim=4))
     agent = make_agent(tiny_config("sac", obs_dim=features.dim), seed=0)
     train(agent, lambda: StateToyEnv(), IdentityTransform(), tmp_path / "run",
@@ -119,15 +110,6 @@ def test_fused_export_is_the_policy_then_the_prior_in_one_graph(tmp_path):
     from parrot_core.export_policy import PolicyExportError, export_policy
     from parrot_core.onnx_policy import OnnxPolicy
     from parrot_core.onnx_prior import OnnxPrior
-
-    class StateToyEnv(ColorSignEnv):
-        def reset(self, seed=None):
-            obs, info = super().reset(seed)
-            return obs, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
-
-        def step(self, action):
-            obs, r, term, trunc, info = super().step(action)
-            return obs, r, term, trunc, {**info, "ee_pos": [0.4, 0.0, 0.1], "gripper_closed": False}
 
     prior = tiny_prior(state_dim=4)
     with torch.no_grad():  # couplings away from the identity, so the flow matters

@@ -19,6 +19,18 @@ SMALL = ["--image-size", "8", "--channels", "4", "--hidden", "32", "--batch-size
          "--observation", "image"]
 
 
+def write_color_dataset(root) -> None:
+    """Two 20-step episodes in prior-dataset format: red images carry a[0] ~ +0.8, blue ~ -0.8
+    (noise 0.1 on every dim), so cloning them solves ColorSignEnv."""
+    writer = DatasetWriter(root, (8, 8), run_id="t")
+    for red in (True, False):
+        images = np.empty((20, 8, 8, 3), np.uint8)
+        images[:] = RED if red else BLUE
+        actions = np.random.default_rng(int(red)).normal(0, 0.1, (20, 7)).astype(np.float32)
+        actions[:, 0] += 0.8 if red else -0.8
+        writer.write_episode(Episode(images, actions, attrs={"task": "grasp", "success": True}))
+
+
 def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
     """bc-sac behaviour-clones (image -> action) pairs from a prior-format dataset before any env
     step: on data where red images carry a[0] ~ +0.8 and blue ~ -0.8 (noise 0.1 on every dim),
@@ -26,13 +38,7 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
     env_args = []
     monkeypatch.setattr(train_rl, "make_env_factory",
                         lambda *a: env_args.append(a) or (lambda: ColorSignEnv()))
-    writer = DatasetWriter(tmp_path / "data", (8, 8), run_id="t")
-    for red in (True, False):
-        images = np.empty((20, 8, 8, 3), np.uint8)
-        images[:] = RED if red else BLUE
-        actions = np.random.default_rng(int(red)).normal(0, 0.1, (20, 7)).astype(np.float32)
-        actions[:, 0] += 0.8 if red else -0.8
-        writer.write_episode(Episode(images, actions, attrs={"task": "grasp", "success": True}))
+    write_color_dataset(tmp_path / "data")
     code = parrot(["train-rl", "--task", "grasp", "--algo", "bc-sac", "--data", str(tmp_path / "data"),
                    "--bc-steps", "400", "--steps", "30", "--lr", "1e-3", "--mean-reg", "0.05", "--num-objects", "1", "--out", str(tmp_path / "run"), *SMALL])
     assert code == 0
@@ -125,13 +131,7 @@ def test_bc_alone_with_zero_steps_clones_and_evaluates_once(tmp_path, monkeypatc
     """`--algo bc-sac --steps 0`: BC runs, the initial policy (BC alone) is evaluated once at
     env step 0, and no environment step is trained."""
     monkeypatch.setattr(train_rl, "make_env_factory", lambda *a: (lambda: ColorSignEnv()))
-    writer = DatasetWriter(tmp_path / "data", (8, 8), run_id="t")
-    for red in (True, False):
-        images = np.empty((20, 8, 8, 3), np.uint8)
-        images[:] = RED if red else BLUE
-        actions = np.random.default_rng(int(red)).normal(0, 0.1, (20, 7)).astype(np.float32)
-        actions[:, 0] += 0.8 if red else -0.8
-        writer.write_episode(Episode(images, actions, attrs={"task": "grasp", "success": True}))
+    write_color_dataset(tmp_path / "data")
     assert parrot(["train-rl", "--task", "grasp", "--algo", "bc-sac", "--data", str(tmp_path / "data"),
                    "--bc-steps", "300", "--steps", "0", "--lr", "1e-3", "--out", str(tmp_path / "run"),
                    *SMALL]) == 0

@@ -58,7 +58,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from parrot_bringup import interfaces as itf
 from parrot_bringup.arm_kinematics import (DEFAULT_EE_LINK, DEFAULT_TCP_OFFSET, XARM6_JOINTS,
                                            ArmKinematics, KinematicsError)
-from parrot_bringup.node_runtime import Param, declare, described, run_node
+from parrot_bringup.node_runtime import IMAGE_QOS, Param, declare, described, run_node
 from parrot_core.arm_state import arm_state
 from parrot_core.safety import SafetyConfig, SafetyDecision, SafetyFilter, \
     config_from_parameters, parameter_defaults, parameter_docs, refused_command
@@ -113,8 +113,7 @@ PARAMS = {
     "estop_topic": Param(itf.TOPIC_ESTOP, "e-stop topic (std_msgs/Bool, latched)"),
     "estop_reset_service": Param(itf.SERVICE_ESTOP_RESET, "std_srvs/Trigger that clears the e-stop"),
     "image_topic": Param(itf.TOPIC_IMAGE, "camera topic watched for image freshness"),
-    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable",
-                       choices=("sensor", "reliable")),
+    "image_qos": IMAGE_QOS,
     "stop_log_throttle_s": Param(2.0, "at most one log line per stop reason this often (s)",
                                  (0.0, 3600.0)),
     "diagnostics_period_s": Param(1.0, "/diagnostics publish period (s)", (0.01, 60.0)),

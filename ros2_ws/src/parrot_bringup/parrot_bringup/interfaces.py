@@ -127,6 +127,9 @@ class ImageFormatError(InterfaceError):
 
 # ---- QoS (imported lazily so bag2dataset works without rclpy) ------------------------
 
+IMAGE_QOS_KINDS = ("sensor", "reliable")
+
+
 def image_qos(kind: str = "sensor"):
     """`sensor`: best effort, keep last 5 (sensor-data profile); `reliable`: keep last 100.
 
@@ -138,7 +141,7 @@ def image_qos(kind: str = "sensor"):
         return qos_profile_sensor_data
     if kind == "reliable":
         return QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-    raise InterfaceError(f"image_qos must be 'sensor' or 'reliable', got {kind!r}")
+    raise InterfaceError(f"image_qos must be one of {', '.join(IMAGE_QOS_KINDS)}, got {kind!r}")
 
 
 def command_qos():

@@ -13,6 +13,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from parrot_bringup.interfaces import DEFAULT_COMMAND_FRAME, IMAGE_QOS_KINDS
+
 
 def run_node(node_cls, argv=None, executor_threads: int = 0) -> int:
     import rclpy
@@ -83,6 +85,12 @@ class Param:
                 d.floating_point_range = [FloatingPointRange(from_value=float(lo),
                                                              to_value=float(hi), step=0.0)]
         return d
+
+
+# Parameters several nodes declare alike: one definition each.
+IMAGE_QOS = Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)",
+                  choices=IMAGE_QOS_KINDS)
+COMMAND_FRAME = Param(DEFAULT_COMMAND_FRAME, "frame_id of the published commands")
 
 
 def declare(node, params: dict) -> dict:

@@ -34,7 +34,7 @@ from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, JointState
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import Param, declare, run_node
+from parrot_bringup.node_runtime import COMMAND_FRAME, IMAGE_QOS, Param, declare, run_node
 
 MODES = ("policy", "prior", "off")
 PARAMS = {
@@ -44,8 +44,8 @@ PARAMS = {
     "policy_dir": Param("", "ONNX policy export directory (parrot export-policy); mode policy"),
     "seed": Param(0, "seed of the random z drawn in mode prior", (0, 2**31 - 1)),
     "control_rate_hz": Param(10.0, "rate the command is scaled for: twist = per-step delta x rate (Hz)", (0.1, 1000.0)),
-    "command_frame": Param(itf.DEFAULT_COMMAND_FRAME, "frame_id of the published commands"),
-    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)", choices=("sensor", "reliable")),
+    "command_frame": COMMAND_FRAME,
+    "image_qos": IMAGE_QOS,
     "expected_image_size": Param([0, 0], "refuse images of any other size [H, W]; [0, 0] "
                                          "accepts every size and resizes to the model's"),
     "threads": Param(1, "onnxruntime intra-op threads", (1, 64)),

@@ -52,7 +52,7 @@ from rclpy.serialization import deserialize_message
 from std_msgs.msg import String
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import Param, declare, run_node
+from parrot_bringup.node_runtime import IMAGE_QOS, Param, declare, run_node
 from parrot_core.files import atomic_write_text, fsync_dir
 
 PARAMS = {
@@ -60,7 +60,7 @@ PARAMS = {
     "session": Param("", "session name (default: rec-<UTC time>-<pid>)"),
     "split": Param("episode", "episode: one bag per episode; none: one bag for the session",
                    choices=("episode", "none")),
-    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)", choices=("sensor", "reliable")),
+    "image_qos": IMAGE_QOS,
     "episode_grace_s": Param(2.0, "after an episode's end event, wait this long for its last "
                                   "messages before closing its bag (s)", (0.0, 60.0)),
     "pending_limit": Param(500, "messages outside every episode kept until one claims them "

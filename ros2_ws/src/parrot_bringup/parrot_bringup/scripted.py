@@ -21,14 +21,14 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import Param, declare, run_node
+from parrot_bringup.node_runtime import COMMAND_FRAME, Param, declare, run_node
 
 PARAMS = {
     "task": Param("", "task of the scripted policy; empty: the task of the twin's info message"),
     "noise_std": Param(0.1, "std of the Gaussian noise added to each action (paper: 0.1)",
                        (0.0, 1.0)),
     "control_rate_hz": Param(10.0, "command rate (Hz); twist = per-step delta x rate", (0.1, 1000.0)),
-    "command_frame": Param(itf.DEFAULT_COMMAND_FRAME, "frame_id of the published commands"),
+    "command_frame": COMMAND_FRAME,
 }
 
 

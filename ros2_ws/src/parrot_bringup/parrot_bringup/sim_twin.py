@@ -36,12 +36,12 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import Param, declare, described, run_node
+from parrot_bringup.node_runtime import IMAGE_QOS, Param, declare, described, run_node
 from parrot_core.safety import SafetyFilter, config_from_parameters, \
     parameter_defaults, parameter_docs, refused_command
 from parrot_core.action_space import InvalidActionError, validate_action
 from parrot_core.arm_state import state_from_info
-from sim.env import EnvConfig
+from sim.env import EnvConfig, ParrotEnv
 from sim.tasks import TASKS
 
 ENV = EnvConfig()  # the twin's defaults are the env's
@@ -69,7 +69,7 @@ PARAMS = {
     "min_recorders": Param(0, "with start_when_matched: ready recorders to wait for", (0, 1000)),
     "step_without_command": Param(False, "free-running: step with a zero action when no "
                                          "command came (else re-publish the view)"),
-    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)", choices=("sensor", "reliable")),
+    "image_qos": IMAGE_QOS,
     "image_encoding": Param("rgb8", "published image encoding", choices=itf.SUPPORTED_ENCODINGS),
     "camera_frame": Param(itf.DEFAULT_CAMERA_FRAME, "frame_id of the images"),
     "publish_info": Param(True, "publish the privileged state JSON (sim only; the scripted "
@@ -84,7 +84,6 @@ PARAMS = {
 
 def make_env(task: str, objects: str, image_size: int, max_steps: int,
              terminate_on_success: bool = True, control_rate_hz: float = ENV.control_rate_hz):
-    from sim.env import ParrotEnv
     return ParrotEnv(EnvConfig(task=task, objects=objects, image_size=image_size,
                                max_steps=max_steps, terminate_on_success=terminate_on_success,
                                control_rate_hz=control_rate_hz))

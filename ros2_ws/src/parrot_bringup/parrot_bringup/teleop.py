@@ -31,7 +31,7 @@ from sensor_msgs.msg import Image, JointState, Joy
 from std_srvs.srv import Trigger
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import Param, declare, run_node
+from parrot_bringup.node_runtime import COMMAND_FRAME, IMAGE_QOS, Param, declare, run_node
 
 KEYMAP = {  # key -> (action index, sign)
     "w": (0, 1), "s": (0, -1), "a": (1, 1), "d": (1, -1), "r": (2, 1), "f": (2, -1),
@@ -49,8 +49,8 @@ PARAMS = {
     "joy_open": Param(1, "Joy button that opens the gripper", (0, 63)),
     "joy_deadzone": Param(0.1, "|axis| below this counts as 0", (0.0, 1.0)),
     "control_rate_hz": Param(10.0, "command rate (Hz); twist = per-step delta x rate", (0.1, 1000.0)),
-    "command_frame": Param(itf.DEFAULT_COMMAND_FRAME, "frame_id of the published commands"),
-    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)", choices=("sensor", "reliable")),
+    "command_frame": COMMAND_FRAME,
+    "image_qos": IMAGE_QOS,
 }
 
 

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.node_runtime import Param, declare, run_node
+from parrot_bringup.node_runtime import IMAGE_QOS, Param, declare, run_node
 
 PARAMS = {
     "device": Param("0", "camera index (e.g. 0), device path or video file"),
@@ -29,7 +29,7 @@ PARAMS = {
     "height": Param(0, "published image height (0: as captured)", (0, 8192)),
     "loop": Param(True, "video files: restart at the end (else exit)"),
     "frame_id": Param(itf.DEFAULT_CAMERA_FRAME, "frame_id of the images"),
-    "image_qos": Param("sensor", "image QoS: sensor (best effort) or reliable (lock-step collection)", choices=("sensor", "reliable")),
+    "image_qos": IMAGE_QOS,
     "topic": Param(itf.TOPIC_IMAGE, "image topic"),
     "capture_width": Param(0, "ask the device for this capture width (0: its default)",
                            (0, 8192)),
