@@ -2,7 +2,7 @@
 
     parrot train-prior --data DIR --out RUN [--steps N | --epochs E] [--batch-size 256]
                        [--lr 1e-4] [--val-fraction 0.1] [--tasks T,..] [--device auto] [--resume]
-                       [--init-from PRIOR_RUN]
+                       [--init-from PRIOR_RUN] [--ema-decay 0.999] [--snapshot-every N]
 
 `--init-from` fine-tunes: the new run starts from another run's weights (its best.pt, or a
 .pt file) and takes that run's model config; the metrics row at step 0 is the held-out NLL of
@@ -15,6 +15,12 @@ What a run directory holds::
     RUN/last.pt        model + Adam state + step + split: what --resume continues from
     RUN/best.pt        model weights with the lowest validation NLL so far
     RUN/metrics.csv    one row per evaluation: step, epoch, train_nll, val_nll, ...
+    RUN/snapshots/step_NNNNNNN.pt   with --snapshot-every: the evaluated weights at that step,
+                       for `parrot select-prior` (which picks by rollouts, not by NLL)
+
+With --ema-decay the evaluated weights (validation NLL, best.pt, snapshots) are an
+exponential moving average of the trained ones; last.pt keeps both, so --resume continues
+the average.
 
 NLL is in nats per action (mean of -log p(a|s) over steps), on the raw (un-augmented)
 images for validation. The validation set is whole episodes (a held-out split by
@@ -40,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from parrot_core import __version__
 from parrot_core.action_space import ACTION_NAMES, GRIPPER_LABELS, gripper_as_target_state
@@ -54,6 +61,7 @@ from parrot_core.tensorboard_log import TensorBoardLog
 CKPT_FORMAT = "parrot-prior-checkpoint"
 CKPT_VERSION = 1
 LAST, BEST, CONFIG, METRICS = "last.pt", "best.pt", "config.json", "metrics.csv"
+SNAPSHOTS = "snapshots"
 METRIC_FIELDS = ["step", "epoch", "train_nll", "val_nll", "best_val_nll", "lr", "elapsed_s", "steps_per_s"]
 
 
@@ -249,6 +257,12 @@ def add_arguments(parser) -> None:
                         default=(), help="train on these tasks' episodes only, e.g. pick_place "
                                          "(default: every episode)")
     parser.add_argument("--eval-every", type=int, default=500, help="steps between val NLL / checkpoints")
+    parser.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
+                        help="evaluate and save an exponential moving average of the weights "
+                             "(e.g. 0.999; default 0: the trained weights themselves)")
+    parser.add_argument("--snapshot-every", type=int, default=0, metavar="N",
+                        help="also keep the evaluated weights every N steps under RUN/snapshots "
+                             "(a multiple of --eval-every), for `parrot select-prior`")
     parser.add_argument("--augment", choices=["none", "shift"], default="shift",
                         help="training-image augmentation: random +-2 px shift (default) or none")
     parser.add_argument("--gripper-labels", choices=GRIPPER_LABELS, default=GRIPPER_LABELS[0],
@@ -351,7 +365,8 @@ def main(args) -> int:
         train_cfg = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
                      "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2,
                      "tasks": list(tasks), "gripper_labels": args.gripper_labels,
-                     "init_from": init.checkpoint_info["path"] if init is not None else None}
+                     "init_from": init.checkpoint_info["path"] if init is not None else None,
+                     "ema_decay": args.ema_decay}
         train_names, val_names = split_episodes(names, args.val_fraction, args.seed)
         start_step, best_val, ckpt = 0, float("inf"), None
     if [h, w] != _config_hw(config):
@@ -359,6 +374,13 @@ def main(args) -> int:
                                  f"{'x'.join(map(str, _config_hw(config)))}")
     if train_cfg["batch_size"] < 1 or train_cfg["lr"] <= 0:
         raise PriorTrainingError("--batch-size must be >= 1 and --lr > 0")
+    ema_decay = float(train_cfg.setdefault("ema_decay", 0.0))
+    if not 0.0 <= ema_decay < 1.0:
+        raise PriorTrainingError(f"--ema-decay must be in [0, 1), got {ema_decay}")
+    snapshot_every = max(0, int(args.snapshot_every))
+    if snapshot_every and snapshot_every % max(1, int(args.eval_every)):
+        raise PriorTrainingError(f"--snapshot-every {snapshot_every} must be a multiple of "
+                                 f"--eval-every {args.eval_every}")
 
     with_states = config.state_dim > 0
     # runs from before the option learnt the gripper as recorded
@@ -384,6 +406,12 @@ def main(args) -> int:
         model.load_state_dict(init.state_dict())
     if new_normalization:  # from this run's training data
         model.set_state_normalization(train_states.mean(0), train_states.std(0))
+    # the weights that are evaluated and saved: an average of the trained ones, or those
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True) \
+        if ema_decay else None
+    if ema is not None and ckpt is not None and "ema" in ckpt:
+        ema.load_state_dict(ckpt["ema"])
+    evaluated = ema.module if ema is not None else model
 
     out.mkdir(parents=True, exist_ok=True)
     run_info = {
@@ -410,7 +438,15 @@ def main(args) -> int:
     def checkpoint(step: int) -> None:
         _atomic_save({"format": CKPT_FORMAT, "version": CKPT_VERSION, "model": model.state_dict(),
                       "optimizer": optimizer.state_dict(), "step": step, "config": config.to_dict(),
-                      "train": train_cfg, "split": split, "best_val_nll": best_val}, out / LAST)
+                      "train": train_cfg, "split": split, "best_val_nll": best_val,
+                      **({"ema": ema.state_dict()} if ema is not None else {})}, out / LAST)
+
+    def save_weights(path: Path, step: int, val_nll: float) -> None:
+        """The evaluated weights in the format load_prior reads (best.pt, snapshots)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_save({"format": CKPT_FORMAT, "version": CKPT_VERSION,
+                      "model": evaluated.state_dict(), "config": config.to_dict(),
+                      "step": step, "val_nll": val_nll}, path)
 
     if start_step >= total:
         print(f"parrot train-prior: {out} is already at step {start_step} >= {total}; nothing to do")
@@ -425,11 +461,11 @@ def main(args) -> int:
             csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(row)
         tb.scalars(row["step"], row, "prior")
         if tb.writer is not None and len(tb_images):
-            tb.histograms(row["step"], _prior_samples(model, tb_images, tb_states, device),
+            tb.histograms(row["step"], _prior_samples(evaluated, tb_images, tb_states, device),
                           list(ACTION_NAMES), "prior_samples")
 
     if start_step == 0:  # the untrained model's val NLL: the baseline the curve starts from
-        val0 = evaluate_nll(model, val_images, val_actions, device, states=val_states)
+        val0 = evaluate_nll(evaluated, val_images, val_actions, device, states=val_states)
         log_row({"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
                  "best_val_nll": float("nan"), "lr": optimizer.param_groups[0]["lr"],
                  "elapsed_s": 0.0, "steps_per_s": float("nan")})
@@ -456,6 +492,8 @@ def main(args) -> int:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             loss_sum += loss.detach()
             loss_count += 1
@@ -465,13 +503,13 @@ def main(args) -> int:
                 if not math.isfinite(train_nll):
                     raise PriorTrainingError(f"training diverged at step {step} (NLL {train_nll}); "
                                              f"lower --lr or check the data")
-                val_nll = evaluate_nll(model, val_images, val_actions, device, states=val_states)
+                val_nll = evaluate_nll(evaluated, val_images, val_actions, device, states=val_states)
                 score = val_nll if math.isfinite(val_nll) else train_nll  # no val set: best by train
                 if score < best_val:
                     best_val = score
-                    _atomic_save({"format": CKPT_FORMAT, "version": CKPT_VERSION,
-                                  "model": model.state_dict(), "config": config.to_dict(),
-                                  "step": step, "val_nll": val_nll}, out / BEST)
+                    save_weights(out / BEST, step, val_nll)
+                if snapshot_every and step % snapshot_every == 0:
+                    save_weights(out / SNAPSHOTS / f"step_{step:07d}.pt", step, val_nll)
                 checkpoint(step)
                 now = time.monotonic()
                 row = {"step": step, "epoch": round(step / per_epoch, 4),

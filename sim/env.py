@@ -29,7 +29,7 @@ MAX_TILT_RAD of pointing straight down, yaw within MAX_YAW_RAD); the gripper clo
 on a command past the threshold. Each step runs SUBSTEPS (8) physics steps of 1/240 s, plus
 GRIPPER_SUBSTEPS (20) when the gripper changes state.
 
-Rendering: PyBullet's TinyRenderer, no shadows, from a fixed camera (CAMERA_*). The table is
+Rendering: PyBullet's TinyRenderer, no shadows, from a fixed camera (EnvConfig.camera_file). The table is
 not drawn each frame (filling the frame costs ~0.5 ms); pixels that hit nothing take a cached
 image of the table, which gives the same image as drawing it.
 
@@ -48,6 +48,7 @@ import numpy as np
 import pybullet as p
 
 from parrot_core.action_space import ACTION_DIM, to_metric, validate_action
+from parrot_core.camera import DEFAULT_CAMERA, load_camera
 from parrot_core.safety import SafetyConfig, SafetyFilter
 from sim import objects as objpool
 from sim.robot import DOWN_EULER, HOME_POS, XArm, home_joint_positions
@@ -87,13 +88,10 @@ TABLE_RGBA = (0.78, 0.70, 0.58, 1.0)
 # gripper's fingertips at the top edge at the start pose, the tray and objects filling the
 # rest). A narrow field of view from 0.62 m rather than roboverse's 60 deg from ~0.3 m: a
 # camera that close would sit where the arm reaches. 45 deg down keeps the gripper's image at
-# the start pose above every object (steeper, it starts to hide the far ones). Figures:
+# the start pose above every object (steeper, it starts to hide the far ones). The numbers
+# are parrot_core.camera.DEFAULT_CAMERA (the arm's camera file has the same form); figures:
 # `parrot render-scene --stats`.
-CAMERA_TARGET = (float(np.mean([OBJECT_REGION[0][0], OBJECT_REGION[1][0]])), 0.0, 0.02)
-CAMERA_DISTANCE = 0.62
-CAMERA_YAW = 90.0
-CAMERA_PITCH = -45.0
-CAMERA_FOV = 29.0
+CAMERA_NEAR_M, CAMERA_FAR_M = 0.05, 3.0
 
 TRAY_COLOURS = [(0.35, 0.55, 0.85, 1.0), (0.85, 0.55, 0.25, 1.0), (0.40, 0.75, 0.45, 1.0),
                 (0.65, 0.45, 0.75, 1.0)]
@@ -122,6 +120,9 @@ class EnvConfig:
     # The deployed control rate (the bridge's control_rate_hz): what the filter's speed limits
     # turn a per-step delta into m/s at.
     control_rate_hz: float = 10.0
+    # The camera file (parrot_core.camera) of the arm's camera: the twin renders the view the
+    # models get from it there. None: DEFAULT_CAMERA.
+    camera_file: str | None = None
 
 
 def add_scene_arguments(parser) -> None:
@@ -129,6 +130,9 @@ def add_scene_arguments(parser) -> None:
     parser.add_argument("--target-object", help="named-object tasks: always this object (e.g. rand_805)")
     parser.add_argument("--num-objects", type=int, default=EnvConfig.num_objects,
                         help="objects per scene (the paper's test tasks have one or two)")
+    parser.add_argument("--camera-file", default=EnvConfig.camera_file, metavar="YAML",
+                        help="the arm camera's file (parrot_core/camera.py): render its view "
+                             "(default: the twin's camera, config/camera.yaml)")
 
 
 class ParrotEnv(gymnasium.Env):
@@ -153,10 +157,11 @@ class ParrotEnv(gymnasium.Env):
         self.observation_space = gymnasium.spaces.Box(0, 255, (*self.image_hw, 3), np.uint8)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self.client = p.connect(p.DIRECT)
-        self._view = p.computeViewMatrixFromYawPitchRoll(
-            CAMERA_TARGET, CAMERA_DISTANCE, CAMERA_YAW, CAMERA_PITCH, 0.0, 2)
+        self.camera = (load_camera(self.config.camera_file) if self.config.camera_file
+                       else DEFAULT_CAMERA)
+        self._view = p.computeViewMatrix(*(v.tolist() for v in self.camera.look_at()))
         h, w = self.image_hw
-        self._proj = p.computeProjectionMatrixFOV(CAMERA_FOV, w / h, 0.05, 3.0)
+        self._proj = self._projection(h, w)
         self._home_q = None
         self._backgrounds = {}
         self._needs_reset = True
@@ -384,7 +389,7 @@ class ParrotEnv(gymnasium.Env):
 
     def _background(self, h, w, proj) -> np.ndarray:
         """The table alone, rendered once per image size in a scratch client."""
-        key = (h, w)
+        key = (h, w, tuple(proj))  # a full camera frame and an observation may share a size
         if key not in self._backgrounds:
             scratch = p.connect(p.DIRECT)
             try:
@@ -401,7 +406,12 @@ class ParrotEnv(gymnasium.Env):
         if size is None:
             return (*self.image_hw, self._proj)
         h, w = size
-        return h, w, p.computeProjectionMatrixFOV(CAMERA_FOV, w / h, 0.05, 3.0)
+        return h, w, self._projection(h, w)
+
+    def _projection(self, h, w):
+        """The models' square field of view (vertical), stretched to w / h for other shapes."""
+        return p.computeProjectionMatrixFOV(self.camera.model_fov_deg, w / h, CAMERA_NEAR_M,
+                                            CAMERA_FAR_M)
 
     def render(self):
         """render_mode "rgb_array": the current camera image (what the policy sees)."""
@@ -417,6 +427,16 @@ class ParrotEnv(gymnasium.Env):
         rgb, depth = self._camera(self.client, h, w, proj)
         empty = depth >= 0.99999
         return np.where(empty[:, :, None], self._background(h, w, proj), rgb)
+
+    def render_camera_frame(self) -> np.ndarray:
+        """What the arm's camera itself would capture: its full frame (width x height of the
+        camera file, its intrinsics), uint8 (H, W, 3). parrot_core.camera.model_view turns it
+        into the observation's framing, as the policy node does with a real frame."""
+        cam = self.camera
+        proj = p.computeProjectionMatrix(*cam.frustum(CAMERA_NEAR_M), CAMERA_NEAR_M, CAMERA_FAR_M)
+        rgb, depth = self._camera(self.client, cam.height, cam.width, proj)
+        empty = depth >= 0.99999
+        return np.where(empty[:, :, None], self._background(cam.height, cam.width, proj), rgb)
 
     def segmentation(self, size=None) -> np.ndarray:
         """Body unique id per pixel of the fixed camera (-1: nothing drawn), int32 (H, W).

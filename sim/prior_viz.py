@@ -149,7 +149,8 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     rng = np.random.default_rng(args.seed)
     env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
-                              target_object=args.target_object))
+                              target_object=args.target_object,
+                              camera_file=args.camera_file))
     try:
         forward = load_prior_forward(args.prior)
         runs = [("random actions (no prior)", uniform_sampler(rng)),

@@ -186,6 +186,33 @@ def test_train_prior_lowers_val_nll_and_resume_matches_uninterrupted(tmp_path):
     assert not model.training and model.checkpoint_info["step"] == 30
 
 
+def test_ema_weights_are_evaluated_snapshotted_and_resumed(tmp_path):
+    """With --ema-decay the saved snapshots and best.pt hold the moving average, not the
+    trained weights; a resumed run continues the same average as an uninterrupted one; each
+    snapshot loads as a prior; a snapshot period off the evaluation grid is refused."""
+    data = tmp_path / "data"
+    write_dataset(data)
+    flags = dict(eval_every=15, ema_decay=0.9, snapshot_every=15)
+    assert main(train_args(data, tmp_path / "a", steps=30, **flags)) == 0
+    snapshots = sorted(p.name for p in (tmp_path / "a" / "snapshots").iterdir())
+    assert snapshots == ["step_0000015.pt", "step_0000030.pt"]
+    last = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    final = torch.load(tmp_path / "a" / "snapshots" / "step_0000030.pt", weights_only=True)
+    key = next(k for k in last["model"] if k.endswith("weight"))
+    assert not torch.allclose(final["model"][key], last["model"][key])  # an average, not the last
+    assert torch.allclose(final["model"][key], last["ema"]["module." + key])
+
+    assert main(train_args(data, tmp_path / "b", steps=15, **flags)) == 0
+    assert main(train_args(data, tmp_path / "b", steps=30, resume=True, **flags)) == 0
+    resumed = torch.load(tmp_path / "b" / "snapshots" / "step_0000030.pt", weights_only=True)
+    for k in final["model"]:
+        assert torch.allclose(final["model"][k], resumed["model"][k], atol=1e-5), k
+    assert load_prior(tmp_path / "a" / "snapshots" / "step_0000015.pt").checkpoint_info["step"] == 15
+
+    with pytest.raises(PriorTrainingError, match="multiple of --eval-every"):
+        main(train_args(data, tmp_path / "c", steps=30, eval_every=15, snapshot_every=20))
+
+
 def test_load_prior_errors_are_clear(tmp_path):
     """A missing run dir, an empty one and a corrupt checkpoint raise PriorLoadError."""
     with pytest.raises(PriorLoadError, match="no such"):

@@ -201,8 +201,10 @@ class BagEpisode:
     problem: str | None = None
 
 
-def episodes_from_messages(msgs: list[RawMsg], image_size=None) -> list[BagEpisode]:
-    """Pair images with their commands inside each start/end-delimited episode."""
+def episodes_from_messages(msgs: list[RawMsg], image_size=None, camera=None) -> list[BagEpisode]:
+    """Pair images with their commands inside each start/end-delimited episode. With a
+    camera (parrot_core.camera.CameraModel) each frame is cropped to the models' view and
+    resized to image_size (default 48x48), as the policy node does with that camera file."""
     from rosbags.typesys import Stores, get_typestore
     ts = get_typestore(Stores.ROS2_KILTED)
 
@@ -270,7 +272,10 @@ def episodes_from_messages(msgs: list[RawMsg], image_size=None) -> list[BagEpiso
             continue
         try:
             frames = [itf.image_to_numpy(images[s]) for s in stamps]
-            if image_size is not None:
+            if camera is not None:
+                from parrot_core.camera import model_view
+                frames = [model_view(f, camera, image_size or (48, 48)) for f in frames]
+            elif image_size is not None:
                 frames = [itf.resize_for_model(f, image_size) for f in frames]
             if len({f.shape for f in frames}) != 1:
                 raise itf.ImageFormatError("image size changes within the episode "
@@ -298,7 +303,7 @@ def _states_of(arm_states, stamps) -> np.ndarray | None:
 # ---- conversion --------------------------------------------------------------------------
 
 def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
-            log=print) -> dict:
+            log=print, camera=None) -> dict:
     """Convert bags into the dataset at `out`; returns counts and the skipped episodes."""
     from parrot_core.dataset import DatasetWriter, Episode, attempted_keys
     writer = None
@@ -315,7 +320,7 @@ def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
         report["bags"] += 1
         if note:
             log(f"{bag}: {note}")
-        eps = episodes_from_messages(msgs, image_size)
+        eps = episodes_from_messages(msgs, image_size, camera)
         if not eps:
             report["skipped"].append(f"{bag}: no episode markers")
             log(f"{bag}: no episode start markers, nothing to convert")
@@ -354,12 +359,20 @@ def add_arguments(parser) -> None:
                         help="episodes to keep (default: successful ones, as the collector)")
     parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
                         help="resize images (cv2.INTER_AREA) to this size")
+    parser.add_argument("--camera-file", metavar="YAML",
+                        help="the camera's file: crop full frames to the models' view first, as "
+                             "the policy node does with it (then --image-size, default 48 48)")
     parser.add_argument("--run-id", help="episode file prefix (default: random)")
 
 
 def main(args) -> int:
+    camera = None
+    if args.camera_file:
+        from parrot_core.camera import load_camera
+        camera = load_camera(args.camera_file)
     report = convert(args.bags, args.out, args.keep,
-                     tuple(args.image_size) if args.image_size else None, args.run_id)
+                     tuple(args.image_size) if args.image_size else None, args.run_id,
+                     camera=camera)
     if report["bags"] == 0:
         raise Bag2DatasetError("no readable bag among the inputs")
     print(f"{report['converted']} episodes written to {args.out} from {report['bags']} bags; "

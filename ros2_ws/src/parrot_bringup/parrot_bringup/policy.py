@@ -35,8 +35,8 @@ from sensor_msgs.msg import Image, JointState
 
 from parrot_bringup import interfaces as itf
 from parrot_bringup.node_runtime import COMMAND_FRAME, IMAGE_QOS, Param, declare, run_node
+from parrot_bringup.policy_models import MODES, Models, PolicyConfigError
 
-MODES = ("policy", "prior", "off")
 PARAMS = {
     "mode": Param("off", "policy: act with the SAC policy; prior: explore with random z through "
                          "the prior; off: publish nothing", choices=MODES),
@@ -48,58 +48,12 @@ PARAMS = {
     "image_qos": IMAGE_QOS,
     "expected_image_size": Param([0, 0], "refuse images of any other size [H, W]; [0, 0] "
                                          "accepts every size and resizes to the model's"),
+    "camera_file": Param("", "the arm camera's file (config/camera.yaml form): crop each frame to "
+                             "the models' field of view, then resize; '' resizes the whole frame"),
     "threads": Param(1, "onnxruntime intra-op threads", (1, 64)),
     "max_state_skew_s": Param(0.1, "a state-conditioned prior: how much later than the image "
                                    "its arm state may be stamped (s)", (0.0, 10.0)),
 }
-
-
-class PolicyConfigError(RuntimeError):
-    """The node cannot run in the requested mode (missing or unloadable model)."""
-
-
-class Models:
-    """The ONNX prior and/or SAC policy of one mode, with its input size."""
-
-    def __init__(self, mode: str, prior_dir: str, policy_dir: str, seed: int, threads: int = 1):
-        self.mode = mode
-        self.prior = self.policy = None
-        self.rng = np.random.default_rng(seed)
-        self.image_size = None
-        if mode == "off":
-            return
-        if mode == "policy":
-            if not policy_dir:
-                raise PolicyConfigError("mode 'policy' needs the `policy_dir` parameter")
-            from parrot_core.onnx_policy import OnnxPolicy
-            self.policy = OnnxPolicy(policy_dir, threads=threads)
-        if mode == "prior" or (self.policy is not None and self.policy.outputs == "z"):
-            if not prior_dir:
-                raise PolicyConfigError(f"mode {mode!r} needs the `prior_dir` parameter"
-                                        + (" (the policy acts in z)" if mode == "policy" else ""))
-            from parrot_core.onnx_prior import OnnxPrior
-            self.prior = OnnxPrior(prior_dir, threads=threads)
-        if self.policy is not None:
-            if self.prior is not None:
-                self.policy.check_prior(self.prior)
-                if tuple(self.policy.image_size) != tuple(self.prior.image_size):
-                    raise PolicyConfigError(
-                        f"policy takes {tuple(self.policy.image_size)} images, prior "
-                        f"{tuple(self.prior.image_size)}: export them from the same setup")
-            self.image_size = tuple(int(s) for s in self.policy.image_size)
-        else:
-            self.image_size = tuple(int(s) for s in self.prior.image_size)
-
-    @property
-    def needs_arm_state(self) -> bool:
-        return any(m is not None and m.state_dim > 0 for m in (self.prior, self.policy))
-
-    def __call__(self, image: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
-        batch = image[None]
-        states = None if state is None else state[None]
-        if self.mode == "prior":
-            return self.prior.sample(batch, self.rng, states)[0]
-        return self.policy.act(batch, self.prior, states)[0]
 
 
 class PolicyNode(Node):
@@ -114,6 +68,7 @@ class PolicyNode(Node):
         qos = itf.image_qos(self.p["image_qos"])
         qos = QoSProfile(depth=1, reliability=qos.reliability, durability=qos.durability,
                          history=qos.history)
+        self.camera = self._load_camera(self.p["camera_file"])
         self.models = self._load(self.p["mode"])
         self.arm_states = itf.ArmStateBuffer(float(self.p["max_state_skew_s"]))
         self.waiting = None  # (stamp_ns, image) that waits for its arm state
@@ -134,6 +89,16 @@ class PolicyNode(Node):
             f", model input {models.image_size[0]}x{models.image_size[1]}"
             if models.image_size else ""))
         return models
+
+    @staticmethod
+    def _load_camera(path: str):
+        if not path:
+            return None
+        from parrot_core.camera import CameraError, load_camera
+        try:
+            return load_camera(path)
+        except CameraError as e:
+            raise PolicyConfigError(f"camera_file: {e}") from None
 
     def _on_params(self, params):
         for prm in params:
@@ -189,7 +154,7 @@ class PolicyNode(Node):
     def _act(self, stamp_ns: int, img: np.ndarray, state: np.ndarray | None = None):
         t0 = time.perf_counter()
         try:
-            action = self.models(itf.resize_for_model(img, self.models.image_size), state)
+            action = self.models(self.models.view(img, self.camera), state)
             twist, grip = itf.action_to_msgs(action, stamp_ns, self.rate, self.p["command_frame"])
         except ValueError as e:  # InvalidActionError (NaN/inf) or a model input error
             self.errors += 1

@@ -72,6 +72,11 @@ PARAMS = {
     "image_qos": IMAGE_QOS,
     "image_encoding": Param("rgb8", "published image encoding", choices=itf.SUPPORTED_ENCODINGS),
     "camera_frame": Param(itf.DEFAULT_CAMERA_FRAME, "frame_id of the images"),
+    "camera_file": Param("", "the arm camera's file (config/camera.yaml form): render its view "
+                             "('' : the twin's camera)"),
+    "full_camera_frames": Param(False, "publish the camera file's full frame (e.g. 640x480) "
+                                       "instead of the observation, as the arm's camera does; "
+                                       "the policy node then crops it with the same camera_file"),
     "publish_info": Param(True, "publish the privileged state JSON (sim only; the scripted "
                                 "node needs it)"),
     "exit_when_done": Param(False, "exit after the last of `episodes`"),
@@ -83,10 +88,11 @@ PARAMS = {
 
 
 def make_env(task: str, objects: str, image_size: int, max_steps: int,
-             terminate_on_success: bool = True, control_rate_hz: float = ENV.control_rate_hz):
+             terminate_on_success: bool = True, control_rate_hz: float = ENV.control_rate_hz,
+             camera_file: str | None = None):
     return ParrotEnv(EnvConfig(task=task, objects=objects, image_size=image_size,
                                max_steps=max_steps, terminate_on_success=terminate_on_success,
-                               control_rate_hz=control_rate_hz))
+                               control_rate_hz=control_rate_hz, camera_file=camera_file or None))
 
 
 class SimTwinNode(Node):
@@ -96,7 +102,7 @@ class SimTwinNode(Node):
         p = self.p
         self.env = env if env is not None else make_env(
             p["task"], p["objects"], int(p["image_size"]), int(p["max_steps"]),
-            bool(p["terminate_on_success"]), float(p["control_rate_hz"]))
+            bool(p["terminate_on_success"]), float(p["control_rate_hz"]), p["camera_file"])
         self.rate = float(p["control_rate_hz"])
         self.lockstep = bool(p["lockstep"])
         self.finished = False
@@ -189,8 +195,9 @@ class SimTwinNode(Node):
                 "step": self.steps, "task": self.p["task"], "info": self.info}))
         # the state first: a consumer that pairs it with the image waits less
         self.pub_arm_state.publish(itf.arm_state_msg(state_from_info(self.info), stamp_ns))
+        frame = self.env.render_camera_frame() if self.p["full_camera_frames"] else self.obs
         self.pub_image.publish(itf.numpy_to_image(
-            self.obs, stamp_ns, self.p["camera_frame"], self.p["image_encoding"]))
+            frame, stamp_ns, self.p["camera_frame"], self.p["image_encoding"]))
 
     def _end_episode(self, reason: str, last_stamp_ns: int | None = None):
         success = bool(self.info.get("success", False))

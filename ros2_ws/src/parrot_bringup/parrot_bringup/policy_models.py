@@ -1,0 +1,67 @@
+"""The models behind the `policy` node, without ROS: the ONNX prior and/or SAC policy of one
+mode, checked to belong together. `parrot replay` runs the same object over a recorded bag, so
+the dry run computes exactly what the node would publish."""
+
+from __future__ import annotations
+
+import numpy as np
+
+MODES = ("policy", "prior", "off")
+
+
+class PolicyConfigError(RuntimeError):
+    """The node cannot run in the requested mode (missing or unloadable model)."""
+
+
+class Models:
+    """The ONNX prior and/or SAC policy of one mode, with its input size."""
+
+    def __init__(self, mode: str, prior_dir: str, policy_dir: str, seed: int, threads: int = 1):
+        self.mode = mode
+        self.prior = self.policy = None
+        self.rng = np.random.default_rng(seed)
+        self.image_size = None
+        if mode == "off":
+            return
+        if mode == "policy":
+            if not policy_dir:
+                raise PolicyConfigError("mode 'policy' needs the `policy_dir` parameter")
+            from parrot_core.onnx_policy import OnnxPolicy
+            self.policy = OnnxPolicy(policy_dir, threads=threads)
+        if mode == "prior" or (self.policy is not None and self.policy.outputs == "z"):
+            if not prior_dir:
+                raise PolicyConfigError(f"mode {mode!r} needs the `prior_dir` parameter"
+                                        + (" (the policy acts in z)" if mode == "policy" else ""))
+            from parrot_core.onnx_prior import OnnxPrior
+            self.prior = OnnxPrior(prior_dir, threads=threads)
+        if self.policy is not None:
+            if self.prior is not None:
+                self.policy.check_prior(self.prior)
+                if tuple(self.policy.image_size) != tuple(self.prior.image_size):
+                    raise PolicyConfigError(
+                        f"policy takes {tuple(self.policy.image_size)} images, prior "
+                        f"{tuple(self.prior.image_size)}: export them from the same setup")
+            self.image_size = tuple(int(s) for s in self.policy.image_size)
+        else:
+            self.image_size = tuple(int(s) for s in self.prior.image_size)
+
+    @property
+    def needs_arm_state(self) -> bool:
+        return any(m is not None and m.state_dim > 0 for m in (self.prior, self.policy))
+
+    def view(self, frame: np.ndarray, camera=None) -> np.ndarray:
+        """A camera frame -> the models' input image: cropped to the models' field of view by
+        the camera file (parrot_core.camera.CameraModel) when there is one, then resized with
+        INTER_AREA; without one the whole frame is resized (the twin's own images)."""
+        if camera is not None:
+            from parrot_core.camera import model_view
+            return model_view(frame, camera, self.image_size)
+        from parrot_bringup.interfaces import resize_for_model
+        return resize_for_model(frame, self.image_size)
+
+    def __call__(self, image: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
+        batch = image[None]
+        states = None if state is None else state[None]
+        if self.mode == "prior":
+            return self.prior.sample(batch, self.rng, states)[0]
+        return self.policy.act(batch, self.prior, states)[0]
