@@ -466,6 +466,8 @@ def main(args) -> int:
 
     if start_step == 0:  # the untrained model's val NLL: the baseline the curve starts from
         val0 = evaluate_nll(evaluated, val_images, val_actions, device, states=val_states)
+        if snapshot_every:  # a fine-tune's start is a candidate too: it may stay the best
+            save_weights(out / SNAPSHOTS / f"step_{0:07d}.pt", 0, val0)
         log_row({"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
                  "best_val_nll": float("nan"), "lr": optimizer.param_groups[0]["lr"],
                  "elapsed_s": 0.0, "steps_per_s": float("nan")})

@@ -101,7 +101,8 @@ def _worker(worker: int, indices: list, args: dict, queue) -> None:
                                                  image_size=args["image_size"],
                                                  max_steps=args["max_steps"],
                                                  terminate_on_success=False,
-                                                 camera_file=args["camera_file"]))
+                                                 camera_file=args["camera_file"],
+                                                 randomize=args["randomize"]))
             seed = args["seed"] + i
             policy = make_scripted_policy(task, policy_rng(seed), noise_std=args["noise"])
             episode, success = collect_episode(envs[task], policy, seed)
@@ -127,6 +128,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--noise", type=float, default=0.1, help="std of the N(0, s) action noise")
     parser.add_argument("--camera-file", metavar="YAML",
                         help="the arm camera's file: collect its view (default: the twin's camera)")
+    parser.add_argument("--randomize", action="store_true",
+                        help="domain randomization (colours, light, camera jitter, blur, noise)")
     parser.add_argument("--resume", action="store_true",
                         help="skip the seeds an earlier run in --out already attempted")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -134,7 +137,7 @@ def add_arguments(parser) -> None:
 
 def run_collection(task, episodes, workers, out, objects="train", seed=0, image_size=48,
                    max_steps=25, noise=0.1, progress=True, resume=False,
-                   camera_file=None) -> dict:
+                   camera_file=None, randomize=False) -> dict:
     """Collect and return {task: {"attempted", "kept"}} (also printed by the CLI)."""
     if objects != "train":
         raise CollectError(f"--objects {objects}: only the train pool may be collected; held-out "
@@ -155,6 +158,7 @@ def run_collection(task, episodes, workers, out, objects="train", seed=0, image_
     workers = min(workers, len(todo))
     args = {"task": task, "objects": objects, "image_size": image_size, "max_steps": max_steps,
             "seed": seed, "noise": noise, "out": str(out), "camera_file": camera_file,
+            "randomize": randomize,
             "run_id": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]}
     DatasetWriter(out, (image_size, image_size), worker=0, run_id=args["run_id"])  # header check
     ctx = mp.get_context("spawn")
@@ -203,7 +207,8 @@ def main(args) -> int:
     counts = run_collection(args.task, args.episodes, args.workers, args.out, objects=args.objects,
                             seed=args.seed, image_size=args.image_size, max_steps=args.max_steps,
                             noise=args.noise, progress=not args.no_progress,
-                            resume=args.resume, camera_file=args.camera_file)
+                            resume=args.resume, camera_file=args.camera_file,
+                            randomize=args.randomize)
     dt = time.perf_counter() - t0
     total = sum(c["attempted"] for c in counts.values())
     if total == 0:

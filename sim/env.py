@@ -51,6 +51,8 @@ from parrot_core.action_space import ACTION_DIM, to_metric, validate_action
 from parrot_core.camera import DEFAULT_CAMERA, load_camera
 from parrot_core.safety import SafetyConfig, SafetyFilter
 from sim import objects as objpool
+from sim.domain_randomization import (EpisodeLook, RandomizationConfig, degrade, draw_look,
+                                      look_rng, scaled_rgba)
 from sim.robot import DOWN_EULER, HOME_POS, XArm, home_joint_positions
 from sim.tasks import TARGET_HALF_M, TRAY_INNER_HALF_M, TRAY_WALL_M, is_success, task_spec
 
@@ -123,6 +125,10 @@ class EnvConfig:
     # The camera file (parrot_core.camera) of the arm's camera: the twin renders the view the
     # models get from it there. None: DEFAULT_CAMERA.
     camera_file: str | None = None
+    # Domain randomization (sim/domain_randomization.py): colours, light, camera jitter, blur
+    # and noise change per episode; layout and physics stay those of the seed.
+    randomize: bool = False
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
 
 
 def add_scene_arguments(parser) -> None:
@@ -130,6 +136,8 @@ def add_scene_arguments(parser) -> None:
     parser.add_argument("--target-object", help="named-object tasks: always this object (e.g. rand_805)")
     parser.add_argument("--num-objects", type=int, default=EnvConfig.num_objects,
                         help="objects per scene (the paper's test tasks have one or two)")
+    parser.add_argument("--randomize", action="store_true",
+                        help="domain randomization: colours, light, camera jitter, blur, noise")
     parser.add_argument("--camera-file", default=EnvConfig.camera_file, metavar="YAML",
                         help="the arm camera's file (parrot_core/camera.py): render its view "
                              "(default: the twin's camera, config/camera.yaml)")
@@ -159,11 +167,14 @@ class ParrotEnv(gymnasium.Env):
         self.client = p.connect(p.DIRECT)
         self.camera = (load_camera(self.config.camera_file) if self.config.camera_file
                        else DEFAULT_CAMERA)
-        self._view = p.computeViewMatrix(*(v.tolist() for v in self.camera.look_at()))
+        self._plain_view = p.computeViewMatrix(*(v.tolist() for v in self.camera.look_at()))
+        self._view = self._plain_view
+        self._look = EpisodeLook(fov_deg=self.camera.model_fov_deg)  # the plain look
         h, w = self.image_hw
         self._proj = self._projection(h, w)
         self._home_q = None
         self._backgrounds = {}
+        self._table_client = None  # a second client with the table alone (see _background)
         self._needs_reset = True
         self.robot = None
         cfg = self.config
@@ -172,13 +183,14 @@ class ParrotEnv(gymnasium.Env):
 
     # ---- lifecycle ----
     def close(self) -> None:
-        client = getattr(self, "client", None)  # None when __init__ refused the config
-        if client is not None and client >= 0:
-            try:
-                p.disconnect(self.client)
-            except p.error:
-                pass
-            self.client = -1
+        for attr in ("client", "_table_client"):
+            client = getattr(self, attr, None)  # None when __init__ refused the config
+            if client is not None and client >= 0:
+                try:
+                    p.disconnect(client)
+                except p.error:
+                    pass
+                setattr(self, attr, -1)
 
     def __del__(self):
         self.close()
@@ -334,8 +346,29 @@ class ParrotEnv(gymnasium.Env):
         self.robot.set_gripper(closed=False)
         self.t = 0
         self._needs_reset = False
+        if self.config.randomize:
+            self._randomize_look()
         obs = self.render_obs()
         return obs, self._info(False)
+
+    def _randomize_look(self) -> None:
+        """This episode's colours, light and camera (sim/domain_randomization.py)."""
+        c = dict(physicsClientId=self.client)
+        rng = look_rng(self.seed)
+        self._look = draw_look(rng, self.config.randomization, self.camera, self._scene_bodies)
+        self._noise_rng = rng
+        if not hasattr(self, "_arm_rgba"):  # the arm's own colours, before any scaling
+            self._arm_rgba = {d[1]: d[7] for d in p.getVisualShapeData(self.robot.id, **c)}
+        for link, rgba in self._arm_rgba.items():
+            p.changeVisualShape(self.robot.id, link,
+                                rgbaColor=scaled_rgba(rgba, self._look.colour_scales["arm"]), **c)
+        for body in self._scene_bodies:
+            for d in p.getVisualShapeData(body, **c):
+                p.changeVisualShape(body, d[1], rgbaColor=scaled_rgba(
+                    d[7], self._look.colour_scales[body]), **c)
+        self._view = p.computeViewMatrix(self._look.eye.tolist(), self._look.ahead.tolist(),
+                                         self._look.up.tolist())
+        self._proj = self._projection(*self.image_hw)
 
     # ---- step ----
     def _target_orn(self):
@@ -383,22 +416,26 @@ class ParrotEnv(gymnasium.Env):
     def _camera(self, client, h, w, proj):
         _, _, rgba, depth, _ = p.getCameraImage(
             w, h, self._view, proj, renderer=p.ER_TINY_RENDERER, shadow=0,
-            flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=client)
+            flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=client, **self._look.light)
         rgb = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[:, :, :3]
         return rgb, np.asarray(depth, dtype=np.float32).reshape(h, w)
 
     def _background(self, h, w, proj) -> np.ndarray:
         """The table alone, rendered once per image size in a scratch client."""
-        key = (h, w, tuple(proj))  # a full camera frame and an observation may share a size
+        table = self._look.colour_scales.get("table", (1.0, 1.0, 1.0))
+        key = (h, w, tuple(proj), tuple(self._view), tuple(table), str(self._look.light))
         if key not in self._backgrounds:
-            scratch = p.connect(p.DIRECT)
-            try:
+            if len(self._backgrounds) > 8:  # randomized looks: keep only the recent ones
+                self._backgrounds.clear()
+            if self._table_client is None:  # kept: a randomized look renders one per episode
+                self._table_client = p.connect(p.DIRECT)
                 vis = p.createVisualShape(p.GEOM_BOX, halfExtents=TABLE_HALF, rgbaColor=TABLE_RGBA,
-                                          physicsClientId=scratch)
-                p.createMultiBody(0, -1, vis, TABLE_CENTRE, physicsClientId=scratch)
-                self._backgrounds[key] = self._camera(scratch, h, w, proj)[0].copy()
-            finally:
-                p.disconnect(scratch)
+                                          physicsClientId=self._table_client)
+                self._table_body = p.createMultiBody(0, -1, vis, TABLE_CENTRE,
+                                                     physicsClientId=self._table_client)
+            p.changeVisualShape(self._table_body, -1, rgbaColor=scaled_rgba(TABLE_RGBA, table),
+                                physicsClientId=self._table_client)
+            self._backgrounds[key] = self._camera(self._table_client, h, w, proj)[0].copy()
         return self._backgrounds[key]
 
     def _view_size(self, size=None):
@@ -410,7 +447,7 @@ class ParrotEnv(gymnasium.Env):
 
     def _projection(self, h, w):
         """The models' square field of view (vertical), stretched to w / h for other shapes."""
-        return p.computeProjectionMatrixFOV(self.camera.model_fov_deg, w / h, CAMERA_NEAR_M,
+        return p.computeProjectionMatrixFOV(self._look.fov_deg, w / h, CAMERA_NEAR_M,
                                             CAMERA_FAR_M)
 
     def render(self):
@@ -426,7 +463,10 @@ class ParrotEnv(gymnasium.Env):
         h, w, proj = self._view_size(size)
         rgb, depth = self._camera(self.client, h, w, proj)
         empty = depth >= 0.99999
-        return np.where(empty[:, :, None], self._background(h, w, proj), rgb)
+        image = np.where(empty[:, :, None], self._background(h, w, proj), rgb)
+        if self.config.randomize:
+            image = degrade(image, self._look, self._noise_rng)
+        return image
 
     def render_camera_frame(self) -> np.ndarray:
         """What the arm's camera itself would capture: its full frame (width x height of the

@@ -79,7 +79,8 @@ def main(args) -> int:
     size = tuple(policy.meta["image_size"])
     env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
                               target_object=args.target_object, image_size=size,
-                              max_steps=args.max_steps, camera_file=args.camera_file))
+                              max_steps=args.max_steps, camera_file=args.camera_file,
+                              randomize=args.randomize))
     t0 = time.perf_counter()
     try:
         results = run_episodes(env, act, args.episodes, args.seed, not args.no_progress)

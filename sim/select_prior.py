@@ -48,7 +48,8 @@ def add_arguments(parser) -> None:
 def scenes_key(args) -> dict:
     """What makes two evaluations comparable: a cached count is reused only if this matches."""
     return {"task": args.task, "objects": "train", "num_objects": args.num_objects,
-            "target_object": args.target_object, "episodes": args.episodes, "seed": args.seed}
+            "target_object": args.target_object, "episodes": args.episodes, "seed": args.seed,
+            "camera_file": args.camera_file, "randomize": args.randomize}
 
 
 def evaluate_snapshot(env: ParrotEnv, path: Path, episodes: int, seed: int) -> dict:
@@ -76,7 +77,7 @@ def main(args) -> int:
 
     env = ParrotEnv(EnvConfig(task=args.task, objects="train", num_objects=args.num_objects,
                               target_object=args.target_object,
-                              camera_file=args.camera_file))
+                              camera_file=args.camera_file, randomize=args.randomize))
     candidates = []
     try:
         for path in tqdm(snapshots, desc="select-prior", disable=args.no_progress):

@@ -154,12 +154,14 @@ def _bc_data(path: str | None, image_size: int, features=None, tasks: tuple[str,
 
 def make_env_factory(task: str, objects: str, image_size: int, max_steps: int,
                      target_object: str | None = None, terminate_on_success: bool = False,
-                     num_objects: int = 3, camera_file: str | None = None):
+                     num_objects: int = 3, camera_file: str | None = None,
+                     randomize: bool = False):
     from sim.env import EnvConfig, ParrotEnv
 
     config = EnvConfig(task=task, objects=objects, image_size=image_size, max_steps=max_steps,
                        target_object=target_object, terminate_on_success=terminate_on_success,
-                       num_objects=num_objects, camera_file=camera_file)
+                       num_objects=num_objects, camera_file=camera_file,
+                       randomize=randomize)
     ParrotEnv(config).close()  # fail here, before any training, on a bad configuration
     return lambda: ParrotEnv(config)
 
@@ -211,7 +213,7 @@ def main(args) -> int:
                         tuple(args.data_tasks)) if args.algo == "bc-sac" else None)
     run_meta = {"algo": args.algo, "task": args.task, "objects": args.objects, "seed": args.seed,
                 "target_object": args.target_object, "num_objects": args.num_objects,
-                "camera_file": args.camera_file,
+                "camera_file": args.camera_file, "randomize": args.randomize,
                 "terminate_on_success": args.terminate_on_success, "observation": args.observation,
                 "max_steps": args.max_steps, "image_size": args.image_size,
                 "prior": str(Path(args.prior).resolve()) if args.prior else None,
@@ -225,7 +227,7 @@ def main(args) -> int:
     agent = make_agent(cfg, args.seed, device=device)
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
                                args.target_object, args.terminate_on_success, args.num_objects,
-                               args.camera_file)
+                               args.camera_file, args.randomize)
     row = train(agent, factory, transform, args.out, loop, resume=args.resume, run_meta=run_meta,
                 bc_data=bc_data, observe=observe)
     print(f"parrot train-rl: {args.out}: {args.algo} on {args.task}/{args.objects} seed {args.seed}: "

@@ -195,7 +195,7 @@ def test_ema_weights_are_evaluated_snapshotted_and_resumed(tmp_path):
     flags = dict(eval_every=15, ema_decay=0.9, snapshot_every=15)
     assert main(train_args(data, tmp_path / "a", steps=30, **flags)) == 0
     snapshots = sorted(p.name for p in (tmp_path / "a" / "snapshots").iterdir())
-    assert snapshots == ["step_0000015.pt", "step_0000030.pt"]
+    assert snapshots == ["step_0000000.pt", "step_0000015.pt", "step_0000030.pt"]
     last = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
     final = torch.load(tmp_path / "a" / "snapshots" / "step_0000030.pt", weights_only=True)
     key = next(k for k in last["model"] if k.endswith("weight"))
