@@ -1,13 +1,15 @@
 """`parrot train-prior`: fit the flow prior by maximum likelihood (paper 3.1, Appendix D).
 
-    parrot train-prior --data DIR --out RUN [--steps N | --epochs E] [--batch-size 256]
+    parrot train-prior --data DIR [DIR ...] [--data-weights W,..] --out RUN [--steps N | --epochs E]
                        [--lr 1e-4] [--val-fraction 0.1] [--tasks T,..] [--device auto] [--resume]
                        [--init-from PRIOR_RUN] [--ema-decay 0.999] [--snapshot-every N]
 
 `--init-from` fine-tunes: the new run starts from another run's weights (its best.pt, or a
 .pt file) and takes that run's model config; the metrics row at step 0 is the held-out NLL of
 those weights on this data, so the row at the end is the "after" of a before/after report
-(e.g. a twin prior fine-tuned on a real-arm recording).
+(e.g. a twin prior fine-tuned on a real-arm recording). Several --data directories are mixed
+(e.g. twin and real episodes, `--data-weights 1,1` for half of each batch from each); each is
+split on its own and gets its own validation NLL column.
 
 What a run directory holds::
 
@@ -138,23 +140,70 @@ def _episode_actions(episode, gripper_labels: str) -> np.ndarray:
     return gripper_as_target_state(episode.actions, start_closed)
 
 
-def _load_split(root: Path, names: list[str], with_states: bool, gripper_labels: str):
-    """(images, actions, states or None) of these episodes, as tensors."""
-    if not names:
+class DataSources:
+    """The dataset(s) a run trains on. Several can be mixed, e.g. twin and real episodes,
+    each with a sampling weight; each is split into train and validation episodes on its own,
+    so every source has a validation part (and its own NLL in metrics.csv).
+
+    An episode is named by its file name when there is one dataset (as runs always were),
+    and by "K:file name" for the K-th of several."""
+
+    def __init__(self, roots, weights=None):
+        self.roots = [Path(r) for r in roots]
+        if weights is not None and (len(weights) != len(self.roots) or min(weights) < 0
+                                    or sum(weights) <= 0):
+            raise PriorTrainingError(f"--data-weights needs one weight >= 0 per --data "
+                                     f"({len(self.roots)}), not all 0; got {list(weights)}")
+        self.weights = None if weights is None else [float(w) for w in weights]
+        sizes = {tuple(int(v) for v in read_header(r)["image_size"]) for r in self.roots}
+        if len(sizes) != 1:
+            raise PriorTrainingError(f"--data: the datasets hold images of different sizes "
+                                     f"{sorted(sizes)}; convert them to one (bag2dataset "
+                                     f"--image-size)")
+        self.image_size = sizes.pop()
+
+    def __len__(self) -> int:
+        return len(self.roots)
+
+    def refs(self, tasks: tuple[str, ...]) -> list[str]:
+        if len(self.roots) == 1:
+            return episodes_of_tasks(self.roots[0], tasks)
+        return [f"{k}:{n}" for k, root in enumerate(self.roots) for n in episodes_of_tasks(root, tasks)]
+
+    def source(self, ref: str) -> int:
+        return int(ref.split(":", 1)[0]) if len(self.roots) > 1 else 0
+
+    def path(self, ref: str) -> Path:
+        name = ref.split(":", 1)[1] if len(self.roots) > 1 else ref
+        return self.roots[self.source(ref)] / "episodes" / name
+
+    def split(self, refs: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+        train, val = [], []
+        for k in range(len(self.roots)):
+            t, v = split_episodes([r for r in refs if self.source(r) == k], val_fraction, seed)
+            train += t
+            val += v
+        return train, val
+
+
+def _load_split(sources: DataSources, refs: list[str], with_states: bool, gripper_labels: str):
+    """(images, actions, states or None, source of each row) of these episodes."""
+    if not refs:
         return (torch.zeros(0, 1, 1, 3, dtype=torch.uint8), torch.zeros(0, 7),
-                torch.zeros(0, STATE_DIM) if with_states else None)
-    eps = [read_episode(root / "episodes" / n) for n in names]
+                torch.zeros(0, STATE_DIM) if with_states else None, np.zeros(0, np.int64))
+    eps = [read_episode(sources.path(r)) for r in refs]
     images = torch.from_numpy(np.concatenate([e.images for e in eps]))
     actions = torch.from_numpy(np.concatenate(
         [_episode_actions(e, gripper_labels) for e in eps]).astype(np.float32))
+    row_source = np.concatenate([np.full(len(e.actions), sources.source(r)) for r, e in zip(refs, eps)])
     if not with_states:
-        return images, actions, None
-    lacking = [n for n, e in zip(names, eps) if e.states is None]
+        return images, actions, None, row_source
+    lacking = [r for r, e in zip(refs, eps) if e.states is None]
     if lacking:
-        raise PriorTrainingError(f"{root}: {len(lacking)} episodes (e.g. {lacking[0]}) have no arm "
+        raise PriorTrainingError(f"{sources.path(lacking[0])}: {len(lacking)} episodes have no arm "
                                  f"states; a state-conditioned prior needs data collected with "
                                  f"them (parrot collect writes them)")
-    return images, actions, torch.from_numpy(np.concatenate([e.states for e in eps]))
+    return images, actions, torch.from_numpy(np.concatenate([e.states for e in eps])), row_source
 
 
 def widen_prior(prior: ConditionalRealNVP, state_dim: int | None = None,
@@ -204,6 +253,17 @@ def batch_indices(step: int, n: int, batch_size: int, seed: int) -> np.ndarray:
     return perm if n < batch_size else perm[i * batch_size:(i + 1) * batch_size]
 
 
+def weighted_batch_indices(step: int, rows_of: list[np.ndarray], weights: list[float],
+                           batch_size: int, seed: int) -> np.ndarray:
+    """A batch whose rows come from each source with probability ~ its weight (rows drawn
+    uniformly within it, with replacement): also a function of (seed, step) only."""
+    w = np.array([wk if len(rows) else 0.0 for wk, rows in zip(weights, rows_of)])
+    rng = np.random.default_rng([seed, step, 1])
+    counts = rng.multinomial(batch_size, w / w.sum())
+    return np.concatenate([rows[rng.integers(0, len(rows), c)]
+                           for rows, c in zip(rows_of, counts) if c])
+
+
 def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
     """Shift each image by up to +-pad pixels (edge pixels repeat); uint8 in, uint8 out."""
     b, h, w, _ = images.shape
@@ -245,7 +305,12 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--data", required=True, help="dataset directory (parrot collect / bag2dataset)")
+    parser.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                        help="dataset directory (parrot collect / bag2dataset); several are "
+                             "mixed, e.g. twin and real episodes")
+    parser.add_argument("--data-weights", type=lambda t: [float(v) for v in t.split(",")],
+                        metavar="W,..", help="with several --data: the share of each in a "
+                                             "batch, e.g. 1,3 (default: as many rows as they hold)")
     parser.add_argument("--out", required=True, help="run directory (created)")
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="total gradient steps (default: from --epochs)")
@@ -298,14 +363,14 @@ def _atomic_save(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def _rewrite_metrics(path: Path, upto_step: int) -> None:
+def _rewrite_metrics(path: Path, upto_step: int, fields: list[str]) -> None:
     """Drop rows written after the checkpoint we resume from (a kill between the two)."""
     if not path.exists():
         return
     with path.open() as f:
         rows = [r for r in csv.DictReader(f) if int(r["step"]) <= upto_step]
     with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
 
@@ -318,19 +383,20 @@ def read_metrics(run_dir) -> list[dict]:
 
 def main(args) -> int:
     out = Path(args.out)
-    data = Path(args.data)
+    data_dirs = [args.data] if isinstance(args.data, (str, Path)) else list(args.data)
+    sources = DataSources(data_dirs, args.data_weights if len(data_dirs) > 1 else None)
+    data = sources.roots[0] if len(sources) == 1 else ", ".join(map(str, sources.roots))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    header = read_header(data)
     tasks = tuple(args.tasks)
     if args.resume and (out / LAST).exists():  # the run's own task filter, not the CLI's
         tasks = tuple(_torch_load(out / LAST)["train"].get("tasks", ()))
-    names = episodes_of_tasks(data, tasks)
+    names = sources.refs(tasks)
     if not names:
         raise PriorTrainingError(f"{data}: dataset has no episodes" +
                                  (f" of task {', '.join(tasks)}" if tasks else ""))
-    h, w = (int(v) for v in header["image_size"])
+    h, w = sources.image_size
 
     if args.resume:
         if not (out / LAST).exists():
@@ -338,6 +404,11 @@ def main(args) -> int:
         ckpt = _torch_load(out / LAST)
         config = PriorConfig.from_dict(ckpt["config"])
         train_cfg = dict(ckpt["train"])
+        if len(train_cfg.get("data", data_dirs)) != len(data_dirs):
+            raise PriorTrainingError(f"{out} was trained on {len(train_cfg['data'])} datasets; "
+                                     f"--resume needs the same --data ({len(data_dirs)} given)")
+        if len(sources) > 1:  # the saved weights, as the saved seed and lr
+            sources.weights = train_cfg.get("data_weights")
         present, saved_val = set(names), set(ckpt["split"]["val"])
         val_names = [n for n in ckpt["split"]["val"] if n in present]
         missing = len(saved_val) - len(val_names)
@@ -366,8 +437,10 @@ def main(args) -> int:
                      "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2,
                      "tasks": list(tasks), "gripper_labels": args.gripper_labels,
                      "init_from": init.checkpoint_info["path"] if init is not None else None,
-                     "ema_decay": args.ema_decay}
-        train_names, val_names = split_episodes(names, args.val_fraction, args.seed)
+                     "ema_decay": args.ema_decay,
+                     "data": [str(r.resolve()) for r in sources.roots],
+                     "data_weights": sources.weights}
+        train_names, val_names = sources.split(names, args.val_fraction, args.seed)
         start_step, best_val, ckpt = 0, float("inf"), None
     if [h, w] != _config_hw(config):
         raise PriorTrainingError(f"{data}: images are {h}x{w}, the run's model takes "
@@ -385,9 +458,11 @@ def main(args) -> int:
     with_states = config.state_dim > 0
     # runs from before the option learnt the gripper as recorded
     gripper_labels = train_cfg.setdefault("gripper_labels", "as-recorded")
-    train_images, train_actions, train_states = _load_split(data, train_names, with_states,
-                                                            gripper_labels)
-    val_images, val_actions, val_states = _load_split(data, val_names, with_states, gripper_labels)
+    train_images, train_actions, train_states, train_source = _load_split(
+        sources, train_names, with_states, gripper_labels)
+    val_images, val_actions, val_states, val_source = _load_split(
+        sources, val_names, with_states, gripper_labels)
+    rows_of = [np.flatnonzero(train_source == k) for k in range(len(sources))]
     n = len(train_actions)
     if n == 0:
         raise PriorTrainingError(f"{data}: no training steps after the split")
@@ -417,7 +492,8 @@ def main(args) -> int:
     run_info = {
         "prior": config.to_dict(),
         "train": {**train_cfg, "steps": total, "eval_every": eval_every, "device": str(device),
-                  "data": str(data.resolve())},
+                  "data": (str(sources.roots[0].resolve()) if len(sources) == 1
+                           else train_cfg["data"])},
         "dataset": {"image_size": [h, w], "episodes": len(names), "train_episodes": len(train_names),
                     "val_episodes": len(val_names), "train_steps": n, "val_steps": len(val_actions),
                     "steps_per_epoch": per_epoch},
@@ -425,13 +501,26 @@ def main(args) -> int:
     }
     atomic_write_text(out / CONFIG, json.dumps(run_info, indent=2))
     metrics_path = out / METRICS
+    # several datasets: each one's validation NLL too (val_nll_0, val_nll_1, ...)
+    fields = METRIC_FIELDS + ([f"val_nll_{k}" for k in range(len(sources))] if len(sources) > 1 else [])
     if args.resume:
-        _rewrite_metrics(metrics_path, start_step)
+        _rewrite_metrics(metrics_path, start_step, fields)
     elif metrics_path.exists():
         metrics_path.unlink()
     if not metrics_path.exists():
         with metrics_path.open("w", newline="") as f:
-            csv.DictWriter(f, fieldnames=METRIC_FIELDS).writeheader()
+            csv.DictWriter(f, fieldnames=fields).writeheader()
+
+    def source_nlls() -> dict:
+        if len(sources) == 1:
+            return {}
+        out_row = {}
+        for k in range(len(sources)):
+            rows = torch.from_numpy(np.flatnonzero(val_source == k))
+            nll = evaluate_nll(evaluated, val_images[rows], val_actions[rows], device,
+                               states=None if val_states is None else val_states[rows])
+            out_row[f"val_nll_{k}"] = round(nll, 6)
+        return out_row
 
     split = {"train": train_names, "val": val_names}
 
@@ -458,7 +547,7 @@ def main(args) -> int:
 
     def log_row(row: dict) -> None:
         with metrics_path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(row)
+            csv.DictWriter(f, fieldnames=fields).writerow(row)
         tb.scalars(row["step"], row, "prior")
         if tb.writer is not None and len(tb_images):
             tb.histograms(row["step"], _prior_samples(evaluated, tb_images, tb_states, device),
@@ -470,7 +559,7 @@ def main(args) -> int:
             save_weights(out / SNAPSHOTS / f"step_{0:07d}.pt", 0, val0)
         log_row({"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
                  "best_val_nll": float("nan"), "lr": optimizer.param_groups[0]["lr"],
-                 "elapsed_s": 0.0, "steps_per_s": float("nan")})
+                 "elapsed_s": 0.0, "steps_per_s": float("nan"), **source_nlls()})
 
     from tqdm import tqdm
 
@@ -483,7 +572,9 @@ def main(args) -> int:
     t_last, step_last = t0, step
     try:
         while step < total:
-            idx = torch.from_numpy(batch_indices(step, n, bs, seed))
+            idx = torch.from_numpy(
+                batch_indices(step, n, bs, seed) if sources.weights is None
+                else weighted_batch_indices(step, rows_of, sources.weights, bs, seed))
             images = train_images[idx].to(device, non_blocking=True)
             actions = train_actions[idx].to(device, non_blocking=True)
             states = None if train_states is None else train_states[idx].to(device)
@@ -518,7 +609,8 @@ def main(args) -> int:
                        "train_nll": round(train_nll, 6), "val_nll": round(val_nll, 6),
                        "best_val_nll": round(best_val, 6), "lr": optimizer.param_groups[0]["lr"],
                        "elapsed_s": round(now - t0, 3),
-                       "steps_per_s": round((step - step_last) / max(now - t_last, 1e-9), 3)}
+                       "steps_per_s": round((step - step_last) / max(now - t_last, 1e-9), 3),
+                       **source_nlls()}
                 log_row(row)
                 pbar.set_postfix(train_nll=f"{train_nll:.3f}", val_nll=f"{val_nll:.3f}")
                 loss_sum, loss_count = torch.zeros((), device=device), 0

@@ -19,6 +19,7 @@ from parrot_core.dataset import DatasetWriter, Episode
 from parrot_core.flow import ACTION_CLAMP, ConditionalRealNVP, PriorConfig, coupling_masks
 from parrot_core.onnx_prior import PriorLoadError
 from parrot_core.train_prior import (PriorTrainingError, add_arguments, batch_indices, load_prior,
+                                     weighted_batch_indices,
                                      main, read_metrics, split_episodes)
 
 torch.set_num_threads(1)
@@ -211,6 +212,58 @@ def test_ema_weights_are_evaluated_snapshotted_and_resumed(tmp_path):
 
     with pytest.raises(PriorTrainingError, match="multiple of --eval-every"):
         main(train_args(data, tmp_path / "c", steps=30, eval_every=15, snapshot_every=20))
+
+
+def test_weighted_batches_draw_each_source_by_its_weight():
+    """Weights 0,1 take every row from the second source; 1,3 about a quarter from the first;
+    the batch at a step is the same on every call (resumable)."""
+    rows_of = [np.arange(0, 100), np.arange(100, 400)]
+    only_second = np.concatenate([weighted_batch_indices(s, rows_of, [0, 1], 64, 0) for s in range(20)])
+    assert only_second.min() >= 100
+    mixed = np.concatenate([weighted_batch_indices(s, rows_of, [1, 3], 64, 0) for s in range(200)])
+    assert abs(np.mean(mixed < 100) - 0.25) < 0.02
+    assert np.array_equal(weighted_batch_indices(7, rows_of, [1, 3], 64, 0),
+                          weighted_batch_indices(7, rows_of, [1, 3], 64, 0))
+
+
+def test_train_prior_mixes_datasets_each_with_its_own_validation_nll(tmp_path):
+    """Two datasets train one prior: each is split on its own (validation episodes from both),
+    metrics.csv has each one's validation NLL, config.json names both with their weights, and
+    a resumed weighted run matches an uninterrupted one. Bad weights and datasets of different
+    image sizes are refused by name."""
+    write_dataset(tmp_path / "twin", seed=0)
+    write_dataset(tmp_path / "real", n_episodes=6, seed=1)
+    data = [str(tmp_path / "twin"), str(tmp_path / "real")]
+
+    def args(out, **kw):
+        a = train_args(data[0], out, data_weights="1,1", eval_every=10, **kw)
+        a.data = data
+        return a
+
+    assert main(args(tmp_path / "a", steps=20)) == 0
+    rows = read_metrics(tmp_path / "a")
+    assert {"val_nll_0", "val_nll_1"} <= set(rows[0])
+    assert rows[-1]["val_nll_1"] < rows[0]["val_nll_1"]
+    ckpt = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    assert {r.split(":")[0] for r in ckpt["split"]["val"]} == {"0", "1"}
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert len(config["train"]["data"]) == 2 and config["train"]["data_weights"] == [1.0, 1.0]
+
+    assert main(args(tmp_path / "b", steps=10)) == 0
+    assert main(args(tmp_path / "b", steps=20, resume=True)) == 0
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    for k in ckpt["model"]:
+        assert torch.allclose(ckpt["model"][k], b["model"][k], atol=1e-5), k
+
+    with pytest.raises(PriorTrainingError, match="--data-weights needs one weight"):
+        bad = train_args(data[0], tmp_path / "c", data_weights="1,1,1", steps=2)
+        bad.data = data
+        main(bad)
+    write_dataset(tmp_path / "big", n_episodes=2, size=24)
+    with pytest.raises(PriorTrainingError, match="different sizes"):
+        bad = train_args(data[0], tmp_path / "d", steps=2)
+        bad.data = [data[0], str(tmp_path / "big")]
+        main(bad)
 
 
 def test_load_prior_errors_are_clear(tmp_path):
