@@ -255,6 +255,9 @@ def episodes_from_messages(msgs: list[RawMsg], image_size=None, camera=None) -> 
         if end is None:
             ep.problem = "unfinished (no end marker: recording stopped mid-episode)"
             continue
+        if end.get("discarded"):
+            ep.problem = "discarded by the operator"
+            continue
         lo, hi = int(start["first_stamp_ns"]), int(end["last_stamp_ns"])
         rate = float(start.get("control_rate_hz", 10.0))
         if k in applied:  # the twin's per-step reports: exactly the commands it applied
@@ -342,7 +345,8 @@ def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
                 writer.write_episode(Episode(ep.images, ep.actions, ep.rewards, states=ep.states, attrs={
                     "task": task, "objects": list(ep.start.get("objects", [])),
                     "object_pool": ep.start.get("object_pool", "unknown"),
-                    "seed": int(ep.start.get("seed", -1)), "success": success, "source": "bag",
+                    "seed": int(ep.start.get("seed", -1)), "success": success,
+                    "source": ep.start.get("source", "bag"),
                     "bag": str(bag), "bag_episode": ep.episode, "source_key": key}))
                 report["converted"] += 1
             else:

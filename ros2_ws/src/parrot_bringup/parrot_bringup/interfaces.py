@@ -76,6 +76,13 @@ TOPIC_RECORDER_SAVED = "parrot/recorder/saved"
 TOPIC_SIM_INFO = "parrot/sim/info"
 TOPIC_JOY = "joy"
 SERVICE_RESET = "parrot/sim/reset"
+# An operator's episode (teleop): std_srvs/Trigger services of a twin with operator_episodes,
+# or of whatever runs episodes on the arm. Discard ends it unrecorded and stages it again.
+SERVICE_EPISODE_START = "parrot/episode/start"
+SERVICE_EPISODE_SUCCESS = "parrot/episode/end_success"
+SERVICE_EPISODE_FAILURE = "parrot/episode/end_failure"
+SERVICE_EPISODE_DISCARD = "parrot/episode/discard"
+TOPIC_TELEOP_KEY = "parrot/teleop/key"  # std_msgs/String: keys for teleop (a pedal, a script)
 TOPIC_ESTOP = "parrot/estop"
 SERVICE_ESTOP_RESET = "parrot/estop/reset"
 TOPIC_JOINT_STATES = "joint_states"

@@ -72,10 +72,14 @@ def resolve(module, path: Path, overrides: dict) -> tuple[dict, list[dict]]:
                           f"{path.name} takes {sorted(module.ARGUMENTS)}")
     args = {k: overrides.get(k, d) for k, (d, _) in module.ARGUMENTS.items()}
     if "params_file" in args:
+        config = path.parent.parent / "config"
         if not args["params_file"]:
-            args["params_file"] = str(path.parent.parent / "config" / module.DEFAULT_PARAMS)
+            args["params_file"] = str(config / module.DEFAULT_PARAMS)
+        elif not Path(args["params_file"]).exists() and (config / args["params_file"]).exists():
+            args["params_file"] = str(config / args["params_file"])  # a shipped file by name
         if not Path(args["params_file"]).exists():
-            raise LaunchError(f"params_file {args['params_file']}: no such file")
+            raise LaunchError(f"params_file {args['params_file']}: no such file (nor one of "
+                              f"that name in {config})")
     nodes = []
     for spec in module.NODES:
         cond = spec.get("if")

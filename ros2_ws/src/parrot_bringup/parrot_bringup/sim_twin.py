@@ -60,6 +60,10 @@ PARAMS = {
     "seed": Param(0, "scene seed of the first episode (episode k: seed + k)", (0, 2**62)),
     "episodes": Param(0, "episodes to run (0: forever)", (0, 2**62)),
     "auto_reset": Param(True, "start the next episode when one ends"),
+    "operator_episodes": Param(False, "a person runs the episodes (teleop): each scene waits, "
+                                      "shown but not recorded, until parrot/episode/start; "
+                                      "end_success / end_failure label it, discard drops it "
+                                      "and stages the same scene again"),
     "start_when_matched": Param(False, "hold the first episode until the command publisher, "
                                        "min_image_subscribers and min_recorders are there"),
     "start_delay_s": Param(0.5, "with start_when_matched: wait this much longer (s)",
@@ -126,6 +130,15 @@ class SimTwinNode(Node):
         self.create_subscription(String, itf.TOPIC_RECORDER_STATUS, self._on_recorder_status,
                                  itf.event_qos())
         self.create_service(Trigger, itf.SERVICE_RESET, self._on_reset)
+        self.operator = bool(p["operator_episodes"])
+        if self.operator:
+            self.create_service(Trigger, itf.SERVICE_EPISODE_START, self._on_operator_start)
+            for srv, label in ((itf.SERVICE_EPISODE_SUCCESS, True),
+                               (itf.SERVICE_EPISODE_FAILURE, False),
+                               (itf.SERVICE_EPISODE_DISCARD, None)):
+                self.create_service(Trigger, srv,
+                                    lambda req, res, label=label: self._on_operator_end(res, label))
+        self.staged = False  # operator mode: a scene on view, waiting for its start
         self.add_on_set_parameters_callback(self._on_params)
 
         self.next_seed = int(p["seed"])
@@ -156,9 +169,57 @@ class SimTwinNode(Node):
     def _on_reset(self, request, response):
         if self.active:
             self._end_episode(reason="reset")
+        if self.operator:  # a new scene, waiting for the operator's start
+            self._stage()
+            response.success = True
+            response.message = f"seed {self.seed_of_episode} staged"
+            return response
         self._begin_episode()
         response.success = True
         response.message = f"episode {self.episode} seed {self.seed_of_episode}"
+        return response
+
+    # ---- an operator's episodes -------------------------------------------------------
+    def _stage(self, seed: int | None = None):
+        """Operator mode: show the next scene (or `seed` again) without starting it."""
+        if seed is None:
+            seed = self.next_seed
+            self.next_seed += 1
+        self.obs, self.info = self.env.reset(seed=seed)
+        self.seed_of_episode = seed
+        self.steps, self.ret, self.latest = 0, 0.0, None
+        self.staged, self.started = True, True
+        self._publish_view(self._now_ns())
+
+    def _on_operator_start(self, request, response):
+        if self.active or not self.staged:
+            response.success = False
+            response.message = ("an episode is running" if self.active
+                                else "no scene staged yet (the twin is starting)")
+            return response
+        self.staged = False
+        self._begin_episode(staged=True)
+        response.success = True
+        response.message = f"episode {self.episode} (seed {self.seed_of_episode}) recording"
+        return response
+
+    def _on_operator_end(self, response, label: bool | None):
+        if not self.active:
+            response.success = False
+            response.message = "no episode is running"
+            return response
+        seed = self.seed_of_episode
+        if label is None:
+            self._end_episode("discarded", discarded=True)
+        else:
+            self._end_episode("operator", success=label)
+        if self._more_episodes():
+            self._stage(seed if label is None else None)  # a discarded scene comes again
+        else:
+            self.done_at = time.monotonic()
+        response.success = True
+        response.message = (f"episode {self.episode} " +
+                            ("discarded" if label is None else f"ended, success={label}"))
         return response
 
     # ---- episode flow ----------------------------------------------------------------
@@ -166,10 +227,13 @@ class SimTwinNode(Node):
         ns = self.get_clock().now().nanoseconds
         return max(ns, self.stamp_ns + 1)  # stamps are unique and increasing
 
-    def _begin_episode(self):
-        seed = self.next_seed
-        self.next_seed += 1
-        self.obs, self.info = self.env.reset(seed=seed)
+    def _begin_episode(self, staged: bool = False):
+        if staged:  # the scene on view (operator mode), exactly as the operator saw it
+            seed = self.seed_of_episode
+        else:
+            seed = self.next_seed
+            self.next_seed += 1
+            self.obs, self.info = self.env.reset(seed=seed)
         self.episode += 1
         self.seed_of_episode = seed
         self.steps, self.ret, self.latest = 0, 0.0, None
@@ -181,7 +245,8 @@ class SimTwinNode(Node):
             "objects": list(self.info.get("object_names", [])),
             "image_size": [int(self.obs.shape[0]), int(self.obs.shape[1])],
             "control_rate_hz": self.rate, "lockstep": self.lockstep,
-            "max_steps": int(self.p["max_steps"]), "first_stamp_ns": stamp}).to_msg())
+            "max_steps": int(self.p["max_steps"]), "first_stamp_ns": stamp,
+            **({"source": "teleop"} if self.operator else {})}).to_msg())
         self._publish_view(stamp)
 
     def _publish_view(self, stamp_ns: int):
@@ -199,11 +264,17 @@ class SimTwinNode(Node):
         self.pub_image.publish(itf.numpy_to_image(
             frame, stamp_ns, self.p["camera_frame"], self.p["image_encoding"]))
 
-    def _end_episode(self, reason: str, last_stamp_ns: int | None = None):
-        success = bool(self.info.get("success", False))
+    def _end_episode(self, reason: str, last_stamp_ns: int | None = None,
+                     success: bool | None = None, discarded: bool = False):
+        """`success`: the operator's label (None: the task's own judgement)."""
+        judged = bool(self.info.get("success", False))
+        labelled = success is not None
+        success = judged if success is None else bool(success)
         self.pub_event.publish(itf.EpisodeEvent("end", self.episode, {
             "seed": self.seed_of_episode, "success": success, "steps": self.steps,
             "return": self.ret, "reason": reason,
+            **({"task_success": judged, "operator_label": success} if labelled else {}),
+            **({"discarded": True} if discarded else {}),
             "last_stamp_ns": self.stamp_ns if last_stamp_ns is None else last_stamp_ns}).to_msg())
         self.get_logger().info(f"episode {self.episode} (seed {self.seed_of_episode}) ended: "
                                f"{reason}, success={success}, steps={self.steps}")
@@ -243,6 +314,12 @@ class SimTwinNode(Node):
         if terminated or truncated:
             self._end_episode("success" if terminated and self.info.get("success") else
                               ("terminated" if terminated else "time_limit"), stamp_ns)
+            if self.operator:
+                if self._more_episodes():
+                    self._stage()
+                else:
+                    self.done_at = time.monotonic()
+                return
             if self.p["auto_reset"] and self._more_episodes():
                 if self.lockstep:
                     self._begin_episode()
@@ -298,6 +375,15 @@ class SimTwinNode(Node):
         if self.done_at is not None:
             if self.p["exit_when_done"] and now - self.done_at > 1.0:
                 self.finished = True  # let the last events go out first
+            return
+        if self.operator and not self.active:
+            if not self.staged:
+                self._stage()
+            elif self.lockstep:  # a staged scene stays on view for the operator
+                if now - self.published_at > float(self.p["lockstep_resend_s"]):
+                    self._publish_view(self.stamp_ns)
+            else:
+                self._publish_view(self._now_ns())
             return
         if not self.started:
             if not self.p["auto_reset"]:
