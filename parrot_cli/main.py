@@ -26,6 +26,7 @@ COMMANDS = {
     "eval-policy": ("sim.eval_policy", "an exported policy in the twin: success rate with 95% CI"),
     "bag2dataset": ("parrot_bringup.bag2dataset", "convert ROS 2 bags into a prior dataset"),
     "replay": ("parrot_bringup.replay", "dry run: exported models over a recorded bag vs its commands"),
+    "teleop": ("parrot_bringup.teleop", "drive the twin or the arm from this terminal; record episodes"),
     "launch": ("parrot_bringup.launcher", "start a launch file's nodes without ros2 launch"),
     "sim": ("parrot_bringup.sim_stack", "the whole sim stack composed in one process"),
     "deploy-bundle": ("parrot_core.bundle", "write the robot-compute deploy bundle"),

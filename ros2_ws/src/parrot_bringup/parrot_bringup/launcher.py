@@ -42,6 +42,18 @@ def package_dir() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+def find_params_file(value: str) -> Path:
+    """A parameters file: a path as given, or a shipped one by name (`teleop.yaml`), so the
+    commands in the README work from any directory."""
+    shipped = package_dir() / "config" / value
+    if not Path(value).exists() and shipped.exists():
+        return shipped
+    if not Path(value).exists():
+        raise LaunchError(f"params_file {value}: no such file (nor one of that name in "
+                          f"{package_dir() / 'config'})")
+    return Path(value)
+
+
 def find_launch_file(name: str) -> Path:
     p = Path(name)
     if p.suffix == ".py" and p.exists():
@@ -72,14 +84,7 @@ def resolve(module, path: Path, overrides: dict) -> tuple[dict, list[dict]]:
                           f"{path.name} takes {sorted(module.ARGUMENTS)}")
     args = {k: overrides.get(k, d) for k, (d, _) in module.ARGUMENTS.items()}
     if "params_file" in args:
-        config = path.parent.parent / "config"
-        if not args["params_file"]:
-            args["params_file"] = str(config / module.DEFAULT_PARAMS)
-        elif not Path(args["params_file"]).exists() and (config / args["params_file"]).exists():
-            args["params_file"] = str(config / args["params_file"])  # a shipped file by name
-        if not Path(args["params_file"]).exists():
-            raise LaunchError(f"params_file {args['params_file']}: no such file (nor one of "
-                              f"that name in {config})")
+        args["params_file"] = str(find_params_file(args["params_file"] or module.DEFAULT_PARAMS))
     nodes = []
     for spec in module.NODES:
         cond = spec.get("if")

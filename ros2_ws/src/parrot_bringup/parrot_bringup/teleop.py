@@ -242,5 +242,17 @@ def main(argv=None) -> int:
     return run_node(TeleopNode, argv)
 
 
+def add_teleop_arguments(parser) -> None:
+    parser.add_argument("--params-file", default="teleop.yaml",
+                        help="parameters YAML with a `teleop` section: a path, or a shipped "
+                             "file by name (default teleop.yaml)")
+
+
+def teleop_main(args) -> int:
+    """`parrot teleop`: this node in this terminal, with a shipped or given parameters file."""
+    from parrot_bringup.launcher import find_params_file
+    return main(["--ros-args", "--params-file", str(find_params_file(args.params_file))])
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
