@@ -13,7 +13,7 @@ from parrot_bringup.node_runtime import Param, declare  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
-NODE_MODULES = ("policy", "teleop", "usb_camera", "scripted", "recorder", "sim_twin",
+NODE_MODULES = ("policy", "teleop", "episodes", "usb_camera", "scripted", "recorder", "sim_twin",
                 "hardware_bridge")
 
 

@@ -10,7 +10,7 @@ from setuptools import setup
 
 PACKAGE = "parrot_bringup"
 # executable name -> module (each has main()); launch files refer to these names.
-NODES = ["sim_twin", "policy", "scripted", "teleop", "recorder", "usb_camera", "hardware_bridge",
+NODES = ["sim_twin", "policy", "scripted", "teleop", "recorder", "episodes", "usb_camera", "hardware_bridge",
          "lifecycle_ctl"]
 
 setup(

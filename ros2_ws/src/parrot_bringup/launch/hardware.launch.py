@@ -16,6 +16,7 @@ forward command controller) is the arm vendor's launch, started separately.
 ARGUMENTS = {
     "params_file": ("", "parameter YAML, a section per node (default: config/hardware.yaml)"),
     "camera": ("usb", "usb: start our usb_camera node | external: a camera driver you run"),
+    "record": ("false", "true: also the recorder and the operator's episodes (teleop recording)"),
 }
 DEFAULT_PARAMS = "hardware.yaml"
 
@@ -24,6 +25,8 @@ NODES = [
     {"name": "policy", "executable": "policy"},
     # "lifecycle": a managed node (ros2 launch starts it as launch_ros LifecycleNode)
     {"name": "hardware_bridge", "executable": "hardware_bridge", "lifecycle": True},
+    {"name": "episodes", "executable": "episodes", "if": ("record", "true")},
+    {"name": "recorder", "executable": "recorder", "if": ("record", "true")},
 ]
 
 
