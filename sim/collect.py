@@ -11,6 +11,8 @@ last step (the paper's success filter). Each worker writes through its own Datas
 rerun appends. `--resume` attempts only the seeds S .. S+N-1 that no earlier run in DIR
 attempted, so an interrupted collection finishes with the dataset an uninterrupted one
 writes. Held-out objects are refused: they never enter training data.
+With `--ray [ADDRESS]` the episodes run as Ray tasks (sim/ray_collect.py) and this process
+writes what they return: the same dataset, on one machine or a cluster.
 """
 
 from __future__ import annotations
@@ -81,19 +83,17 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(worker: int, indices: list, args: dict, queue) -> None:
-    _die_with_parent()
-    parent = os.getppid()
+def collect_indices(indices: list, args: dict, parent: int | None = None):
+    """Yield (task, seed, episode, success) for episode indices, one env per task. The same
+    index gives the same episode in any process, here or on a Ray worker."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from sim.env import EnvConfig, ParrotEnv
     from sim.scripted import make_scripted_policy, policy_rng
 
-    writer = DatasetWriter(args["out"], (args["image_size"], args["image_size"]), worker=worker,
-                           run_id=args["run_id"])
     envs = {}
     try:
         for i in indices:
-            if os.getppid() != parent:  # orphaned (no prctl): stop, keep what is written
+            if parent is not None and os.getppid() != parent:  # orphaned: stop
                 return
             task = episode_task(args["task"], i)
             if task not in envs:
@@ -106,13 +106,23 @@ def _worker(worker: int, indices: list, args: dict, queue) -> None:
             seed = args["seed"] + i
             policy = make_scripted_policy(task, policy_rng(seed), noise_std=args["noise"])
             episode, success = collect_episode(envs[task], policy, seed)
+            yield task, seed, episode, success
+    finally:
+        for env in envs.values():
+            env.close()
+
+
+def _worker(worker: int, indices: list, args: dict, queue) -> None:
+    _die_with_parent()
+    writer = DatasetWriter(args["out"], (args["image_size"], args["image_size"]), worker=worker,
+                           run_id=args["run_id"])
+    try:
+        for task, seed, episode, success in collect_indices(indices, args, os.getppid()):
             if success:
                 writer.write_episode(episode)
             writer.record_attempt(success, task, seed)
             queue.put((worker, task, success))
     finally:
-        for env in envs.values():
-            env.close()
         queue.put((worker, None, None))
 
 
@@ -130,6 +140,9 @@ def add_arguments(parser) -> None:
                         help="the arm camera's file: collect its view (default: the twin's camera)")
     parser.add_argument("--randomize", action="store_true",
                         help="domain randomization (colours, light, camera jitter, blur, noise)")
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="collect as Ray tasks: on a local Ray instance of --workers CPUs, "
+                             "or on the cluster at ADDRESS (`ray start --head`; 'auto' finds it)")
     parser.add_argument("--resume", action="store_true",
                         help="skip the seeds an earlier run in --out already attempted")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -137,7 +150,7 @@ def add_arguments(parser) -> None:
 
 def run_collection(task, episodes, workers, out, objects="train", seed=0, image_size=48,
                    max_steps=25, noise=0.1, progress=True, resume=False,
-                   camera_file=None, randomize=False) -> dict:
+                   camera_file=None, randomize=False, ray_address=None) -> dict:
     """Collect and return {task: {"attempted", "kept"}} (also printed by the CLI)."""
     if objects != "train":
         raise CollectError(f"--objects {objects}: only the train pool may be collected; held-out "
@@ -161,6 +174,9 @@ def run_collection(task, episodes, workers, out, objects="train", seed=0, image_
             "randomize": randomize,
             "run_id": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]}
     DatasetWriter(out, (image_size, image_size), worker=0, run_id=args["run_id"])  # header check
+    if ray_address is not None:
+        from sim.ray_collect import collect_on_ray
+        return collect_on_ray(todo, args, ray_address, workers, progress)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(k, todo[k::workers], args, queue), daemon=True)
@@ -208,7 +224,7 @@ def main(args) -> int:
                             seed=args.seed, image_size=args.image_size, max_steps=args.max_steps,
                             noise=args.noise, progress=not args.no_progress,
                             resume=args.resume, camera_file=args.camera_file,
-                            randomize=args.randomize)
+                            randomize=args.randomize, ray_address=args.ray)
     dt = time.perf_counter() - t0
     total = sum(c["attempted"] for c in counts.values())
     if total == 0:
