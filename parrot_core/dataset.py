@@ -340,9 +340,40 @@ def add_arguments(parser) -> None:
     view.add_argument("--out", required=True, help="MCAP file to write")
     view.add_argument("--episodes", default="0-9",
                       help="episode indices: all, 0,3,7 or 0-9 (default 0-9)")
+    export = sub.add_parser("export", help="write the dataset in another format (LeRobot v3.0)")
+    export.add_argument("path", help="dataset directory")
+    export.add_argument("--format", choices=["lerobot"], default="lerobot")
+    export.add_argument("--out", required=True, help="directory to create")
+    export.add_argument("--fps", type=float, default=10.0, help="control rate of the episodes")
+    imp = sub.add_parser("import", help="append a LeRobot dataset (images + 7D actions) to a "
+                                        "prior dataset")
+    imp.add_argument("source", help="LeRobot dataset directory (v3.0 or v2.x)")
+    imp.add_argument("--out", required=True, help="prior dataset directory (created or appended)")
+    imp.add_argument("--image-key", help="camera feature to use (default: the first image/video)")
+    imp.add_argument("--image-size", type=int, nargs=2, default=(48, 48), metavar=("H", "W"))
+    imp.add_argument("--task", help="task name for every episode (default: the dataset's)")
+    imp.add_argument("--camera-file", metavar="YAML",
+                     help="crop frames to the models' view as the policy node does")
 
 
 def main(args) -> int:
+    if args.dataset_cmd == "export":
+        from parrot_core.lerobot_format import export_lerobot
+        r = export_lerobot(args.path, args.out, fps=args.fps)
+        print(f"parrot dataset export: {r['episodes']} episodes, {r['frames']} frames -> "
+              f"{r['path']} (LeRobot v3.0)")
+        return 0
+    if args.dataset_cmd == "import":
+        from parrot_core.lerobot_format import import_lerobot
+        camera = None
+        if args.camera_file:
+            from parrot_core.camera import load_camera
+            camera = load_camera(args.camera_file)
+        r = import_lerobot(args.source, args.out, args.image_key, tuple(args.image_size),
+                           args.task, camera)
+        print(f"parrot dataset import: {r['episodes']} episodes from {args.source} "
+              f"(camera {r['image_key']}) -> {r['path']}")
+        return 0
     if args.dataset_cmd == "view":
         from parrot_core.dataset_view import write_view
         n = write_view(args.path, args.out, args.episodes)
