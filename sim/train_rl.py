@@ -226,8 +226,9 @@ def main(args) -> int:
                       tensorboard=args.tensorboard)
     agent = make_agent(cfg, args.seed, device=device)
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
-                               args.target_object, args.terminate_on_success, args.num_objects,
-                               args.camera_file, args.randomize)
+                               args.target_object, args.terminate_on_success,
+                               num_objects=args.num_objects, camera_file=args.camera_file,
+                               randomize=args.randomize)
     row = train(agent, factory, transform, args.out, loop, resume=args.resume, run_meta=run_meta,
                 bc_data=bc_data, observe=observe)
     print(f"parrot train-rl: {args.out}: {args.algo} on {args.task}/{args.objects} seed {args.seed}: "

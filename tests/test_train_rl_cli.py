@@ -37,7 +37,7 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
     the step-0 evaluation already succeeds, and the bc row is in metrics.jsonl."""
     env_args = []
     monkeypatch.setattr(train_rl, "make_env_factory",
-                        lambda *a: env_args.append(a) or (lambda: ColorSignEnv()))
+                        lambda *a, **kw: env_args.append(kw) or (lambda: ColorSignEnv()))
     write_color_dataset(tmp_path / "data")
     code = parrot(["train-rl", "--task", "grasp", "--algo", "bc-sac", "--data", str(tmp_path / "data"),
                    "--bc-steps", "400", "--steps", "30", "--lr", "1e-3", "--mean-reg", "0.05", "--num-objects", "1", "--out", str(tmp_path / "run"), *SMALL])
@@ -49,7 +49,7 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["run"]["algo"] == "bc-sac" and cfg["sac"]["distribution"] == "tanh"
     assert cfg["sac"]["mean_reg"] == 0.05
-    assert cfg["run"]["num_objects"] == 1 and env_args[0][-1] == 1  # reaches the twin's config
+    assert cfg["run"]["num_objects"] == 1 and env_args[0]["num_objects"] == 1  # reaches the twin
 
 
 def test_argument_errors_are_one_line(tmp_path, capsys):
@@ -83,7 +83,7 @@ def tensorboard_scalars(log_dir) -> dict:
 def test_tensorboard_logs_every_evaluation_beside_metrics_jsonl(tmp_path, monkeypatch):
     """--tensorboard writes OUT/tensorboard with one point per metrics.jsonl evaluation row
     (same step, same value); without it no log directory appears."""
-    monkeypatch.setattr(train_rl, "make_env_factory", lambda *a: (lambda: ColorSignEnv()))
+    monkeypatch.setattr(train_rl, "make_env_factory", lambda *a, **kw: (lambda: ColorSignEnv()))
     run = ["train-rl", "--task", "grasp", "--algo", "sac", "--steps", "60", *SMALL]
     assert parrot([*run, "--out", str(tmp_path / "tb"), "--tensorboard"]) == 0
     evals = [r for r in read_metrics(tmp_path / "tb") if r["kind"] == "eval"]
@@ -130,7 +130,7 @@ def test_sac_option_defaults_are_sacconfigs():
 def test_bc_alone_with_zero_steps_clones_and_evaluates_once(tmp_path, monkeypatch):
     """`--algo bc-sac --steps 0`: BC runs, the initial policy (BC alone) is evaluated once at
     env step 0, and no environment step is trained."""
-    monkeypatch.setattr(train_rl, "make_env_factory", lambda *a: (lambda: ColorSignEnv()))
+    monkeypatch.setattr(train_rl, "make_env_factory", lambda *a, **kw: (lambda: ColorSignEnv()))
     write_color_dataset(tmp_path / "data")
     assert parrot(["train-rl", "--task", "grasp", "--algo", "bc-sac", "--data", str(tmp_path / "data"),
                    "--bc-steps", "300", "--steps", "0", "--lr", "1e-3", "--out", str(tmp_path / "run"),
