@@ -79,6 +79,7 @@ def test_bundle_contents_and_verify(bundle, exports):
     reqs = (bundle / REQUIREMENTS).read_text().lower()
     pkgs = [ln.split("==")[0].strip() for ln in reqs.splitlines() if ln and not ln.startswith("#")]
     assert not any(p.startswith("torch") for p in pkgs)
+    assert not {"tensorboard", "pyarrow", "ray"} & set(pkgs)  # training-side extras stay off
     assert {"onnxruntime", "numpy", "opencv-python-headless", "pyyaml", "ros-rclpy"} <= set(pkgs)
     params = yaml.safe_load((bundle / PARAMS_FILE).read_text())
     pol = params["policy"]["ros__parameters"]

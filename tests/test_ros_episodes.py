@@ -19,7 +19,8 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
     """A camera publishing at 10 Hz (the test), teleop answering each image, and Enter / y /
     Enter / z on the key topic: the first episode is recorded with exactly the images that got
     a command after its start (one step each, reported on parrot/episode/state) and the
-    operator's label; the second is discarded; images between episodes are in neither."""
+    operator's label; the second is discarded; images between episodes are in neither. An
+    Enter while an episode runs is refused and logged, and the teleop node keeps going."""
     from sensor_msgs.msg import Image
     from std_msgs.msg import String
 
@@ -74,6 +75,8 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
         assert t.spin_until(lambda: keys.get_subscription_count() > 0
                             and camera.get_subscription_count() >= 3, 30), text()
         assert frames_until(lambda: has("start", 0), 60, key="\n"), text()
+        keys.publish(String(data="\n"))  # refused while it runs: said, and nothing breaks
+        assert frames_until(lambda: "an episode is running" in logs["teleop"].read_text(), 30), text()
         assert frames_until(lambda: sum(s["episode"] == 0 for s in steps) >= 8, 30), text()
         assert frames_until(lambda: has("end", 0), 30, key="y"), text()
         frames_until(lambda: False, 0.5)  # between episodes: not recorded
@@ -81,6 +84,7 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
         assert frames_until(lambda: sum(s["episode"] == 1 for s in steps) >= 3, 30), text()
         assert frames_until(lambda: has("end", 1), 30, key="z"), text()
         assert t.spin_until(lambda: {0, 1} <= saved, 30), text()
+        assert all(p.poll() is None for p in procs), text()
     finally:
         t.close()
         for p in procs:

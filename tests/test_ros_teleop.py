@@ -16,12 +16,29 @@ from ros_helpers import TestNode, domain_id, ros_env, start_node, stop  # noqa: 
 pytestmark = pytest.mark.ros
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def live_frame(port: int) -> np.ndarray:
+    """GET /frame.jpg from the teleop node's camera view, decoded."""
+    import urllib.request
+
+    import cv2
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/frame.jpg", timeout=10) as r:
+        assert r.headers["Content-Type"] == "image/jpeg"
+        return cv2.imdecode(np.frombuffer(r.read(), np.uint8), cv2.IMREAD_COLOR)
+
+
 def test_an_operators_episodes_are_started_labelled_discarded_and_recorded(tmp_path):
     """Enter starts an episode (nothing is recorded before it), y ends it as a success, z
     discards the next one and the same scene comes again, x ends that as a failure. The
     recorder saves what ran; bag2dataset keeps the two labelled episodes with source teleop
     and the operator's labels, skips the discarded one saying so, and the gripper closed in
-    the first episode starts the next ones open."""
+    the first episode starts the next ones open. The operator's live view serves the camera."""
     from std_msgs.msg import String
 
     from parrot_bringup import interfaces as itf
@@ -31,13 +48,15 @@ def test_an_operators_episodes_are_started_labelled_discarded_and_recorded(tmp_p
     domain = domain_id(__name__)
     env = ros_env(domain)
     logs = {n: tmp_path / f"{n}.log" for n in ("twin", "recorder", "teleop")}
+    port = free_port()
     procs = [
         start_node("sim_twin", {"operator_episodes": True, "seed": 11, "max_steps": 300,
                                 "terminate_on_success": False, "step_without_command": True,
                                 "image_qos": "reliable"}, env, logs["twin"]),
         start_node("recorder", {"out_dir": str(tmp_path / "bags"), "session": "s",
                                 "image_qos": "reliable"}, env, logs["recorder"]),
-        start_node("teleop", {"keyboard": False, "image_qos": "reliable"}, env, logs["teleop"]),
+        start_node("teleop", {"keyboard": False, "image_qos": "reliable", "view_port": port},
+                   env, logs["teleop"]),
     ]
     t = TestNode(domain)
     events, steps, saved = [], [], {}
@@ -91,6 +110,8 @@ def test_an_operators_episodes_are_started_labelled_discarded_and_recorded(tmp_p
         press("x")
         assert t.spin_until(lambda: ended(2) and {0, 1, 2} <= set(saved), 30), text()
         assert "READY" in logs["teleop"].read_text() and "REC episode" in logs["teleop"].read_text()
+        frame = live_frame(port)  # what the operator's browser shows: the camera, enlarged
+        assert frame.shape[0] >= 384 and frame.shape[0] % 48 == 0
     finally:
         t.close()
         for p in procs:

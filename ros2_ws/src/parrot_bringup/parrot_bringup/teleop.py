@@ -58,6 +58,7 @@ PARAMS = {
     "key_hold_s": Param(0.25, "a key counts as held this long after its last repeat (s)",
                         (0.05, 5.0)),
     "keyboard": Param(True, "read the terminal's keyboard"),
+    "view_port": Param(0, "serve the live camera at http://localhost:PORT/ (0: off)", (0, 65535)),
     "joy_axes": Param([1, 0, 4, -1, -1, 3], "sensor_msgs/Joy axis index of dx, dy, dz, droll, "
                                             "dpitch, dyaw (-1: unused)"),
     "joy_close": Param(0, "Joy button that closes the gripper", (0, 63)),
@@ -89,6 +90,11 @@ class TeleopNode(Node):
         self.tally = {"success": 0, "failure": 0, "discarded": 0}
         self.last_image_at = None
         self._last_status = None
+        self.view = None
+        if int(self.p["view_port"]):
+            from parrot_bringup.camera_view import CameraViewServer
+            self.view = CameraViewServer(int(self.p["view_port"]))
+            self.get_logger().info(f"camera view at http://localhost:{self.view.port}/")
         self.create_timer(0.5, self._show_status)
         self.lock = threading.Lock()
         self.key_until = np.zeros(6)  # per axis: monotonic time the key press expires
@@ -151,8 +157,11 @@ class TeleopNode(Node):
         result = future.result()
         if result is None:
             return
-        log = self.get_logger().info if result.success else self.get_logger().warning
-        log(f"{service}: {result.message}")
+        # one severity per call site: rclpy refuses a logging line that changes it
+        if result.success:
+            self.get_logger().info(f"{service}: {result.message}")
+        else:
+            self.get_logger().warning(f"{service}: {result.message}")
 
     def _on_event(self, msg) -> None:
         try:
@@ -225,6 +234,11 @@ class TeleopNode(Node):
 
     def _on_image(self, msg: Image):
         self.last_image_at = time.monotonic()
+        if self.view is not None:
+            try:
+                self.view.update(itf.image_to_numpy(msg))
+            except itf.ImageFormatError:
+                pass  # the command below still goes out; the view just keeps the last frame
         stamp_ns = itf.stamp_to_ns(msg.header.stamp)
         twist, grip = itf.action_to_msgs(self.current_action(), stamp_ns, self.rate,
                                          self.p["command_frame"])
@@ -233,6 +247,8 @@ class TeleopNode(Node):
 
     def close(self):
         self._stop.set()
+        if self.view is not None:
+            self.view.close()
         if self._tty is not None:
             import termios
             termios.tcsetattr(self._tty[0], termios.TCSADRAIN, self._tty[1])
