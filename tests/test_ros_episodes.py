@@ -21,7 +21,7 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
     a command after its start (one step each, reported on parrot/episode/state) and the
     operator's label; the second is discarded; images between episodes are in neither. An
     Enter while an episode runs is refused and logged, and the teleop node keeps going."""
-    from sensor_msgs.msg import Image
+    from sensor_msgs.msg import Image, Joy
     from std_msgs.msg import String
 
     from parrot_bringup import interfaces as itf
@@ -47,6 +47,7 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
                                lambda m: saved.add(itf.parse_json_msg(m)["episode"]), itf.event_qos())
     camera = t.node.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos("reliable"))
     keys = t.node.create_publisher(String, itf.TOPIC_TELEOP_KEY, itf.command_qos())
+    joy = t.node.create_publisher(Joy, itf.TOPIC_JOY, itf.image_qos("sensor"))
     rng = np.random.default_rng(0)
     published = []
 
@@ -72,12 +73,17 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
         return any(e["event"] == kind and e["episode"] == k for e in events)
 
     try:
-        assert t.spin_until(lambda: keys.get_subscription_count() > 0
-                            and camera.get_subscription_count() >= 3, 30), text()
+        assert t.spin_until(lambda: keys.get_subscription_count() > 0 and joy.get_subscription_count()
+                            > 0 and camera.get_subscription_count() >= 3, 30), text()
         assert frames_until(lambda: has("start", 0), 60, key="\n"), text()
         keys.publish(String(data="\n"))  # refused while it runs: said, and nothing breaks
         assert frames_until(lambda: "an episode is running" in logs["teleop"].read_text(), 30), text()
         assert frames_until(lambda: sum(s["episode"] == 0 for s in steps) >= 8, 30), text()
+        # a joystick: axis 1 is dx (joy_axes), button 0 closes the gripper
+        for _ in range(5):  # best effort, as joystick drivers publish: repeated, latest wins
+            joy.publish(Joy(axes=[0.0, 0.9, 0.0, 0.0, 0.0, 0.0], buttons=[1, 0]))
+            frames_until(lambda: False, 0.2)
+        assert frames_until(lambda: sum(s["episode"] == 0 for s in steps) >= 14, 30), text()
         assert frames_until(lambda: has("end", 0), 30, key="y"), text()
         frames_until(lambda: False, 0.5)  # between episodes: not recorded
         assert frames_until(lambda: has("start", 1), 60, key="\n"), text()
@@ -100,4 +106,6 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
     assert any("discarded by the operator" in s for s in report["skipped"])
     (episode,) = load_episodes(tmp_path / "data")
     assert len(episode.actions) == end0["steps"]
+    joystick = episode.actions[episode.actions[:, 6] < -0.5]  # after the button closed it
+    assert len(joystick) and np.allclose(joystick[:, 0], 0.9, atol=1e-5)
     assert episode.attrs["source"] == "teleop" and episode.attrs["success"] is True

@@ -109,7 +109,9 @@ def test_an_operators_episodes_are_started_labelled_discarded_and_recorded(tmp_p
         run_steps(2, 5)
         press("x")
         assert t.spin_until(lambda: ended(2) and {0, 1, 2} <= set(saved), 30), text()
-        assert "READY" in logs["teleop"].read_text() and "REC episode" in logs["teleop"].read_text()
+        # the status line, logged on each change when there is no terminal
+        assert t.spin_until(lambda: "REC episode" in logs["teleop"].read_text()
+                            and "READY" in logs["teleop"].read_text(), 20), text()
         frame = live_frame(port)  # what the operator's browser shows: the camera, enlarged
         assert frame.shape[0] >= 384 and frame.shape[0] % 48 == 0
     finally:
@@ -124,6 +126,7 @@ def test_an_operators_episodes_are_started_labelled_discarded_and_recorded(tmp_p
     assert by[2]["success"] is False
     assert first[2]["seed"] == first[1]["seed"]  # the discarded scene came again
 
+    assert "incomplete" not in logs["recorder"].read_text()  # no false warning at episode ends
     report = convert([tmp_path / "bags" / "s"], tmp_path / "data", keep="all", log=lambda *_: None)
     assert report["converted"] == 2
     assert any("discarded by the operator" in s for s in report["skipped"])
