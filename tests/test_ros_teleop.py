@@ -51,7 +51,7 @@ def test_an_operators_episodes_are_started_labelled_discarded_and_recorded(tmp_p
     port = free_port()
     procs = [
         start_node("sim_twin", {"operator_episodes": True, "seed": 11, "max_steps": 300,
-                                "terminate_on_success": False, "step_without_command": True,
+                                "terminate_on_success": False, "step_without_command": False,
                                 "image_qos": "reliable"}, env, logs["twin"]),
         start_node("recorder", {"out_dir": str(tmp_path / "bags"), "session": "s",
                                 "image_qos": "reliable"}, env, logs["recorder"]),
