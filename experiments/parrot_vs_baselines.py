@@ -8,6 +8,11 @@ its checkpoint (a finished one is a no-op), so the experiment can be stopped and
 
 `--task-prior TASK=DIR` / `--task-data TASK=DIR` give one task its own prior and BC dataset
 (the README's pick_place runs use the pick-and-place prior and its collection).
+
+`--ray [ADDRESS]` runs the same commands as Ray tasks (one CPU each, and one GPU each with
+`--gpus-per-run 1`), on a local instance of `--jobs` CPUs or on the cluster at ADDRESS; `--out`
+must then be a directory every node sees (a shared filesystem), as the runs resume from it and
+the summary reads it.
 """
 
 from __future__ import annotations
@@ -59,12 +64,39 @@ def run_command(task: str, algo: str, seed: int, args) -> list[str]:
            "--eval-every", str(args.eval_every), "--eval-episodes", str(args.eval_episodes),
            "--learning-starts", str(args.learning_starts),
            "--updates-per-step", str(args.updates_per_step), "--target-kl", str(args.target_kl),
-           "--no-progress", "--prior", args.priors[task], *COMMON]  # every algo: the features
+           "--no-progress", "--threads", "1",  # one core per run: --jobs runs side by side
+           "--prior", args.priors[task], *COMMON]  # every algo: the features
     if algo == "bc-sac":
         cmd += ["--data", args.datasets[task], "--bc-steps", str(args.bc_steps)]
     if (out / "metrics.jsonl").exists():  # continue (or no-op when finished)
         cmd.append("--resume")
     return cmd
+
+
+def run_logged(name: str, cmd: list[str], out: str) -> str:
+    """One run as a process, its output appended to OUT/NAME.log."""
+    t0 = time.time()
+    log = Path(out) / f"{name}.log"
+    with open(log, "a") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    return f"{name}: exit {code} in {time.time() - t0:.0f} s (log {log})"
+
+
+def run_on_ray(jobs: list, args) -> None:
+    """The same runs as Ray tasks; each line is printed as its run ends."""
+    from sim.ray_collect import connect
+    ray = connect(args.ray, args.jobs)
+    try:
+        task = ray.remote(num_cpus=1, num_gpus=args.gpus_per_run, max_retries=1)(run_logged)
+        pending = [task.remote(name, cmd, str(Path(args.out).resolve())) for name, cmd in jobs]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            print(ray.get(done[0]), f"({len(pending)} left)", flush=True)
+    finally:
+        if args.ray == "local":
+            ray.shutdown()
 
 
 def main() -> int:
@@ -87,28 +119,25 @@ def main() -> int:
     ap.add_argument("--bc-steps", type=int, default=20_000)
     ap.add_argument("--target-kl", type=float, default=2.0, help="PARROT's KL to N(0, I) (nats)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                    help="run the grid as Ray tasks (local instance, or the cluster at ADDRESS)")
+    ap.add_argument("--gpus-per-run", type=float, default=0.0, help="with --ray: GPUs per run")
     args = ap.parse_args()
-    args.priors = per_task(args.prior, args.task_prior, "prior")
-    args.datasets = per_task(args.data, args.task_data, "data")
+    # absolute paths: a run may start on another node or in another directory (--ray)
+    args.out = str(Path(args.out).resolve())
+    args.priors = {t: str(Path(d).resolve()) for t, d in per_task(args.prior, args.task_prior, "prior").items()}
+    args.datasets = {t: str(Path(d).resolve()) for t, d in per_task(args.data, args.task_data, "data").items()}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     grid = list(itertools.product(args.tasks.split(","), args.algos.split(","),
                                   [int(s) for s in args.seeds.split(",")]))
 
-    def one(job):
-        task, algo, seed = job
-        out = Path(args.out) / f"{task}-{algo}-s{seed}"
-        t0 = time.time()
-        cmd = run_command(task, algo, seed, args)
-        log = Path(args.out) / f"{out.name}.log"
-        with open(log, "a") as f:
-            f.write("$ " + " ".join(cmd) + "\n")
-            f.flush()
-            code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
-        return f"{out.name}: exit {code} in {time.time() - t0:.0f} s (log {log})"
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        for line in pool.map(one, grid):
-            print(line, flush=True)
+    jobs = [(f"{t}-{a}-s{sd}", run_command(t, a, sd, args)) for t, a, sd in grid]
+    if args.ray:
+        run_on_ray(jobs, args)
+    else:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for line in pool.map(lambda job: run_logged(*job, args.out), jobs):
+                print(line, flush=True)
     runs = [str(Path(args.out) / f"{t}-{a}-s{s}") for t, a, s in grid]
     for metric in ("eval_success", "eval_success_sampled", "train_success"):
         subprocess.run([sys.executable, "-m", "parrot_cli", "plot-curves", *runs, "--metric",
