@@ -7,7 +7,9 @@ Runs exactly what robot compute runs: `policy.onnx` on onnxruntime (no torch) an
 policy (it outputs z), the prior export it was trained with (`prior_forward.onnx` beside it by
 default; the pairing is checked by weights hash). The deterministic (mean) output acts; each
 episode `i` is the scene of seed `S + i`. Prints the success rate with its 95% Wilson interval
-and writes the per-episode results as JSON with `--out`.
+and writes the per-episode results as JSON with `--out`. `--ray [ADDRESS]` spreads the
+episodes over Ray workers in chunks (a local instance, or a cluster where every node has the
+exports at the same paths); the results are those of a local run, episode for episode.
 """
 
 from __future__ import annotations
@@ -69,23 +71,67 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=20_000, help="first scene seed")
     parser.add_argument("--max-steps", type=int, default=25, help="steps per episode")
     parser.add_argument("--out", help="write per-episode results and the summary here (JSON)")
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="run the episodes as Ray tasks (local instance or the cluster at ADDRESS)")
+    parser.add_argument("--workers", type=int, default=2, help="with --ray local: CPUs to use")
     parser.add_argument("--no-progress", action="store_true")
+
+
+RAY_CHUNK = 20  # episodes per Ray task
+
+
+def env_config(args, size) -> EnvConfig:
+    return EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
+                     target_object=args.target_object, image_size=size, max_steps=args.max_steps,
+                     camera_file=args.camera_file, randomize=args.randomize)
+
+
+def evaluate_chunk(policy_dir, prior_dir, config: EnvConfig, episodes: int, seed: int) -> list[dict]:
+    """Episodes seed .. seed + episodes - 1 in a fresh env: what one Ray task runs."""
+    _, act = load_actor(policy_dir, prior_dir)
+    env = ParrotEnv(config)
+    try:
+        return run_episodes(env, act, episodes, seed, progress=False)
+    finally:
+        env.close()
+
+
+def run_on_ray(args, config: EnvConfig) -> list[dict]:
+    from sim.ray_collect import connect
+    ray = connect(args.ray, args.workers)
+    try:
+        task = ray.remote(num_cpus=1, max_retries=2)(evaluate_chunk)
+        policy, prior = str(Path(args.policy).resolve()), args.prior and str(Path(args.prior).resolve())
+        pending = [task.remote(policy, prior, config, min(RAY_CHUNK, args.episodes - i), args.seed + i)
+                   for i in range(0, args.episodes, RAY_CHUNK)]
+        results = []
+        with tqdm(total=args.episodes, desc="eval-policy (ray)", unit="ep",
+                  disable=args.no_progress) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                chunk = ray.get(done[0])
+                results += chunk
+                bar.update(len(chunk))
+        return sorted(results, key=lambda r: r["seed"])
+    finally:
+        if args.ray == "local":
+            ray.shutdown()
 
 
 def main(args) -> int:
     if args.episodes < 1:
         raise EvalPolicyError(f"--episodes must be >= 1, got {args.episodes}")
     policy, act = load_actor(args.policy, args.prior)
-    size = tuple(policy.meta["image_size"])
-    env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
-                              target_object=args.target_object, image_size=size,
-                              max_steps=args.max_steps, camera_file=args.camera_file,
-                              randomize=args.randomize))
+    config = env_config(args, tuple(policy.meta["image_size"]))
     t0 = time.perf_counter()
-    try:
-        results = run_episodes(env, act, args.episodes, args.seed, not args.no_progress)
-    finally:
-        env.close()
+    if args.ray:
+        results = run_on_ray(args, config)
+    else:
+        env = ParrotEnv(config)
+        try:
+            results = run_episodes(env, act, args.episodes, args.seed, not args.no_progress)
+        finally:
+            env.close()
     k, n = sum(r["success"] for r in results), len(results)
     lo, hi = wilson_interval(k, n)
     summary = {"policy": str(args.policy), "algo": policy.algo, "task": args.task,
