@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from parrot_core.safety import quaternion_matrix
+
 
 class CameraError(ValueError):
     """A camera file that cannot be used, or a frame that does not fit the camera."""
@@ -72,10 +74,8 @@ class CameraModel:
 
     def rotation(self) -> np.ndarray:
         """3x3 rotation of the optical frame in the base frame (columns: x right, y down, z forward)."""
-        x, y, z, w = (float(v) for v in np.asarray(self.orientation) / np.linalg.norm(self.orientation))
-        return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+        q = np.asarray(self.orientation, float)
+        return quaternion_matrix(q / np.linalg.norm(q))
 
     def look_at(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(eye, a point straight ahead, up vector) in the base frame, as renderers take them."""
@@ -155,6 +155,11 @@ def load_camera(path) -> CameraModel:
                           f"camera_matrix.data and mount.position/orientation (missing {e})") from None
     except CameraError as e:
         raise CameraError(f"{path}: {e}") from None
+
+
+def optional_camera(path) -> CameraModel | None:
+    """The camera of a `--camera-file` / `camera_file` option: None when the option is empty."""
+    return load_camera(path) if path else None
 
 
 def model_view(image: np.ndarray, camera: CameraModel, size) -> np.ndarray:

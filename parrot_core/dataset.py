@@ -364,13 +364,10 @@ def main(args) -> int:
               f"{r['path']} (LeRobot v3.0)")
         return 0
     if args.dataset_cmd == "import":
+        from parrot_core.camera import optional_camera
         from parrot_core.lerobot_format import import_lerobot
-        camera = None
-        if args.camera_file:
-            from parrot_core.camera import load_camera
-            camera = load_camera(args.camera_file)
         r = import_lerobot(args.source, args.out, args.image_key, tuple(args.image_size),
-                           args.task, camera)
+                           args.task, optional_camera(args.camera_file))
         print(f"parrot dataset import: {r['episodes']} episodes from {args.source} "
               f"(camera {r['image_key']}) -> {r['path']}")
         return 0

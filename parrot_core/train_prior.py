@@ -383,7 +383,7 @@ def read_metrics(run_dir) -> list[dict]:
 
 def main(args) -> int:
     out = Path(args.out)
-    data_dirs = [args.data] if isinstance(args.data, (str, Path)) else list(args.data)
+    data_dirs = list(args.data)
     sources = DataSources(data_dirs, args.data_weights if len(data_dirs) > 1 else None)
     data = sources.roots[0] if len(sources) == 1 else ", ".join(map(str, sources.roots))
     if args.threads:
@@ -511,16 +511,21 @@ def main(args) -> int:
         with metrics_path.open("w", newline="") as f:
             csv.DictWriter(f, fieldnames=fields).writeheader()
 
-    def source_nlls() -> dict:
+    def validate() -> tuple[float, dict]:
+        """Validation NLL of the evaluated weights, and with several datasets each one's
+        (metrics columns val_nll_K); the overall figure is their row-weighted mean, so the
+        validation images go through the model once."""
         if len(sources) == 1:
-            return {}
-        out_row = {}
+            return evaluate_nll(evaluated, val_images, val_actions, device, states=val_states), {}
+        per_source, total, count = {}, 0.0, 0
         for k in range(len(sources)):
             rows = torch.from_numpy(np.flatnonzero(val_source == k))
             nll = evaluate_nll(evaluated, val_images[rows], val_actions[rows], device,
                                states=None if val_states is None else val_states[rows])
-            out_row[f"val_nll_{k}"] = round(nll, 6)
-        return out_row
+            per_source[f"val_nll_{k}"] = round(nll, 6)
+            if len(rows):
+                total, count = total + nll * len(rows), count + len(rows)
+        return (total / count if count else float("nan")), per_source
 
     split = {"train": train_names, "val": val_names}
 
@@ -554,12 +559,12 @@ def main(args) -> int:
                           list(ACTION_NAMES), "prior_samples")
 
     if start_step == 0:  # the untrained model's val NLL: the baseline the curve starts from
-        val0 = evaluate_nll(evaluated, val_images, val_actions, device, states=val_states)
+        val0, per_source = validate()
         if snapshot_every:  # a fine-tune's start is a candidate too: it may stay the best
             save_weights(out / SNAPSHOTS / f"step_{0:07d}.pt", 0, val0)
         log_row({"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
                  "best_val_nll": float("nan"), "lr": optimizer.param_groups[0]["lr"],
-                 "elapsed_s": 0.0, "steps_per_s": float("nan"), **source_nlls()})
+                 "elapsed_s": 0.0, "steps_per_s": float("nan"), **per_source})
 
     from tqdm import tqdm
 
@@ -596,7 +601,7 @@ def main(args) -> int:
                 if not math.isfinite(train_nll):
                     raise PriorTrainingError(f"training diverged at step {step} (NLL {train_nll}); "
                                              f"lower --lr or check the data")
-                val_nll = evaluate_nll(evaluated, val_images, val_actions, device, states=val_states)
+                val_nll, per_source = validate()
                 score = val_nll if math.isfinite(val_nll) else train_nll  # no val set: best by train
                 if score < best_val:
                     best_val = score
@@ -610,7 +615,7 @@ def main(args) -> int:
                        "best_val_nll": round(best_val, 6), "lr": optimizer.param_groups[0]["lr"],
                        "elapsed_s": round(now - t0, 3),
                        "steps_per_s": round((step - step_last) / max(now - t_last, 1e-9), 3),
-                       **source_nlls()}
+                       **per_source}
                 log_row(row)
                 pbar.set_postfix(train_nll=f"{train_nll:.3f}", val_nll=f"{val_nll:.3f}")
                 loss_sum, loss_count = torch.zeros((), device=device), 0

@@ -48,7 +48,7 @@ import numpy as np
 import pybullet as p
 
 from parrot_core.action_space import ACTION_DIM, to_metric, validate_action
-from parrot_core.camera import DEFAULT_CAMERA, load_camera
+from parrot_core.camera import DEFAULT_CAMERA, optional_camera
 from parrot_core.safety import SafetyConfig, SafetyFilter
 from sim import objects as objpool
 from sim.domain_randomization import (EpisodeLook, RandomizationConfig, degrade, draw_look,
@@ -165,10 +165,8 @@ class ParrotEnv(gymnasium.Env):
         self.observation_space = gymnasium.spaces.Box(0, 255, (*self.image_hw, 3), np.uint8)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self.client = p.connect(p.DIRECT)
-        self.camera = (load_camera(self.config.camera_file) if self.config.camera_file
-                       else DEFAULT_CAMERA)
-        self._plain_view = p.computeViewMatrix(*(v.tolist() for v in self.camera.look_at()))
-        self._view = self._plain_view
+        self.camera = optional_camera(self.config.camera_file) or DEFAULT_CAMERA
+        self._view = p.computeViewMatrix(*(v.tolist() for v in self.camera.look_at()))
         self._look = EpisodeLook(fov_deg=self.camera.model_fov_deg)  # the plain look
         h, w = self.image_hw
         self._proj = self._projection(h, w)
@@ -369,6 +367,7 @@ class ParrotEnv(gymnasium.Env):
         self._view = p.computeViewMatrix(self._look.eye.tolist(), self._look.ahead.tolist(),
                                          self._look.up.tolist())
         self._proj = self._projection(*self.image_hw)
+        self._backgrounds.clear()  # the table's picture changes with the look
 
     # ---- step ----
     def _target_orn(self):
@@ -421,12 +420,11 @@ class ParrotEnv(gymnasium.Env):
         return rgb, np.asarray(depth, dtype=np.float32).reshape(h, w)
 
     def _background(self, h, w, proj) -> np.ndarray:
-        """The table alone, rendered once per image size in a scratch client."""
-        table = self._look.colour_scales.get("table", (1.0, 1.0, 1.0))
-        key = (h, w, tuple(proj), tuple(self._view), tuple(table), str(self._look.light))
+        """The table alone, rendered once per image size and projection (and per episode with
+        a randomized look, which clears the cache) in a second client."""
+        key = (h, w, tuple(proj))  # a full camera frame and an observation may share a size
         if key not in self._backgrounds:
-            if len(self._backgrounds) > 8:  # randomized looks: keep only the recent ones
-                self._backgrounds.clear()
+            table = self._look.colour_scales.get("table", (1.0, 1.0, 1.0))
             if self._table_client is None:  # kept: a randomized look renders one per episode
                 self._table_client = p.connect(p.DIRECT)
                 vis = p.createVisualShape(p.GEOM_BOX, halfExtents=TABLE_HALF, rgbaColor=TABLE_RGBA,
@@ -460,10 +458,7 @@ class ParrotEnv(gymnasium.Env):
         Everything but the table is rendered; pixels that hit nothing take the cached
         picture of the table, so the image equals one rendered with the table.
         """
-        h, w, proj = self._view_size(size)
-        rgb, depth = self._camera(self.client, h, w, proj)
-        empty = depth >= 0.99999
-        image = np.where(empty[:, :, None], self._background(h, w, proj), rgb)
+        image = self._render(*self._view_size(size))
         if self.config.randomize:
             image = degrade(image, self._look, self._noise_rng)
         return image
@@ -474,9 +469,13 @@ class ParrotEnv(gymnasium.Env):
         into the observation's framing, as the policy node does with a real frame."""
         cam = self.camera
         proj = p.computeProjectionMatrix(*cam.frustum(CAMERA_NEAR_M), CAMERA_NEAR_M, CAMERA_FAR_M)
-        rgb, depth = self._camera(self.client, cam.height, cam.width, proj)
+        return self._render(cam.height, cam.width, proj)
+
+    def _render(self, h, w, proj) -> np.ndarray:
+        """Everything but the table, with the cached table where nothing was drawn."""
+        rgb, depth = self._camera(self.client, h, w, proj)
         empty = depth >= 0.99999
-        return np.where(empty[:, :, None], self._background(cam.height, cam.width, proj), rgb)
+        return np.where(empty[:, :, None], self._background(h, w, proj), rgb)
 
     def segmentation(self, size=None) -> np.ndarray:
         """Body unique id per pixel of the fixed camera (-1: nothing drawn), int32 (H, W).

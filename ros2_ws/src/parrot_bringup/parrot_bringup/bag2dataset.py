@@ -303,16 +303,10 @@ def _states_of(arm_states, stamps) -> np.ndarray | None:
     return None if any(s is None for s in states) else np.stack(states)
 
 
-# ---- conversion --------------------------------------------------------------------------
-
-def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
-            log=print, camera=None) -> dict:
-    """Convert bags into the dataset at `out`; returns counts and the skipped episodes."""
-    from parrot_core.dataset import DatasetWriter, Episode, attempted_keys
-    writer = None
-    report = {"bags": 0, "converted": 0, "filtered": 0, "already": 0, "skipped": []}
-    # a bag episode converted (or filtered) by an earlier run into `out` is not converted again
-    done = attempted_keys(out) if Path(out).is_dir() else set()
+def bag_episodes(bags, report: dict, image_size=None, camera=None, log=print):
+    """Yield (bag, BagEpisode) for every usable episode of the bags, in order. `report` counts
+    the readable bags (`bags`) and lists what was skipped and why (`skipped`): an unreadable
+    bag, one without episode markers, an unfinished, incomplete or discarded episode."""
     for bag in find_bags(bags):
         try:
             msgs, note = read_bag(bag)
@@ -332,26 +326,40 @@ def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
                 report["skipped"].append(f"{bag} episode {ep.episode}: {ep.problem}")
                 log(f"{bag}: skipped episode {ep.episode}: {ep.problem}")
                 continue
-            key = f"{Path(bag).resolve()}#{ep.episode}"
-            if key in done:
-                report["already"] += 1
-                continue
-            success = bool(ep.end.get("success", False))
-            task = ep.start.get("task", "unknown")
-            if writer is None:
-                writer = DatasetWriter(out, ep.images.shape[1:3], worker=0, run_id=run_id)
-            kept = success or keep == "all"
-            if kept:
-                writer.write_episode(Episode(ep.images, ep.actions, ep.rewards, states=ep.states, attrs={
-                    "task": task, "objects": list(ep.start.get("objects", [])),
-                    "object_pool": ep.start.get("object_pool", "unknown"),
-                    "seed": int(ep.start.get("seed", -1)), "success": success,
-                    "source": ep.start.get("source", "bag"),
-                    "bag": str(bag), "bag_episode": ep.episode, "source_key": key}))
-                report["converted"] += 1
-            else:
-                report["filtered"] += 1
-            writer.record_attempt(kept, task, key=key)
+            yield bag, ep
+
+
+# ---- conversion --------------------------------------------------------------------------
+
+def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
+            log=print, camera=None) -> dict:
+    """Convert bags into the dataset at `out`; returns counts and the skipped episodes."""
+    from parrot_core.dataset import DatasetWriter, Episode, attempted_keys
+    writer = None
+    report = {"bags": 0, "converted": 0, "filtered": 0, "already": 0, "skipped": []}
+    # a bag episode converted (or filtered) by an earlier run into `out` is not converted again
+    done = attempted_keys(out) if Path(out).is_dir() else set()
+    for bag, ep in bag_episodes(bags, report, image_size, camera, log):
+        key = f"{Path(bag).resolve()}#{ep.episode}"
+        if key in done:
+            report["already"] += 1
+            continue
+        success = bool(ep.end.get("success", False))
+        task = ep.start.get("task", "unknown")
+        if writer is None:
+            writer = DatasetWriter(out, ep.images.shape[1:3], worker=0, run_id=run_id)
+        kept = success or keep == "all"
+        if kept:
+            writer.write_episode(Episode(ep.images, ep.actions, ep.rewards, states=ep.states, attrs={
+                "task": task, "objects": list(ep.start.get("objects", [])),
+                "object_pool": ep.start.get("object_pool", "unknown"),
+                "seed": int(ep.start.get("seed", -1)), "success": success,
+                "source": ep.start.get("source", "bag"),
+                "bag": str(bag), "bag_episode": ep.episode, "source_key": key}))
+            report["converted"] += 1
+        else:
+            report["filtered"] += 1
+        writer.record_attempt(kept, task, key=key)
     return report
 
 
@@ -370,13 +378,10 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    camera = None
-    if args.camera_file:
-        from parrot_core.camera import load_camera
-        camera = load_camera(args.camera_file)
+    from parrot_core.camera import optional_camera
     report = convert(args.bags, args.out, args.keep,
                      tuple(args.image_size) if args.image_size else None, args.run_id,
-                     camera=camera)
+                     camera=optional_camera(args.camera_file))
     if report["bags"] == 0:
         raise Bag2DatasetError("no readable bag among the inputs")
     print(f"{report['converted']} episodes written to {args.out} from {report['bags']} bags; "

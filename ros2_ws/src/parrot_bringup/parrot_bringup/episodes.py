@@ -19,7 +19,6 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
-from std_srvs.srv import Trigger
 
 from parrot_bringup import interfaces as itf
 from parrot_bringup.node_runtime import IMAGE_QOS, Param, declare, run_node
@@ -47,10 +46,7 @@ class EpisodesNode(Node):
                                  lambda m: self._on_command(self.twists, m), itf.command_qos())
         self.create_subscription(JointState, itf.TOPIC_GRIPPER,
                                  lambda m: self._on_command(self.grips, m), itf.command_qos())
-        self.create_service(Trigger, itf.SERVICE_EPISODE_START, self._on_start)
-        for srv, label in ((itf.SERVICE_EPISODE_SUCCESS, True), (itf.SERVICE_EPISODE_FAILURE, False),
-                           (itf.SERVICE_EPISODE_DISCARD, None)):
-            self.create_service(Trigger, srv, lambda req, res, label=label: self._on_end(res, label))
+        itf.create_episode_services(self, self._on_start, self._on_end)
         self.create_timer(0.2, self._check_time)
         self.episode = -1
         self.active = False
@@ -84,7 +80,7 @@ class EpisodesNode(Node):
             "reward": 0.0, "success": False, "terminated": False, "truncated": False}))
 
     # ---- episode flow ------------------------------------------------------------------
-    def _on_start(self, request, response):
+    def _on_start(self, response):
         if self.active:
             response.success, response.message = False, "an episode is running"
             return response

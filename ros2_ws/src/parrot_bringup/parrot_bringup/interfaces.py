@@ -83,6 +83,9 @@ SERVICE_EPISODE_SUCCESS = "parrot/episode/end_success"
 SERVICE_EPISODE_FAILURE = "parrot/episode/end_failure"
 SERVICE_EPISODE_DISCARD = "parrot/episode/discard"
 TOPIC_TELEOP_KEY = "parrot/teleop/key"  # std_msgs/String: keys for teleop (a pedal, a script)
+# the end services and the label each gives the episode (None: discarded)
+EPISODE_END_LABELS = {SERVICE_EPISODE_SUCCESS: True, SERVICE_EPISODE_FAILURE: False,
+                      SERVICE_EPISODE_DISCARD: None}
 TOPIC_ESTOP = "parrot/estop"
 SERVICE_ESTOP_RESET = "parrot/estop/reset"
 TOPIC_JOINT_STATES = "joint_states"
@@ -453,6 +456,17 @@ def parse_json_msg(msg) -> dict:
         return from_jsonable(json.loads(msg.data))
     except (json.JSONDecodeError, TypeError, ValueError) as e:
         raise InterfaceError(f"not a Parrot JSON message: {e}") from e
+
+
+def create_episode_services(node, on_start, on_end) -> None:
+    """The operator's episode services on `node` (the twin with operator_episodes, the arm's
+    `episodes` node): on_start(response) for start, on_end(response, label) for the three
+    ends, label True / False / None (discarded). Both fill and return the Trigger response."""
+    from std_srvs.srv import Trigger
+    node.create_service(Trigger, SERVICE_EPISODE_START, lambda request, response: on_start(response))
+    for service, label in EPISODE_END_LABELS.items():
+        node.create_service(Trigger, service,
+                            lambda request, response, label=label: on_end(response, label))
 
 
 @dataclass

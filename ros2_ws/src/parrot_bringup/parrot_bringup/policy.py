@@ -92,11 +92,9 @@ class PolicyNode(Node):
 
     @staticmethod
     def _load_camera(path: str):
-        if not path:
-            return None
-        from parrot_core.camera import CameraError, load_camera
+        from parrot_core.camera import CameraError, optional_camera
         try:
-            return load_camera(path)
+            return optional_camera(path)
         except CameraError as e:
             raise PolicyConfigError(f"camera_file: {e}") from None
 

@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from parrot_bringup import interfaces as itf
-from parrot_bringup.bag2dataset import episodes_from_messages, find_bags, read_bag
+from parrot_bringup.bag2dataset import bag_episodes
 from parrot_bringup.policy_models import Models
 from parrot_core.action_space import ACTION_NAMES, POS_SCALE_M, ROT_SCALE_RAD, to_metric
+from parrot_core.camera import optional_camera
 from parrot_core.files import atomic_write_text
 from parrot_core.safety import (SafetyConfig, SafetyFilter, config_from_parameters,
                                 parameter_defaults)
@@ -178,30 +179,14 @@ def main(args) -> int:
     except Exception as e:
         raise ReplayError(f"cannot load the models: {e}") from e
     safety = load_safety(args.safety_params)
-    camera = None
-    if args.camera_file:
-        from parrot_core.camera import load_camera
-        camera = load_camera(args.camera_file)
-    replays, skipped = [], []
-    for bag in find_bags(args.bags):
-        msgs, note = read_bag(bag)
-        if note:
-            print(f"{bag}: {note}")
-        episodes = episodes_from_messages(msgs)
-        if not episodes:
-            skipped.append(f"{bag}: no episode markers")
-        for ep in episodes:
-            name = f"{bag} episode {ep.episode}"
-            if ep.problem:
-                skipped.append(f"{name}: {ep.problem}")
-                continue
-            replays.append(replay_episode(models, ep, name, safety, camera))
-    for line in skipped:
-        print(f"skipped {line}")
+    camera = optional_camera(args.camera_file)
+    report = {"bags": 0, "skipped": []}
+    replays = [replay_episode(models, ep, f"{bag} episode {ep.episode}", safety, camera)
+               for bag, ep in bag_episodes(args.bags, report)]
     if not replays:
         raise ReplayError("no episode to replay in " + ", ".join(map(str, args.bags)))
     summary = {"mode": mode, "policy": args.policy, "prior": args.prior, **summarize(replays),
-               "skipped": skipped}
+               "skipped": report["skipped"]}
     out = Path(args.out)
     plot(replays, out)
     atomic_write_text(out.with_suffix(".json"), json.dumps(summary, indent=2))

@@ -132,12 +132,7 @@ class SimTwinNode(Node):
         self.create_service(Trigger, itf.SERVICE_RESET, self._on_reset)
         self.operator = bool(p["operator_episodes"])
         if self.operator:
-            self.create_service(Trigger, itf.SERVICE_EPISODE_START, self._on_operator_start)
-            for srv, label in ((itf.SERVICE_EPISODE_SUCCESS, True),
-                               (itf.SERVICE_EPISODE_FAILURE, False),
-                               (itf.SERVICE_EPISODE_DISCARD, None)):
-                self.create_service(Trigger, srv,
-                                    lambda req, res, label=label: self._on_operator_end(res, label))
+            itf.create_episode_services(self, self._on_operator_start, self._on_operator_end)
         self.staged = False  # operator mode: a scene on view, waiting for its start
         self.add_on_set_parameters_callback(self._on_params)
 
@@ -191,7 +186,7 @@ class SimTwinNode(Node):
         self.staged, self.started = True, True
         self._publish_view(self._now_ns())
 
-    def _on_operator_start(self, request, response):
+    def _on_operator_start(self, response):
         if self.active or not self.staged:
             response.success = False
             response.message = ("an episode is running" if self.active

@@ -113,8 +113,7 @@ class TeleopNode(Node):
     def current_action(self) -> np.ndarray:
         with self.lock:
             now = time.monotonic()
-            speed = float(self.p["fine_speed"] if self.fine else self.p["speed"])
-            keys = np.where(self.key_until > now, self.key_sign, 0.0) * speed
+            keys = np.where(self.key_until > now, self.key_sign, 0.0) * self.key_speed()
             move = np.where(np.abs(self.joy) > 0, self.joy, keys)
             return np.concatenate([move, [self.gripper]]).astype(np.float32)
 
@@ -180,9 +179,13 @@ class TeleopNode(Node):
                     "success" if event.fields.get("success") else "failure")
             self.tally[kind] += 1
 
+    def key_speed(self) -> float:
+        """|action| of a held key: fine or coarse steps (t toggles)."""
+        return float(self.p["fine_speed"] if self.fine else self.p["speed"])
+
     def status_line(self) -> str:
         """What the operator needs to know now, in one line."""
-        step_mm = float(self.p["fine_speed"] if self.fine else self.p["speed"]) * POS_SCALE_M * 1e3
+        step_mm = self.key_speed() * POS_SCALE_M * 1e3
         gripper = "open" if self.gripper > 0 else "closed"
         tally = (f"{self.tally['success']} ok / {self.tally['failure']} failed / "
                  f"{self.tally['discarded']} discarded")
@@ -198,11 +201,12 @@ class TeleopNode(Node):
 
     def _show_status(self) -> None:
         line = self.status_line()
+        state = line.split(" | ")[0].split(",")[0]  # waiting / READY / REC episode K
         if self._tty is not None:  # one line, rewritten in place
             sys.stderr.write("\r\x1b[2K" + line)
             sys.stderr.flush()
-        elif line.split(" | ")[0].split(",")[0] != self._last_status:  # no terminal: log changes
-            self._last_status = line.split(" | ")[0].split(",")[0]
+        elif state != self._last_status:  # no terminal: log each change
+            self._last_status = state
             self.get_logger().info(line)
 
     def _keyboard(self):
