@@ -134,6 +134,7 @@ class SimTwinNode(Node):
         if self.operator:
             itf.create_episode_services(self, self._on_operator_start, self._on_operator_end)
         self.staged = False  # operator mode: a scene on view, waiting for its start
+        self.first_stamp_ns = 0  # the episode's first image: older commands are for another scene
         self.add_on_set_parameters_callback(self._on_params)
 
         self.next_seed = int(p["seed"])
@@ -235,6 +236,7 @@ class SimTwinNode(Node):
         self.active = True
         self.started = True
         stamp = self._now_ns()
+        self.first_stamp_ns = stamp
         self.pub_event.publish(itf.EpisodeEvent("start", self.episode, {
             "seed": seed, "task": self.p["task"], "object_pool": self.p["objects"],
             "objects": list(self.info.get("object_names", [])),
@@ -341,6 +343,8 @@ class SimTwinNode(Node):
             return
         stamp_ns, action = joined
         if not self.active:
+            return
+        if stamp_ns < self.first_stamp_ns:  # answers an image of the scene before: not this one's
             return
         if self.lockstep:
             if stamp_ns != self.stamp_ns:
