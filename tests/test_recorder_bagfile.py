@@ -84,3 +84,36 @@ def test_existing_bag_directory_is_refused_not_overwritten(tmp_path):
     with pytest.raises(RecorderError, match="bag"):
         BagFile(tmp_path / "bag", TOPICS)
     assert (tmp_path / "bag" / "bag.mcap").read_bytes() == before
+
+
+def test_recorder_gives_up_an_incomplete_episode_only_after_grace_and_never_right_after_a_stall(
+        tmp_path):
+    """An ended episode missing a step waits for it: not closed while it is within
+    episode_grace_s, nor on the first timer tick after the recorder's own process stalled
+    (the messages of the stall are still queued behind that tick), and closed incomplete on
+    the next tick."""
+    import time
+
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from parrot_bringup.recorder import EpisodeRec, RecorderNode
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=1 + (os.getpid() * 7) % 200)
+    try:
+        node = RecorderNode(context=ctx, parameter_overrides=[
+            Parameter("out_dir", value=str(tmp_path)), Parameter("episode_grace_s", value=1.0)])
+        ep = EpisodeRec(0, {"first_stamp_ns": 1}, 1, end={"steps": 1, "last_stamp_ns": 5})
+        node.episodes[0] = ep
+        ep.last_activity = time.monotonic()
+        node._on_timer()
+        assert not ep.closed  # within the grace
+        ep.last_activity = time.monotonic() - 5.0
+        node.last_tick = time.monotonic() - 3.0  # the process was stalled for 3 s
+        node._on_timer()
+        assert not ep.closed
+        node._on_timer()
+        assert ep.closed and (tmp_path / node.root.name / "ep000000_seedx" / "metadata.yaml").exists()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)

@@ -102,7 +102,7 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
     stepped0 = sorted(s["stamp_ns"] for s in steps if s["episode"] == 0)
     assert len(stepped0) == end0["steps"] and stepped0[0] >= start0["first_stamp_ns"]
     report = convert([tmp_path / "bags" / "s"], tmp_path / "data", keep="all", log=lambda *_: None)
-    assert report["converted"] == 1, report
+    assert report["converted"] == 1, f"{report['skipped']}\n{text()}"
     assert any("discarded by the operator" in s for s in report["skipped"])
     (episode,) = load_episodes(tmp_path / "data")
     assert len(episode.actions) == end0["steps"]

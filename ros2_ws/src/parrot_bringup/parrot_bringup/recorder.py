@@ -61,8 +61,10 @@ PARAMS = {
     "split": Param("episode", "episode: one bag per episode; none: one bag for the session",
                    choices=("episode", "none")),
     "image_qos": IMAGE_QOS,
-    "episode_grace_s": Param(2.0, "after an episode's end event, wait this long for its last "
-                                  "messages before closing its bag (s)", (0.0, 60.0)),
+    # Above Fast DDS's 3 s heartbeat period: a reliable sample lost on the way is repaired
+    # only at the writer's next heartbeat, and closing before it loses that step.
+    "episode_grace_s": Param(10.0, "after an episode's end event, wait this long for its last "
+                                   "messages before closing its bag (s)", (0.0, 600.0)),
     "pending_limit": Param(500, "messages outside every episode kept until one claims them "
                                     "(older ones are dropped and counted)",
                            (1, 1_000_000)),
@@ -242,6 +244,7 @@ class RecorderNode(Node):
         self.saved_pub = self.create_publisher(String, itf.TOPIC_RECORDER_SAVED, itf.event_qos())
         self.status_pub = self.create_publisher(String, itf.TOPIC_RECORDER_STATUS, itf.event_qos())
         self.ready = False
+        self.last_tick = time.monotonic()
         self.create_timer(0.1, self._on_timer)
         self.get_logger().info(f"recording to {self.root} (split={self.p['split']})")
 
@@ -329,11 +332,16 @@ class RecorderNode(Node):
             ep.confirmed_ns = max(ep.confirmed_ns, int(ev.fields["last_stamp_ns"]))
         self._bag_for(ep).write(self.names[itf.TOPIC_EPISODE_EVENT], recv_ns, data)
         self._flush_pending()
-        self._check_complete()
+        self._check_complete(grace=False)
 
     def _on_timer(self):
         self._check_ready()
-        self._check_complete()
+        now = time.monotonic()
+        # rclpy runs a ready timer before the subscriptions: after a stall of this process the
+        # messages that arrived during it are still queued, so no episode is given up this tick.
+        stalled = now - self.last_tick > 0.5
+        self.last_tick = now
+        self._check_complete(grace=not stalled)
 
     def _check_ready(self):
         """Ready once every recorded topic has a matched publisher (said once, latched)."""
@@ -344,13 +352,16 @@ class RecorderNode(Node):
         self.status_pub.publish(itf.json_msg({"recorder": self.get_fully_qualified_name(),
                                               "ready": True, "root": str(self.root)}))
 
-    def _check_complete(self):
+    def _check_complete(self, grace: bool):
+        """Close the finished episodes that are complete and, with `grace`, those silent for
+        longer than episode_grace_s."""
         now = time.monotonic()
         for ep in list(self.episodes.values()):
             if ep.end is None or ep.closed:
                 continue
             complete = ep.is_complete()
-            if complete or now - ep.last_activity > float(self.p["episode_grace_s"]):
+            overdue = grace and now - ep.last_activity > float(self.p["episode_grace_s"])
+            if complete or overdue:
                 self._close_episode(ep, complete)
 
     def _close_episode(self, ep: EpisodeRec, complete: bool):
