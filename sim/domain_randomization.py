@@ -33,6 +33,17 @@ class RandomizationConfig:
     max_blur_sigma_px: float = 0.7  # blur sigma ~ U(0, max), at the observation's size
     noise_std: float = 4.0  # per-pixel Gaussian noise, 8-bit levels
 
+    def scaled(self, k: float) -> "RandomizationConfig":
+        """Every range k times as wide: k > 1 gives looks a prior trained at k = 1 never saw
+        (a stand-in for a real camera beyond the calibration's tolerance)."""
+        if not (math.isfinite(k) and k >= 0):
+            raise ValueError(f"randomization scale must be a finite number >= 0, got {k}")
+        return RandomizationConfig(
+            colour_scale=min(self.colour_scale * k, 0.95), light=self.light,
+            camera_position_m=self.camera_position_m * k,
+            camera_rotation_deg=self.camera_rotation_deg * k, fov_deg=self.fov_deg * k,
+            max_blur_sigma_px=self.max_blur_sigma_px * k, noise_std=self.noise_std * k)
+
 
 @dataclass
 class EpisodeLook:

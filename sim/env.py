@@ -138,9 +138,20 @@ def add_scene_arguments(parser) -> None:
                         help="objects per scene (the paper's test tasks have one or two)")
     parser.add_argument("--randomize", action="store_true",
                         help="domain randomization: colours, light, camera jitter, blur, noise")
+    parser.add_argument("--randomize-scale", type=float, default=1.0, metavar="K",
+                        help="with --randomize: every range K times the collection's (K > 1: "
+                             "looks a prior never saw)")
     parser.add_argument("--camera-file", default=EnvConfig.camera_file, metavar="YAML",
                         help="the arm camera's file (parrot_core/camera.py): render its view "
                              "(default: the twin's camera, config/camera.yaml)")
+
+
+def randomization_of(args) -> RandomizationConfig:
+    """The RandomizationConfig that add_scene_arguments' flags ask for."""
+    scale = getattr(args, "randomize_scale", 1.0)
+    if scale != 1.0 and not args.randomize:
+        raise ValueError(f"--randomize-scale {scale:g} needs --randomize")
+    return RandomizationConfig().scaled(scale)
 
 
 class ParrotEnv(gymnasium.Env):

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from parrot_core.arm_state import state_from_info
 from parrot_core.intervals import wilson_interval
-from sim.env import EnvConfig, ParrotEnv, add_scene_arguments
+from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, randomization_of
 from sim.prior_diagnostics import first_close_miss, reaching_error, summarize_misses
 
 
@@ -150,7 +150,8 @@ def main(args) -> int:
     rng = np.random.default_rng(args.seed)
     env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
                               target_object=args.target_object,
-                              camera_file=args.camera_file, randomize=args.randomize))
+                              camera_file=args.camera_file, randomize=args.randomize,
+                              randomization=randomization_of(args)))
     try:
         forward = load_prior_forward(args.prior)
         runs = [("random actions (no prior)", uniform_sampler(rng)),
@@ -170,6 +171,7 @@ def main(args) -> int:
         "task": args.task, "objects": args.objects, "episodes": args.episodes, "seed": args.seed,
         "num_objects": args.num_objects, "target_object": args.target_object,
         "camera_file": args.camera_file, "randomize": args.randomize,
+        "randomize_scale": args.randomize_scale,
         "success_without_prior": without.success_rate, "success_with_prior": with_prior.success_rate,
         "success_prior_mode": mode.success_rate, "ratio_lower_bound": ratio,
         "interval95": {r.name: wilson_interval(sum(r.successes), len(r.successes)) for r in results},
@@ -186,7 +188,8 @@ def main(args) -> int:
 def print_summary(args, results, summary, ratio) -> None:
     scene = f"{args.num_objects} {args.objects} object(s)" + (
         f", target {args.target_object}" if args.target_object else "") + (
-        ", randomized look" if args.randomize else "")
+        (", randomized look" + (f" x{args.randomize_scale:g}" if args.randomize_scale != 1 else "")
+         if args.randomize else ""))
     print(f"{args.task} with {scene}, {args.episodes} episodes each (seeds {args.seed}..):")
     for label, r in zip(("without prior:", "with prior:", "prior mode:"), results):
         k, n = sum(r.successes), len(r.successes)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from parrot_core.files import atomic_replace, atomic_write_text
 from parrot_core.intervals import wilson_interval
-from sim.env import EnvConfig, ParrotEnv, add_scene_arguments
+from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, randomization_of
 from sim.prior_viz import explore, load_prior_forward, prior_mode, prior_sampler
 
 SELECTION, SELECTED, SNAPSHOTS = "selection.json", "selected.pt", "snapshots"
@@ -49,7 +49,8 @@ def scenes_key(args) -> dict:
     """What makes two evaluations comparable: a cached count is reused only if this matches."""
     return {"task": args.task, "objects": "train", "num_objects": args.num_objects,
             "target_object": args.target_object, "episodes": args.episodes, "seed": args.seed,
-            "camera_file": args.camera_file, "randomize": args.randomize}
+            "camera_file": args.camera_file, "randomize": args.randomize,
+            "randomize_scale": args.randomize_scale}
 
 
 def evaluate_snapshot(env: ParrotEnv, path: Path, episodes: int, seed: int) -> dict:
@@ -77,7 +78,8 @@ def main(args) -> int:
 
     env = ParrotEnv(EnvConfig(task=args.task, objects="train", num_objects=args.num_objects,
                               target_object=args.target_object,
-                              camera_file=args.camera_file, randomize=args.randomize))
+                              camera_file=args.camera_file, randomize=args.randomize,
+                              randomization=randomization_of(args)))
     candidates = []
     try:
         for path in tqdm(snapshots, desc="select-prior", disable=args.no_progress):

@@ -155,13 +155,13 @@ def _bc_data(path: str | None, image_size: int, features=None, tasks: tuple[str,
 def make_env_factory(task: str, objects: str, image_size: int, max_steps: int,
                      target_object: str | None = None, terminate_on_success: bool = False,
                      num_objects: int = 3, camera_file: str | None = None,
-                     randomize: bool = False):
-    from sim.env import EnvConfig, ParrotEnv
+                     randomize: bool = False, randomization=None):
+    from sim.env import EnvConfig, ParrotEnv, RandomizationConfig
 
     config = EnvConfig(task=task, objects=objects, image_size=image_size, max_steps=max_steps,
                        target_object=target_object, terminate_on_success=terminate_on_success,
                        num_objects=num_objects, camera_file=camera_file,
-                       randomize=randomize)
+                       randomize=randomize, randomization=randomization or RandomizationConfig())
     ParrotEnv(config).close()  # fail here, before any training, on a bad configuration
     return lambda: ParrotEnv(config)
 
@@ -214,6 +214,7 @@ def main(args) -> int:
     run_meta = {"algo": args.algo, "task": args.task, "objects": args.objects, "seed": args.seed,
                 "target_object": args.target_object, "num_objects": args.num_objects,
                 "camera_file": args.camera_file, "randomize": args.randomize,
+                "randomize_scale": args.randomize_scale,
                 "terminate_on_success": args.terminate_on_success, "observation": args.observation,
                 "max_steps": args.max_steps, "image_size": args.image_size,
                 "prior": str(Path(args.prior).resolve()) if args.prior else None,
@@ -225,10 +226,11 @@ def main(args) -> int:
                       progress=not args.no_progress,
                       tensorboard=args.tensorboard)
     agent = make_agent(cfg, args.seed, device=device)
+    from sim.env import randomization_of
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
                                args.target_object, args.terminate_on_success,
                                num_objects=args.num_objects, camera_file=args.camera_file,
-                               randomize=args.randomize)
+                               randomize=args.randomize, randomization=randomization_of(args))
     row = train(agent, factory, transform, args.out, loop, resume=args.resume, run_meta=run_meta,
                 bc_data=bc_data, observe=observe)
     print(f"parrot train-rl: {args.out}: {args.algo} on {args.task}/{args.objects} seed {args.seed}: "

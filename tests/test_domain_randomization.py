@@ -63,3 +63,35 @@ def test_the_plain_env_is_untouched_by_a_randomized_one_in_the_same_process():
     finally:
         plain.close()
         rand.close()
+
+
+def test_a_wider_randomization_moves_the_image_further_and_needs_randomize():
+    """--randomize-scale K: every range K times as wide, so a seed's x3 look is further from
+    its plain image than its x1 look (a perturbation a prior trained at x1 never saw); the
+    flag without --randomize, or a negative K, is refused by name."""
+    import argparse
+
+    from sim.domain_randomization import RandomizationConfig
+    from sim.env import add_scene_arguments, randomization_of
+
+    wide = RandomizationConfig().scaled(3.0)
+    assert wide.camera_position_m == pytest.approx(3 * RandomizationConfig.camera_position_m)
+    with pytest.raises(ValueError, match="randomization scale"):
+        RandomizationConfig().scaled(-1.0)
+    parser = argparse.ArgumentParser()
+    add_scene_arguments(parser)
+    with pytest.raises(ValueError, match="--randomize-scale 3 needs --randomize"):
+        randomization_of(parser.parse_args(["--randomize-scale", "3"]))
+    assert randomization_of(parser.parse_args(["--randomize", "--randomize-scale", "3"])) == wide
+
+    def first_image(**kw) -> np.ndarray:
+        env = ParrotEnv(EnvConfig(task="grasp", **kw))
+        try:
+            return env.reset(seed=7)[0].astype(np.float32)
+        finally:
+            env.close()
+
+    plain = first_image()
+    near = np.abs(first_image(randomize=True) - plain).mean()
+    far = np.abs(first_image(randomize=True, randomization=wide) - plain).mean()
+    assert far > near > 0

@@ -48,7 +48,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import TwistStamped
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.client import Client
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.service import Service
+from rclpy.subscription import Subscription
+from rclpy.timer import Timer
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, Int8
@@ -165,7 +170,7 @@ class HardwareBridge(LifecycleNode):
         self.p = declare(self, PARAMS)
         self.pub_diag = self.create_publisher(DiagnosticArray, itf.TOPIC_DIAGNOSTICS, 10)
         self.reporter = StopReporter(self.get_logger(), self.p["stop_log_throttle_s"])
-        self.active = False
+        self.pub_motion = self.pub_grip = None  # lifecycle publishers, made by on_configure
         self.kin = None
         self.filter = SafetyFilter(config_from_parameters(self.p))
         self._entities: list = []
@@ -188,6 +193,10 @@ class HardwareBridge(LifecycleNode):
         # "check the e-stop, then publish motion" atomic against "latch, then publish stop".
         self._ik_worker: ThreadPoolExecutor | None = None
         self._out_lock = threading.RLock()
+
+    def autostart(self) -> None:
+        """The `autostart` transitions, made by main() once the node exists (as launch_ros's
+        autostart does), never by the constructor."""
         autostart = self.p["autostart"]
         if autostart not in AUTOSTART:
             raise BridgeConfigError(f"autostart must be one of {AUTOSTART}, got {autostart!r}")
@@ -198,6 +207,11 @@ class HardwareBridge(LifecycleNode):
                 self.trigger_activate()
 
     # ---- lifecycle -----------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        """Active in the lifecycle: the motion publisher is activated only then."""
+        return self.pub_motion is not None and self.pub_motion.is_activated
+
     def on_configure(self, state) -> TransitionCallbackReturn:
         p = self.p = {name: self.get_parameter(name).value for name in PARAMS}
         try:
@@ -222,12 +236,14 @@ class HardwareBridge(LifecycleNode):
         self.reporter.throttle_s = float(p["stop_log_throttle_s"])
         self.assembler = itf.CommandAssembler(self.rate)
         cq = itf.command_qos()
+        # lifecycle publishers: they send nothing unless the node is active
         if p["output_mode"] == "servo":
-            self.pub_motion = self.create_publisher(TwistStamped, p["servo_topic"], cq)
+            self.pub_motion = self.create_lifecycle_publisher(TwistStamped, p["servo_topic"], cq)
         else:
-            self.pub_motion = self.create_publisher(JointTrajectory, p["trajectory_topic"], cq)
+            self.pub_motion = self.create_lifecycle_publisher(JointTrajectory,
+                                                              p["trajectory_topic"], cq)
         grip_type = JointTrajectory if p["gripper_output"] == "trajectory" else Float64MultiArray
-        self.pub_grip = self.create_publisher(grip_type, p["gripper_topic"], cq)
+        self.pub_grip = self.create_lifecycle_publisher(grip_type, p["gripper_topic"], cq)
         img_qos = itf.image_qos(p["image_qos"])
         img_qos = QoSProfile(depth=1, reliability=img_qos.reliability,
                              durability=img_qos.durability, history=img_qos.history)
@@ -316,17 +332,19 @@ class HardwareBridge(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.assembler = itf.CommandAssembler(self.rate)
-        self.active = True
+        result = super().on_activate(state)  # activates the motion and gripper publishers
+        if result != TransitionCallbackReturn.SUCCESS:
+            return result
         self._start_servo()
         self.get_logger().info("active: commands that pass the safety filter move the arm")
         self._publish_status()
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state) -> TransitionCallbackReturn:
+        # the stop goes out while the publishers are still active, then they are deactivated
         self._halt(SafetyDecision(stop_reason="deactivated", detail="bridge deactivated"),
                    self._now())
-        self.active = False
-        return TransitionCallbackReturn.SUCCESS
+        return super().on_deactivate(state)
 
     def on_cleanup(self, state) -> TransitionCallbackReturn:
         self._teardown()
@@ -345,29 +363,33 @@ class HardwareBridge(LifecycleNode):
         for e in self._entities:
             self._destroy(e)
         self._entities = []
-        self.pub_arm_state = None
+        self.pub_motion = self.pub_grip = self.pub_arm_state = None
         for kin in (self.kin, self.state_kin):
             if kin is not None:
                 kin.close()
         self.kin = self.state_kin = None
 
     def _destroy(self, e) -> None:
-        for kind in ("publisher", "subscription", "service", "timer"):
-            fn = getattr(self, f"destroy_{kind}")
-            try:
-                if fn(e):
-                    return
-            except (TypeError, AttributeError):
-                continue
+        """Destroy what on_configure made, each with its own destroy_* (lifecycle publishers
+        first: they are also Publishers, and the node must stop managing them)."""
+        for kind, destroy in ((LifecyclePublisher, self.destroy_lifecycle_publisher),
+                              (Publisher, self.destroy_publisher),
+                              (Subscription, self.destroy_subscription),
+                              (Service, self.destroy_service), (Client, self.destroy_client),
+                              (Timer, self.destroy_timer)):
+            if isinstance(e, kind):
+                destroy(e)
+                return
+        raise TypeError(f"the bridge made an entity it cannot destroy: {type(e).__name__}")
 
     def close(self) -> None:  # node_runtime calls this on Ctrl-C: stop the arm first
         if self.active:
             try:
                 self._halt(SafetyDecision(stop_reason="shutdown", detail="node shutting down"),
                            self._now())
+                super().on_deactivate(None)  # the publishers: nothing more goes out
             except Exception:  # noqa: BLE001 - best effort while the context goes down
                 pass
-            self.active = False
 
     # ---- inputs ---------------------------------------------------------------------------
     def _now(self) -> float:
@@ -671,7 +693,7 @@ def _set_time_from_start(point: JointTrajectoryPoint, seconds: float) -> None:
 
 
 def main(argv=None) -> int:
-    return run_node(HardwareBridge, argv)
+    return run_node(HardwareBridge, argv, on_start=HardwareBridge.autostart)
 
 
 if __name__ == "__main__":

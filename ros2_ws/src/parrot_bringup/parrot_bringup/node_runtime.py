@@ -16,7 +16,9 @@ from typing import Any
 from parrot_bringup.interfaces import DEFAULT_COMMAND_FRAME, IMAGE_QOS_KINDS
 
 
-def run_node(node_cls, argv=None, executor_threads: int = 0) -> int:
+def run_node(node_cls, argv=None, executor_threads: int = 0, on_start=None) -> int:
+    """Run one node until Ctrl-C / SIGTERM (or its `finished`); `on_start(node)` runs once it
+    exists, before spinning (e.g. a lifecycle node's autostart transitions)."""
     import rclpy
     import rclpy.signals
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, \
@@ -37,6 +39,8 @@ def run_node(node_cls, argv=None, executor_threads: int = 0) -> int:
     code = 0
     try:
         node = node_cls()
+        if on_start is not None:
+            on_start(node)
         executor = MultiThreadedExecutor(executor_threads) if executor_threads else \
             SingleThreadedExecutor()
         executor.add_node(node)
