@@ -60,7 +60,7 @@ def main() -> int:
            "--task", "grasp", "--objects", "heldout", "--episodes", "8",
            "--summary", str(OUT / "sim_summary.json"))
     print(f"\nDemo finished in {time.time() - t0:.0f} s. Outputs in {OUT}/: dataset, prior run "
-          f"(metrics.csv), ONNX export, prior_viz*.png, sim_summary.json")
+          f"(metrics.jsonl), ONNX export, prior_viz*.png, sim_summary.json")
     return 0
 
 

@@ -43,6 +43,7 @@ import torch
 
 from parrot_core.action_transform import ActionTransform
 from parrot_core.files import atomic_replace
+from parrot_core.metrics_log import append_row, keep_rows, read_rows
 from parrot_core.sac import ReplayBuffer, SACAgent
 from parrot_core.tensorboard_log import TensorBoardLog
 
@@ -53,7 +54,6 @@ EVAL_SEED_BASE = 4_000_000_000
 TRAIN_SEED_STRIDE = 10_000_000
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
-METRICS = "metrics.jsonl"
 
 
 class RunError(RuntimeError):
@@ -141,24 +141,9 @@ def _atomic_torch_save(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def _append_jsonl(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-
-
 def read_metrics(run_dir) -> list[dict]:
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn last line after a crash
-                continue
-    return rows
+    """The run's metrics.jsonl rows (parrot_core/metrics_log.py)."""
+    return read_rows(run_dir)
 
 
 def read_config(run_dir) -> dict:
@@ -407,7 +392,7 @@ class TrainingRun:
         bc = behaviour_clone(self.agent, bc_data["obs"], bc_data["actions"], self.loop.bc_steps,
                              self.np_rng, progress=self.loop.progress,
                              patience=self.loop.bc_patience, episode=bc_data.get("episode"))
-        _append_jsonl(self.run_dir / METRICS,
+        append_row(self.run_dir,
                       {"kind": "bc", "env_step": 0, **bc, "wall_s": round(self.wall(), 3)})
         self.tb.scalars(0, bc, "bc")
 
@@ -424,7 +409,7 @@ class TrainingRun:
         row.update(self.losses.pop())
         row["alpha"] = self.agent.alpha
         row["wall_s"] = round(self.wall(), 3)
-        _append_jsonl(self.run_dir / METRICS, row)
+        append_row(self.run_dir, row)
         self.tb.scalars(at_step, row, "rl")
         return row
 
@@ -440,7 +425,7 @@ class TrainingRun:
         if self.ckpt_path.exists():
             self.load_checkpoint()
         else:
-            (self.run_dir / METRICS).write_text("")
+            keep_rows(self.run_dir, lambda r: False)  # a fresh run: no rows
             torch.manual_seed(self.loop.seed)
             random.seed(self.loop.seed)
         # the budget may change on resume; everything else must not
@@ -469,8 +454,7 @@ class TrainingRun:
         _set_rng_state(ckpt["rng"], self.np_rng)
         # drop rows written after the checkpoint: they will be produced again
         step = self.state["global_step"]
-        rows = [r for r in read_metrics(self.run_dir) if r.get("env_step", 0) <= step]
-        (self.run_dir / METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        keep_rows(self.run_dir, lambda r: r.get("env_step", 0) <= step)
         print(f"resuming {self.run_dir} at env step {step}", flush=True)
 
     def save_checkpoint(self, at_step: int, in_progress: bool) -> None:

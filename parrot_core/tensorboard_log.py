@@ -1,7 +1,7 @@
 """TensorBoard logs beside a run's own metric files (`--tensorboard`): RUN/tensorboard/.
 
 Optional: it needs the `tensorboard` package (`pip install tensorboard`, the `tensorboard`
-extra), which the robot-compute bundle never installs. `metrics.csv` / `metrics.jsonl` stay
+extra), which the robot-compute bundle never installs. `metrics.jsonl` stays
 the source that `plot-curves` and the resume logic read; these logs are for looking.
 
     tensorboard --logdir runs/      # every run under runs/, one curve each

@@ -16,7 +16,7 @@ What a run directory holds::
     RUN/config.json    model config (PriorConfig), training settings, dataset split summary
     RUN/last.pt        model + Adam state + step + split: what --resume continues from
     RUN/best.pt        model weights with the lowest validation NLL so far
-    RUN/metrics.csv    one row per evaluation: step, epoch, train_nll, val_nll, ...
+    RUN/metrics.jsonl  one row per evaluation: step, epoch, train_nll, val_nll, ...
     RUN/snapshots/step_NNNNNNN.pt   with --snapshot-every: the evaluated weights at that step,
                        for `parrot select-prior` (which picks by rollouts, not by NLL)
 
@@ -38,7 +38,6 @@ Ctrl-C saves RUN/last.pt at the current step before exiting.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import platform
@@ -57,14 +56,14 @@ from parrot_core.dataset import episode_paths, read_episode, read_episode_attrs,
 from parrot_core.device import pick_device
 from parrot_core.files import atomic_replace, atomic_write_text
 from parrot_core.flow import ConditionalRealNVP, PriorConfig
+from parrot_core.metrics_log import append_row, keep_rows, read_rows
 from parrot_core.onnx_prior import PriorLoadError
 from parrot_core.tensorboard_log import TensorBoardLog
 
 CKPT_FORMAT = "parrot-prior-checkpoint"
 CKPT_VERSION = 1
-LAST, BEST, CONFIG, METRICS = "last.pt", "best.pt", "config.json", "metrics.csv"
+LAST, BEST, CONFIG = "last.pt", "best.pt", "config.json"
 SNAPSHOTS = "snapshots"
-METRIC_FIELDS = ["step", "epoch", "train_nll", "val_nll", "best_val_nll", "lr", "elapsed_s", "steps_per_s"]
 
 
 class PriorTrainingError(RuntimeError):
@@ -143,7 +142,7 @@ def _episode_actions(episode, gripper_labels: str) -> np.ndarray:
 class DataSources:
     """The dataset(s) a run trains on. Several can be mixed, e.g. twin and real episodes,
     each with a sampling weight; each is split into train and validation episodes on its own,
-    so every source has a validation part (and its own NLL in metrics.csv).
+    so every source has a validation part (and its own NLL in metrics.jsonl).
 
     An episode is named by its file name when there is one dataset (as runs always were),
     and by "K:file name" for the K-th of several."""
@@ -363,22 +362,9 @@ def _atomic_save(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def _rewrite_metrics(path: Path, upto_step: int, fields: list[str]) -> None:
-    """Drop rows written after the checkpoint we resume from (a kill between the two)."""
-    if not path.exists():
-        return
-    with path.open() as f:
-        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= upto_step]
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-
-
 def read_metrics(run_dir) -> list[dict]:
-    """metrics.csv rows as dicts of floats (step/epoch included)."""
-    with (Path(run_dir) / METRICS).open() as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    """The run's metrics rows (parrot_core/metrics_log.py): step, epoch, train_nll, val_nll, ..."""
+    return read_rows(run_dir)
 
 
 def main(args) -> int:
@@ -500,16 +486,8 @@ def main(args) -> int:
         "versions": {"parrot": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
     atomic_write_text(out / CONFIG, json.dumps(run_info, indent=2))
-    metrics_path = out / METRICS
-    # several datasets: each one's validation NLL too (val_nll_0, val_nll_1, ...)
-    fields = METRIC_FIELDS + ([f"val_nll_{k}" for k in range(len(sources))] if len(sources) > 1 else [])
-    if args.resume:
-        _rewrite_metrics(metrics_path, start_step, fields)
-    elif metrics_path.exists():
-        metrics_path.unlink()
-    if not metrics_path.exists():
-        with metrics_path.open("w", newline="") as f:
-            csv.DictWriter(f, fieldnames=fields).writeheader()
+    # rows after the checkpoint we resume from (a kill between the two) are made again
+    keep_rows(out, lambda r: args.resume and r["step"] <= start_step)
 
     def validate() -> tuple[float, dict]:
         """Validation NLL of the evaluated weights, and with several datasets each one's
@@ -551,8 +529,7 @@ def main(args) -> int:
     tb_images, tb_states = val_images[:64], None if val_states is None else val_states[:64]
 
     def log_row(row: dict) -> None:
-        with metrics_path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=fields).writerow(row)
+        append_row(out, row)
         tb.scalars(row["step"], row, "prior")
         if tb.writer is not None and len(tb_images):
             tb.histograms(row["step"], _prior_samples(evaluated, tb_images, tb_states, device),

@@ -228,7 +228,7 @@ def test_weighted_batches_draw_each_source_by_its_weight():
 
 def test_train_prior_mixes_datasets_each_with_its_own_validation_nll(tmp_path):
     """Two datasets train one prior: each is split on its own (validation episodes from both),
-    metrics.csv has each one's validation NLL, config.json names both with their weights, and
+    metrics.jsonl has each one's validation NLL, config.json names both with their weights, and
     a resumed weighted run matches an uninterrupted one. Bad weights and datasets of different
     image sizes are refused by name."""
     write_dataset(tmp_path / "twin", seed=0)
@@ -523,7 +523,7 @@ def test_train_prior_learns_the_gripper_channel_as_chosen(tmp_path, labels, open
 
 
 def test_train_prior_tensorboard_logs_nll_and_prior_samples(tmp_path):
-    """--tensorboard logs each metrics.csv row's NLLs (same steps) and a histogram of prior
+    """--tensorboard logs each metrics.jsonl row's NLLs (same steps) and a histogram of prior
     samples per action dimension to OUT/tensorboard."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     write_dataset(tmp_path / "data")
