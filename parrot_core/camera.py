@@ -162,6 +162,24 @@ def optional_camera(path) -> CameraModel | None:
     return load_camera(path) if path else None
 
 
+def resize_for_model(img: np.ndarray, size) -> np.ndarray:
+    """OpenCV INTER_AREA resize to (H, W) as ARCHITECTURE.md prescribes; no-op if equal."""
+    h, w = int(size[0]), int(size[1])
+    if img.shape[:2] == (h, w):
+        return img
+    import cv2
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def model_image(frame: np.ndarray, size, camera: CameraModel | None = None) -> np.ndarray:
+    """A camera frame -> the models' input image: cropped to the models' field of view by the
+    camera file when there is one (model_view), else the whole frame resized (the twin's own
+    images). What the policy node, bag2dataset, replay and the LeRobot import all do."""
+    if camera is not None:
+        return model_view(frame, camera, size)
+    return resize_for_model(frame, size)
+
+
 def model_view(image: np.ndarray, camera: CameraModel, size) -> np.ndarray:
     """A full camera frame (H, W, 3) -> the models' (size) image: the square crop of the models'
     field of view, resized with INTER_AREA. A frame of another size than the camera's is

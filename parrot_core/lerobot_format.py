@@ -34,6 +34,7 @@ import numpy as np
 
 from parrot_core.action_space import ACTION_DIM, ACTION_NAMES
 from parrot_core.arm_state import STATE_NAMES
+from parrot_core.camera import model_image
 from parrot_core.dataset import DatasetWriter, Episode, load_episodes, read_header
 from parrot_core.files import atomic_write_text
 
@@ -262,7 +263,7 @@ def import_lerobot(root, out, image_key: str | None = None, image_size=(48, 48),
         rows = rows[np.argsort(frame_of[rows])]
         frames = (_video_frames(root, info, key, ep) if is_video
                   else [_unpng(data[key][r]["bytes"]) for r in rows])
-        images = np.stack([_model_image(f, image_size, camera) for f in frames])
+        images = np.stack([model_image(f, image_size, camera) for f in frames])
         success_col = data.get("next.success")
         success = bool(success_col[rows[-1]]) if success_col is not None else True
         ep_task = task or (ep.get("tasks") or [tasks.get(int(data["task_index"][rows[0]]), "unknown")])[0]
@@ -277,16 +278,6 @@ def import_lerobot(root, out, image_key: str | None = None, image_size=(48, 48),
         writer.record_attempt(True, ep_task, key=f"{root.resolve()}#{int(ep['episode_index'])}")
         n += 1
     return {"episodes": n, "image_key": key, "path": str(out)}
-
-
-def _model_image(frame: np.ndarray, size, camera) -> np.ndarray:
-    import cv2
-    if camera is not None:
-        from parrot_core.camera import model_view
-        return model_view(frame, camera, size)
-    if frame.shape[:2] == tuple(size):
-        return frame
-    return cv2.resize(frame, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
 
 
 def _episodes_meta(root: Path, pq, data: dict) -> list[dict]:

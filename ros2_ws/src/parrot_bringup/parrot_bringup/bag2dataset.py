@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from parrot_bringup import interfaces as itf
+from parrot_core.camera import model_image
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 
@@ -275,11 +276,8 @@ def episodes_from_messages(msgs: list[RawMsg], image_size=None, camera=None) -> 
             continue
         try:
             frames = [itf.image_to_numpy(images[s]) for s in stamps]
-            if camera is not None:
-                from parrot_core.camera import model_view
-                frames = [model_view(f, camera, image_size or (48, 48)) for f in frames]
-            elif image_size is not None:
-                frames = [itf.resize_for_model(f, image_size) for f in frames]
+            if camera is not None or image_size is not None:
+                frames = [model_image(f, image_size or (48, 48), camera) for f in frames]
             if len({f.shape for f in frames}) != 1:
                 raise itf.ImageFormatError("image size changes within the episode "
                                            "(pass --image-size)")

@@ -64,6 +64,7 @@ import numpy as np
 from parrot_core.action_space import (POS_SCALE_M, ROT_SCALE_RAD, ActionOutOfRangeError,
                                        validate_action)
 from parrot_core.arm_state import STATE_NAMES, ArmStateError, validate_state
+from parrot_core.camera import resize_for_model  # noqa: F401 - the nodes' resize, one for all
 
 # ---- names ---------------------------------------------------------------------------
 TOPIC_IMAGE = "camera/image_raw"
@@ -251,15 +252,6 @@ def numpy_to_image(img: np.ndarray, stamp_ns: int, frame_id: str = DEFAULT_CAMER
     msg.step = 3 * msg.width
     msg.data = np.ascontiguousarray(img).tobytes()
     return msg
-
-
-def resize_for_model(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """OpenCV INTER_AREA resize to (H, W) as ARCHITECTURE.md prescribes; no-op if equal."""
-    h, w = int(size[0]), int(size[1])
-    if img.shape[:2] == (h, w):
-        return img
-    import cv2
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
 
 
 # ---- commands ------------------------------------------------------------------------

@@ -53,11 +53,8 @@ class Models:
         """A camera frame -> the models' input image: cropped to the models' field of view by
         the camera file (parrot_core.camera.CameraModel) when there is one, then resized with
         INTER_AREA; without one the whole frame is resized (the twin's own images)."""
-        if camera is not None:
-            from parrot_core.camera import model_view
-            return model_view(frame, camera, self.image_size)
-        from parrot_bringup.interfaces import resize_for_model
-        return resize_for_model(frame, self.image_size)
+        from parrot_core.camera import model_image
+        return model_image(frame, self.image_size, camera)
 
     def __call__(self, image: np.ndarray, state: np.ndarray | None = None) -> np.ndarray:
         batch = image[None]
