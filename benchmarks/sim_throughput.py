@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from parrot_core.files import atomic_write_text  # noqa: E402
 
 
 def bench_env(steps: int, image_size: int = 48) -> dict:
@@ -93,9 +94,7 @@ def main() -> int:
               "command": "python benchmarks/sim_throughput.py " + " ".join(sys.argv[1:])}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(result, indent=2))
     print(f"{'measurement':44s} {'value':>10s}")
     print(f"{'env steps/s, 48x48, 1 core (wall)':44s} {env['steps_per_s_wall']:10.1f}")
     print(f"{'env steps/s, 48x48, 1 core (CPU time)':44s} {env['steps_per_s_cpu']:10.1f}")

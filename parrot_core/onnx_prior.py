@@ -53,7 +53,7 @@ STATE_INPUT = "state"
 def graph_inputs(names: tuple[str, ...], state_dim: int) -> tuple[str, ...]:
     return names + (STATE_INPUT,) if state_dim else names
 
-_LOG_2PI = math.log(2.0 * math.pi)
+_LOG_2PI = math.log(2.0 * math.pi)  # flow.LOG_2PI; flow imports torch, robot compute has none
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8"}
 
 
