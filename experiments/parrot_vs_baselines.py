@@ -29,15 +29,19 @@ from pathlib import Path
 import numpy as np
 
 # Identical for every algo (defaults of `parrot train-rl` otherwise: the prior's frozen features
-# as observation, MLPs 128-128, batch 256). Soft targets: with a hard copy every 1000 updates a
-# short run sees few copies. alpha starts at 1: PARROT's KL to N(0, I) then holds the z policy at
-# the prior until the critic has data (from 0.1 an untrained critic's slope moved the mean far
-# enough to drop grasping from 58% to 0 in 1500 updates; docs/RL_DESIGN.md).
-# Episodes end at the first success (Q is then a success probability) and the critics have
-# LayerNorm: without them the critic diverged and PARROT's policy collapsed onto it; with them Q
-# stays sane, though the policy can still drift (50k-step runs, docs/RESULTS.md).
-COMMON = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
-          "--terminate-on-success", "--critic-layer-norm"]
+# as observation, MLPs 128-128, batch 256): the setting that held on both tasks (docs/RESULTS.md,
+# "Pick-and-place with AWAC and 25-step returns"). Episodes end at the first success (Q is then a
+# success probability), the critics have LayerNorm, targets are 25-step returns (nearly Monte
+# Carlo), and the policy re-weights the z it tried by exp(advantage / 0.1) (AWAC) instead of
+# following Q's gradient. alpha starts at 1 and soft targets update every step
+# (docs/RL_DESIGN.md). `--setting gradient` gives the earlier one (Q's gradient, 1-step targets).
+SETTINGS = {
+    "awac-n25": ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
+                 "--terminate-on-success", "--critic-layer-norm", "--no-critic-regularizer",
+                 "--n-step", "25", "--policy-update", "awac", "--awac-lambda", "0.1"],
+    "gradient": ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
+                 "--terminate-on-success", "--critic-layer-norm"],
+}
 TASKS = {  # name -> extra train-rl arguments
     "grasp": ["--task", "grasp"],
     # one held-out object (a different one per episode seed) and the tray, like the paper's
@@ -65,9 +69,11 @@ def run_command(task: str, algo: str, seed: int, args) -> list[str]:
            "--learning-starts", str(args.learning_starts),
            "--updates-per-step", str(args.updates_per_step), "--target-kl", str(args.target_kl),
            "--no-progress", "--threads", "1",  # one core per run: --jobs runs side by side
-           "--prior", args.priors[task], *COMMON]  # every algo: the features
+           "--prior", args.priors[task], *SETTINGS[args.setting]]  # every algo: the features
     if algo == "bc-sac":
         cmd += ["--data", args.datasets[task], "--bc-steps", str(args.bc_steps)]
+        if args.data_tasks[task]:
+            cmd += ["--data-tasks", args.data_tasks[task]]
     if (out / "metrics.jsonl").exists():  # continue (or no-op when finished)
         cmd.append("--resume")
     return cmd
@@ -107,6 +113,11 @@ def main() -> int:
                     help="a prior for one task only (e.g. pick_place=runs/prior_pp_onnx)")
     ap.add_argument("--task-data", action="append", default=[], metavar="TASK=DIR",
                     help="that prior's dataset, for bc-sac on that task")
+    ap.add_argument("--task-data-tasks", action="append", default=[], metavar="TASK=T1,..",
+                    help="the dataset's tasks BC clones for that task (e.g. pick_place=pick_place, "
+                         "as its prior was trained; default: all)")
+    ap.add_argument("--setting", choices=sorted(SETTINGS), default="awac-n25",
+                    help="the RL setting every run shares (see SETTINGS)")
     ap.add_argument("--out", default="runs/rl")
     ap.add_argument("--tasks", default="grasp,pick_place")
     ap.add_argument("--algos", default="parrot,sac,bc-sac")
@@ -127,6 +138,7 @@ def main() -> int:
     args.out = str(Path(args.out).resolve())
     args.priors = {t: str(Path(d).resolve()) for t, d in per_task(args.prior, args.task_prior, "prior").items()}
     args.datasets = {t: str(Path(d).resolve()) for t, d in per_task(args.data, args.task_data, "data").items()}
+    args.data_tasks = per_task("", args.task_data_tasks, "data-tasks")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     grid = list(itertools.product(args.tasks.split(","), args.algos.split(","),
                                   [int(s) for s in args.seeds.split(",")]))

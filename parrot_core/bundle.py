@@ -9,7 +9,10 @@ A bundle is everything the robot's computer needs besides the Parrot code and it
     policy/policy.onnx, policy/policy_meta.json      (optional: a prior-only bundle explores)
     config/hardware.yaml   parameters of usb_camera, policy, hardware_bridge (+ its safety.*)
                            with prior_dir/policy_dir pointing at --install-dir
-    requirements.txt       pinned wheels for robot compute, no torch
+    requirements.txt       pinned wheels for robot compute, no torch and no pybullet: binary
+                           wheels on x86_64 and aarch64 (tests/test_bundle.py resolves both)
+    requirements-ros-wheels.txt   the ROS 2 pip wheels (x86_64 only); skip it where ROS 2
+                           comes from a sourced system install (e.g. a Jetson's apt packages)
     bundle.json            what is in it: image size, action scaling, policy outputs, versions,
                            and reference outputs of a seeded test inference
     manifest.json          sha256 and size of every file above
@@ -46,18 +49,23 @@ MANIFEST = "manifest.json"
 BUNDLE_META = "bundle.json"
 PARAMS_FILE = "config/hardware.yaml"
 REQUIREMENTS = "requirements.txt"
+ROS_WHEEL_REQUIREMENTS = "requirements-ros-wheels.txt"
 PRIOR_SUBDIR = "prior"
 POLICY_SUBDIR = "policy"
 TEST_SEED = 1234
 TEST_BATCH = 4
 REFERENCE_ATOL = 1e-4
 
-# What robot compute installs (no torch). Versions are pinned to this environment's.
+# What robot compute installs (no torch, no pybullet: the bridge's FK/IK is numpy), pinned to
+# this environment's versions. Every one has binary wheels for x86_64 and aarch64.
 ROBOT_REQUIREMENTS = [
     ("onnxruntime", "inference of the prior/policy"),
-    ("numpy", ""),
+    ("numpy", "and the bridge's FK/IK (parrot_bringup/arm_kinematics.py)"),
     ("opencv-python-headless", "camera capture and resizing"),
     ("pyyaml", "parameter files"),
+]
+# The ROS 2 client and messages as pip wheels (x86_64 only); a system ROS 2 provides them.
+ROS_WHEELS = [
     ("ros-rclpy", "ROS 2 client library (pip wheels, Fast DDS)"),
     ("ros-rmw-fastrtps-cpp", ""),
     ("ros-sensor-msgs", ""),
@@ -66,10 +74,7 @@ ROBOT_REQUIREMENTS = [
     ("ros-std-srvs", ""),
     ("ros-diagnostic-msgs", ""),
     ("ros-trajectory-msgs", ""),
-    ("pybullet", "hardware_bridge FK/IK on the arm URDF (DIRECT mode, no GUI)"),
 ]
-# Packages the inference + ROS part needs (the bridge's IK adds pybullet).
-INFERENCE_PACKAGES = ("onnxruntime", "numpy", "opencv-python-headless", "pyyaml")
 
 
 class BundleError(RuntimeError):
@@ -88,16 +93,43 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def requirements_text() -> str:
-    lines = ["# Robot compute for a Parrot deploy bundle: inference (onnxruntime), the ROS 2 nodes",
-             "# (pip wheels) and the bridge's IK. No torch. Then install the Parrot code itself",
-             "# without dependencies: pip install --no-deps <parrot source or wheel>",
-             "# (ROS wheels need AMENT_PREFIX_PATH=<venv> at run time.)"]
-    for dist, why in ROBOT_REQUIREMENTS:
+def _pinned(requirements) -> list[str]:
+    lines = []
+    for dist, why in requirements:
         v = _version(dist)
         req = f"{dist}=={v}" if v else dist
         lines.append(f"{req:<40}# {why}" if why else req)
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def requirements_text() -> str:
+    return "\n".join([
+        "# Robot compute for a Parrot deploy bundle: inference (onnxruntime), images, parameters,",
+        "# the bridge's FK/IK (numpy). No torch, no pybullet; binary wheels for x86_64 and aarch64.",
+        f"# ROS 2: {ROS_WHEEL_REQUIREMENTS} (pip wheels, x86_64) or a sourced system install.",
+        "# Then the Parrot code itself without dependencies: pip install --no-deps <parrot wheel>",
+        *_pinned(ROBOT_REQUIREMENTS)]) + "\n"
+
+
+def ros_wheel_requirements_text() -> str:
+    return "\n".join([
+        "# ROS 2 as pip wheels (x86_64 Linux only). Skip this file where ROS 2 comes from a sourced",
+        "# system install (source /opt/ros/<distro>/setup.bash before running the nodes).",
+        "# With the wheels, AMENT_PREFIX_PATH=<venv> at run time.",
+        *_pinned(ROS_WHEELS)]) + "\n"
+
+
+def installed_size_mb(requirements=ROBOT_REQUIREMENTS + ROS_WHEELS) -> dict:
+    """MB on disk of each requirement installed in this environment (its RECORD), and the
+    total: what the bundle's requirements cost robot compute, dependencies not counted."""
+    sizes = {}
+    for dist, _ in requirements:
+        try:
+            files = importlib_metadata.distribution(dist).files or []
+        except importlib_metadata.PackageNotFoundError:
+            continue
+        sizes[dist] = round(sum((f.size or 0) for f in files) / 1e6, 1)
+    return {"packages": sizes, "total": round(sum(sizes.values()), 1)}
 
 
 def _load_models(prior_dir, policy_dir, threads: int = 1):
@@ -185,6 +217,7 @@ def deploy_bundle(prior_dir, out_dir, policy_dir=None, params_file=None, install
             "# parrot launch hardware params_file:=<bundle>/config/hardware.yaml\n"
             + yaml.safe_dump(params, sort_keys=False))
         (tmp / REQUIREMENTS).write_text(requirements_text())
+        (tmp / ROS_WHEEL_REQUIREMENTS).write_text(ros_wheel_requirements_text())
         meta = {
             "format": BUNDLE_FORMAT, "version": BUNDLE_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -323,10 +356,15 @@ def verify_bundle(root, threads: int = 1, log=print) -> dict:
                "policy": None if policy is None else policy.algo,
                "inference_ms_median": statistics.median(times),
                "test_action": np.asarray(action).reshape(-1, 7)[0].tolist(),
-               "torch_imported": "torch" in sys.modules and not torch_before}
+               "torch_imported": "torch" in sys.modules and not torch_before,
+               "install_mb": installed_size_mb()}
     log(f"inference: matches the deploy-time reference (atol {REFERENCE_ATOL}); batch-1 "
         f"{'policy + prior' if policy else 'prior sample'} median "
         f"{summary['inference_ms_median']:.2f} ms ({threads} thread)")
+    sizes = summary["install_mb"]
+    log(f"install: {sizes['total']:.0f} MB for the requirements installed here ("
+        + ", ".join(f"{k} {v:.0f}" for k, v in sorted(sizes["packages"].items(), key=lambda kv: -kv[1])
+                    if v >= 1) + "; their dependencies not counted)")
     if summary["torch_imported"]:
         raise BundleError("torch was imported during verification: the runtime path must not "
                           "need it")

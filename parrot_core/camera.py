@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parrot_core.safety import quaternion_matrix
+from parrot_core.safety import quaternion_from_rotation, quaternion_matrix
 
 
 class CameraError(ValueError):
@@ -99,23 +99,6 @@ class CameraModel:
                       "orientation": [float(v) for v in self.orientation]},
             "model_fov_deg": self.model_fov_deg,
         }
-
-
-def quaternion_from_rotation(r: np.ndarray) -> tuple[float, float, float, float]:
-    """[x, y, z, w] of a rotation matrix (Shepperd's method: stable for every rotation)."""
-    r = np.asarray(r, float)
-    t = np.trace(r)
-    if t > 0:
-        s = 2.0 * math.sqrt(t + 1.0)
-        q = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, s / 4]
-    else:
-        i = int(np.argmax(np.diag(r)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * math.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k])
-        q = [0.0, 0.0, 0.0, (r[k, j] - r[j, k]) / s]
-        q[i], q[j], q[k] = s / 4, (r[j, i] + r[i, j]) / s, (r[k, i] + r[i, k]) / s
-    q = np.asarray(q)
-    return tuple(float(v) for v in q / np.linalg.norm(q))
 
 
 # The twin's camera: 0.62 m from a point 2 cm above the middle of the spawn region, in front of

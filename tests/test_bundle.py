@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from parrot_cli.main import main as parrot
-from parrot_core.bundle import (BundleError, MANIFEST, PARAMS_FILE, REQUIREMENTS, deploy_bundle,
+from parrot_core.bundle import (BundleError, MANIFEST, PARAMS_FILE, REQUIREMENTS, ROS_WHEEL_REQUIREMENTS, deploy_bundle,
                                 verify_bundle)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,12 +75,13 @@ def test_bundle_contents_and_verify(bundle, exports):
     manifest = json.loads((bundle / MANIFEST).read_text())["files"]
     assert set(manifest) == {"prior/prior_forward.onnx", "prior/prior_inverse.onnx",
                              "prior/prior_meta.json", "policy/policy.onnx",
-                             "policy/policy_meta.json", PARAMS_FILE, REQUIREMENTS, "bundle.json"}
-    reqs = (bundle / REQUIREMENTS).read_text().lower()
-    pkgs = [ln.split("==")[0].strip() for ln in reqs.splitlines() if ln and not ln.startswith("#")]
-    assert not any(p.startswith("torch") for p in pkgs)
+                             "policy/policy_meta.json", PARAMS_FILE, REQUIREMENTS,
+                             ROS_WHEEL_REQUIREMENTS, "bundle.json"}
+    pkgs = requirement_names(bundle / REQUIREMENTS)
+    assert not any(p.startswith(("torch", "pybullet", "ros-")) for p in pkgs)
     assert not {"tensorboard", "pyarrow", "ray"} & set(pkgs)  # training-side extras stay off
-    assert {"onnxruntime", "numpy", "opencv-python-headless", "pyyaml", "ros-rclpy"} <= set(pkgs)
+    assert {"onnxruntime", "numpy", "opencv-python-headless", "pyyaml"} <= set(pkgs)
+    assert {"ros-rclpy", "ros-rmw-fastrtps-cpp"} <= set(requirement_names(bundle / ROS_WHEEL_REQUIREMENTS))
     params = yaml.safe_load((bundle / PARAMS_FILE).read_text())
     pol = params["policy"]["ros__parameters"]
     assert pol["mode"] == "policy" and pol["prior_dir"] == str(bundle.resolve() / "prior")
@@ -89,6 +90,36 @@ def test_bundle_contents_and_verify(bundle, exports):
     s = verify_bundle(bundle, log=lambda *a: None)
     assert s["policy"] == "parrot" and s["image_size"] == [8, 8]
     assert np.all(np.abs(s["test_action"]) <= 1)
+    assert s["install_mb"]["packages"]["onnxruntime"] > 1 and s["install_mb"]["total"] > 10
+
+
+def requirement_names(path) -> list[str]:
+    lines = [ln.split("#")[0].strip().lower() for ln in path.read_text().splitlines()]
+    return [ln.split("==")[0] for ln in lines if ln]
+
+
+@pytest.mark.parametrize("platform", ["manylinux_2_28_x86_64", "manylinux_2_28_aarch64"])
+def test_the_bundle_requirements_resolve_to_binary_wheels_on_both_architectures(bundle, tmp_path,
+                                                                                platform):
+    """pip resolves requirements.txt (with dependencies) for CPython 3.11 on that platform
+    from binary wheels only, without installing: robot compute on an ARM board needs no
+    compiler and no pybullet."""
+    report = tmp_path / "report.json"
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet",
+                        "--disable-pip-version-check", "--only-binary=:all:", "--platform", platform,
+                        "--python-version", "3.11", "--implementation", "cp",
+                        "--target", str(tmp_path / "t"), "--report", str(report),
+                        "-r", str(bundle / REQUIREMENTS)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    installs = json.loads(report.read_text())["install"]
+    names = {i["metadata"]["name"].lower() for i in installs}
+    assert {"onnxruntime", "numpy", "opencv-python-headless", "pyyaml"} <= names
+    wheels = [i["download_info"]["url"].rsplit("/", 1)[-1] for i in installs]
+    assert all(w.endswith(".whl") for w in wheels), wheels
+    arch = "x86_64" if platform.endswith("x86_64") else "aarch64"
+    native = [w for w in wheels if not w.endswith("-none-any.whl")]
+    assert native and all(arch in w for w in native), wheels
 
 
 def test_prior_only_bundle_verifies_and_explores(exports, tmp_path, capsys):
@@ -138,19 +169,17 @@ def test_verification_never_imports_torch(bundle):
     assert r.returncode == 0 and "NO_TORCH" in r.stdout, r.stderr
 
 
-FRESH_PACKAGES = ("onnxruntime", "numpy", "opencv-python-headless", "pyyaml", "ros-")
-
-
 @pytest.mark.slow
 @pytest.mark.ros
 def test_bundle_runs_in_a_fresh_venv_without_torch(bundle, tmp_path):
-    """~40 s: venv + pip install (local index/cache) of the bundle's requirements minus the
-    bridge's pybullet, then verify-bundle --ros there; a corrupted copy is refused there too."""
+    """~40 s: venv + pip install (local index/cache) of the bundle's two requirement files,
+    then verify-bundle --ros and the bridge's FK there; a corrupted copy is refused there too."""
     venv = tmp_path / "venv"
     t0 = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    reqs = [ln.split("#")[0].strip() for ln in (bundle / REQUIREMENTS).read_text().splitlines()]
-    reqs = [r for r in reqs if r and r.startswith(FRESH_PACKAGES)]
+    reqs = [ln.split("#")[0].strip() for name in (REQUIREMENTS, ROS_WHEEL_REQUIREMENTS)
+            for ln in (bundle / name).read_text().splitlines()]
+    reqs = [r for r in reqs if r]
     py = venv / "bin" / "python"
     r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
                         *reqs], capture_output=True, text=True, timeout=600)
@@ -169,6 +198,11 @@ def test_bundle_runs_in_a_fresh_venv_without_torch(bundle, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ros: the test command went through rclpy/DDS" in r.stdout
     assert f"parrot verify-bundle: {bundle}: OK" in r.stdout
+    # the bridge's kinematics there: the shipped URDF, numpy only (no pybullet installed)
+    r = subprocess.run([str(py), "-c", "from parrot_bringup.arm_kinematics import ArmKinematics; "
+                        "print(ArmKinematics().fk([0, -0.5, -0.8, 0, 1.3, 0])[0])"],
+                       capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert r.returncode == 0 and "[" in r.stdout, r.stderr
     bad = tmp_path / "bad"
     shutil.copytree(bundle, bad)
     _flip_byte(bad / "prior" / "prior_inverse.onnx")

@@ -17,7 +17,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=[PACKAGE],
-    package_data={PACKAGE: ["fastdds.xml"]},
+    package_data={PACKAGE: ["fastdds.xml", "urdf/*.urdf"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

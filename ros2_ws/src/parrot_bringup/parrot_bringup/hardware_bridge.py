@@ -106,7 +106,7 @@ PARAMS = {
     "arm_state_topic": Param(itf.TOPIC_ARM_STATE, "where the arm state for a state-conditioned "
                                                   "prior is published (\"\": not published)"),
     "joint_names": Param(list(XARM6_JOINTS), "the arm's joint names, base to tool"),
-    "urdf_path": Param("", "URDF for FK/IK (\"\": pybullet_data xarm/xarm6_with_gripper.urdf)"),
+    "urdf_path": Param("", "URDF for FK/IK (\"\": the package's urdf/xarm6_with_gripper.urdf)"),
     "ee_link": Param(DEFAULT_EE_LINK, "URDF link the TCP offset is applied to"),
     "tcp_offset_m": Param(list(DEFAULT_TCP_OFFSET), "TCP offset from ee_link [x, y, z] (m)"),
     "ik_tolerance_m": Param(0.005, "IK solutions further from the target are refused (m)",
