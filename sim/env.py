@@ -230,6 +230,7 @@ class ParrotEnv(gymnasium.Env):
         self.robot.reset(self._home_q)
         self._world_state = p.saveState(**c)
         self._scene_bodies = []
+        self._object_shapes = {}  # object name -> (collision, visual) shape of this world
 
     def _restore_world(self) -> None:
         """Back to the state right after _build_world: scene bodies removed, arm at home."""
@@ -338,7 +339,8 @@ class ParrotEnv(gymnasium.Env):
         for name, xy in zip(names, obj_xy):
             half = objpool.object_spec(name)["half_extents"]
             orn = p.getQuaternionFromEuler((0, 0, rng.uniform(-np.pi, np.pi)))
-            self.bodies[name] = objpool.load_object(self.client, name, (xy[0], xy[1], half[2] + 0.003), orn)
+            self.bodies[name] = objpool.load_object(self.client, name, (xy[0], xy[1], half[2] + 0.003),
+                                                    orn, shapes=self._object_shapes)
             self._scene_bodies.append(self.bodies[name])
         self.object_names = names
         if not self.task_spec.named_object:

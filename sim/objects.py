@@ -111,8 +111,8 @@ def top_cover(verts: np.ndarray, faces: list, grid: int = 64) -> float:
 
 
 @functools.lru_cache(maxsize=None)
-def object_spec(object_name: str) -> dict:
-    """Mesh path, mesh scale, centre offset and colour of one object (cached per process)."""
+@functools.lru_cache(maxsize=None)
+def _object_spec(object_name: str) -> dict:
     i = _index(object_name)
     d = _data_dir() / f"{i:03d}"
     mesh = d / f"{i:03d}.obj"
@@ -127,6 +127,11 @@ def object_spec(object_name: str) -> dict:
             "half_extents": ((hi - lo) / 2 * scale).tolist(), "rgba": rgba}
 
 
+def object_spec(object_name: str) -> dict:
+    """Mesh path, mesh scale, centre offset and colour of one object (parsed once per process)."""
+    return dict(_object_spec(object_name))
+
+
 @functools.lru_cache(maxsize=None)
 def mesh_vertices(object_name: str) -> np.ndarray:
     """The object's mesh vertices (N, 3) in its body frame, as ``load_object`` places them."""
@@ -135,17 +140,27 @@ def mesh_vertices(object_name: str) -> np.ndarray:
     return verts * s["scale"] - np.asarray(s["centre"])
 
 
-def load_object(client: int, object_name: str, pos, orn) -> int:
-    """Create the object as a rigid body (convex-hull collision) centred at ``pos``."""
+def load_object(client: int, object_name: str, pos, orn, shapes: dict | None = None) -> int:
+    """Create the object as a rigid body (convex-hull collision) centred at ``pos``.
+
+    ``shapes``: the client's (collision, visual) shapes by object name, made on first use and
+    reused: PyBullet keeps a shape until the world is reset, so making them anew every episode
+    re-read the mesh and grew the client by one mesh per object per episode."""
     s = object_spec(object_name)
     c = dict(physicsClientId=client)
-    scale = [s["scale"]] * 3
-    offset = [-x for x in s["centre"]]  # put the bounding-box centre at the body origin
-    col = p.createCollisionShape(p.GEOM_MESH, fileName=s["mesh"], meshScale=scale,
-                                 collisionFramePosition=offset, **c)
-    vis = p.createVisualShape(p.GEOM_MESH, fileName=s["mesh"], meshScale=scale,
-                              visualFramePosition=offset, rgbaColor=s["rgba"], **c)
+    if shapes is not None and object_name in shapes:
+        col, vis = shapes[object_name]
+    else:
+        scale = [s["scale"]] * 3
+        offset = [-x for x in s["centre"]]  # put the bounding-box centre at the body origin
+        col = p.createCollisionShape(p.GEOM_MESH, fileName=s["mesh"], meshScale=scale,
+                                     collisionFramePosition=offset, **c)
+        vis = p.createVisualShape(p.GEOM_MESH, fileName=s["mesh"], meshScale=scale,
+                                  visualFramePosition=offset, rgbaColor=s["rgba"], **c)
+        if shapes is not None:
+            shapes[object_name] = (col, vis)
     body = p.createMultiBody(OBJECT_MASS_KG, col, vis, pos, orn, **c)
+    p.changeVisualShape(body, -1, rgbaColor=s["rgba"], **c)  # a reused shape: its own colour
     p.changeDynamics(body, -1, lateralFriction=1.0, spinningFriction=0.002, rollingFriction=0.0005,
                      **c)
     return body
