@@ -28,8 +28,9 @@ import numpy as np
 
 from parrot_core.arm_state import state_from_info
 from parrot_core.dataset import DatasetWriter, Episode
+from sim.tasks import TASKS
 
-COLLECT_TASKS = ("grasp", "pick_place", "lift", "place_on_target", "mixed")
+COLLECT_TASKS = (*TASKS, "mixed")  # mixed: grasp and pick_place episodes alternating
 
 
 class CollectError(ValueError):
