@@ -48,7 +48,7 @@ def _int_tuple(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser) -> None:
-    from sim.env import add_scene_arguments
+    from sim.env import EnvConfig, add_scene_arguments
 
     g = parser.add_argument_group("run")
     g.add_argument("--task", required=True, choices=tuple(TASKS))
@@ -87,8 +87,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--eval-every", type=int, default=5000, help="env steps between evaluations")
     g.add_argument("--eval-episodes", type=int, default=20, help="fixed-seed episodes per evaluation")
     g.add_argument("--checkpoint-every", type=int, help="env steps between checkpoints (default: --eval-every)")
-    g.add_argument("--max-steps", type=int, default=25, help="episode length (paper: 25)")
-    g.add_argument("--image-size", type=int, default=48)
+    g.add_argument("--max-steps", type=int, default=EnvConfig.max_steps, help="episode length (paper: 25)")
+    g.add_argument("--image-size", type=int, default=EnvConfig.image_size)
     g.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu) | cpu | cuda[:N]")
     g.add_argument("--no-progress", action="store_true", help="no tqdm bar")
