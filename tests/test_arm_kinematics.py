@@ -70,3 +70,16 @@ def test_the_bridge_kinematics_never_import_pybullet():
             "assert 'pybullet' not in sys.modules, 'pybullet imported'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("angle", [1e-3, 1.0, np.pi])
+def test_the_orientation_error_ik_drives_to_zero_is_the_rotation_itself(angle):
+    """The rotation vector of R (axis x angle) rebuilds R, a half turn included (where the
+    axis must come from R's symmetric part)."""
+    from parrot_bringup.arm_kinematics import _axis_angle, _rotation_vector
+    for axis in (np.array([1.0, -1.0, 0.0]), np.array([0.2, 0.5, -0.84]), np.array([0.0, 0, 1])):
+        axis = axis / np.linalg.norm(axis)
+        r = _axis_angle(axis, angle)
+        v = _rotation_vector(r)
+        assert np.linalg.norm(v) == pytest.approx(angle, abs=1e-6)
+        assert np.allclose(_axis_angle(v / np.linalg.norm(v), np.linalg.norm(v)), r, atol=1e-6)

@@ -110,8 +110,9 @@ def _rotation_vector(r: np.ndarray) -> np.ndarray:
     if angle < 1e-9:
         return np.zeros(3)
     w = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
-    if np.pi - angle < 1e-6:  # half a turn: the axis from the symmetric part
-        axis = np.sqrt(np.maximum((np.diag(r) + 1) / 2, 0.0))
+    if np.pi - angle < 1e-6:  # half a turn: the axis from the symmetric part R = 2aa^T - I
+        i = int(np.argmax(np.diag(r)))
+        axis = (r[:, i] + np.eye(3)[i]) / np.sqrt(2.0 * (1.0 + r[i, i]))
         return axis * angle
     return w / (2 * np.sin(angle)) * angle
 
