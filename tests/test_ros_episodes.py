@@ -20,7 +20,8 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
     Enter / z on the key topic: the first episode is recorded with exactly the images that got
     a command after its start (one step each, reported on parrot/episode/state) and the
     operator's label; the second is discarded; images between episodes are in neither. An
-    Enter while an episode runs is refused and logged, and the teleop node keeps going."""
+    Enter while an episode runs is refused and logged, and the teleop node keeps going. A
+    start waits for the recorder to be ready (min_recorders 1, the default): no image lost."""
     from sensor_msgs.msg import Image, Joy
     from std_msgs.msg import String
 
@@ -109,3 +110,41 @@ def test_episodes_node_marks_the_operators_episodes_for_recording(tmp_path):
     joystick = episode.actions[episode.actions[:, 6] < -0.5]  # after the button closed it
     assert len(joystick) and np.allclose(joystick[:, 0], 0.9, atol=1e-5)
     assert episode.attrs["source"] == "teleop" and episode.attrs["success"] is True
+
+
+def test_a_start_is_refused_until_a_recorder_is_ready(tmp_path):
+    """With a camera up but no recorder, Enter (the start service) is refused and says it is
+    waiting for the recorder, rather than starting an episode whose first image nobody
+    records."""
+    from sensor_msgs.msg import Image
+    from std_srvs.srv import Trigger
+
+    from parrot_bringup import interfaces as itf
+
+    domain = domain_id(f"{__name__}.refused")
+    env = ros_env(domain)
+    node = start_node("episodes", {"image_qos": "reliable"}, env, tmp_path / "episodes.log")
+    t = TestNode(domain)
+    camera = t.node.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos("reliable"))
+    client = t.node.create_client(Trigger, itf.SERVICE_EPISODE_START)
+
+    def start() -> Trigger.Response:
+        future = client.call_async(Trigger.Request())
+        assert t.spin_until(future.done, 30)
+        return future.result()
+
+    try:
+        assert t.spin_until(lambda: client.service_is_ready()
+                            and camera.get_subscription_count() > 0, 30)
+        deadline, answer = time.monotonic() + 30, None
+        while time.monotonic() < deadline:  # until the node has seen a camera image
+            camera.publish(itf.numpy_to_image(np.zeros((48, 48, 3), np.uint8), time.time_ns()))
+            answer = start()
+            if "no camera image yet" not in answer.message:
+                break
+        assert not answer.success and "waiting for 1 recorder" in answer.message, answer.message
+    finally:
+        t.close()
+        stop(node)
+    text = (tmp_path / "episodes.log").read_text()
+    assert "started" not in text, text

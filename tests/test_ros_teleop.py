@@ -34,7 +34,8 @@ def live_frame(port: int) -> np.ndarray:
 
 
 def test_an_operators_episodes_are_started_labelled_discarded_and_recorded(tmp_path):
-    """Enter starts an episode (nothing is recorded before it), y ends it as a success, z
+    """Enter starts an episode once the recorder is ready (nothing is recorded before it,
+    and none of it is lost to a recorder still starting), y ends it as a success, z
     discards the next one and the same scene comes again, x ends that as a failure. The
     recorder saves what ran; bag2dataset keeps the two labelled episodes with source teleop
     and the operator's labels, skips the discarded one saying so, and the gripper closed in
@@ -52,7 +53,7 @@ def test_an_operators_episodes_are_started_labelled_discarded_and_recorded(tmp_p
     procs = [
         start_node("sim_twin", {"operator_episodes": True, "seed": 11, "max_steps": 300,
                                 "terminate_on_success": False, "step_without_command": False,
-                                "image_qos": "reliable"}, env, logs["twin"]),
+                                "min_recorders": 1, "image_qos": "reliable"}, env, logs["twin"]),
         start_node("recorder", {"out_dir": str(tmp_path / "bags"), "session": "s",
                                 "image_qos": "reliable"}, env, logs["recorder"]),
         start_node("teleop", {"keyboard": False, "image_qos": "reliable", "view_port": port},

@@ -8,7 +8,8 @@ While an episode runs, every camera image answered by a command (twist and gripp
 with the image's stamp) is reported on `parrot/episode/state` as one step, as the twin
 reports the steps it applies; the recorder then knows when an episode is complete and
 `bag2dataset` pairs exactly those steps. An episode still running after `max_duration_s`
-ends as a failure (`reason: time_limit`). The person resets the scene between episodes.
+ends as a failure (`reason: time_limit`). The person resets the scene between episodes. A
+start waits for `min_recorders` ready recorders (`parrot/recorder/status`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ PARAMS = {
     "max_duration_s": Param(30.0, "an episode still running this long ends as a failure (s)",
                             (1.0, 3600.0)),
     "control_rate_hz": Param(10.0, "the command rate (stored with each episode)", (0.1, 1000.0)),
+    "min_recorders": Param(1, "ready recorders a start waits for (parrot/recorder/status): "
+                              "an episode started before would lose its first image", (0, 1000)),
     "image_qos": IMAGE_QOS,
 }
 
@@ -46,6 +49,7 @@ class EpisodesNode(Node):
                                  lambda m: self._on_command(self.twists, m), itf.command_qos())
         self.create_subscription(JointState, itf.TOPIC_GRIPPER,
                                  lambda m: self._on_command(self.grips, m), itf.command_qos())
+        self.recorders = itf.ReadyRecorders(self)
         itf.create_episode_services(self, self._on_start, self._on_end)
         self.create_timer(0.2, self._check_time)
         self.episode = -1
@@ -86,6 +90,10 @@ class EpisodesNode(Node):
             return response
         if self.latest_image_ns is None:
             response.success, response.message = False, "no camera image yet: is the camera up?"
+            return response
+        waiting = self.recorders.waiting_for(int(self.p["min_recorders"]))
+        if waiting:
+            response.success, response.message = False, waiting
             return response
         self.episode += 1
         self.active = True

@@ -124,6 +124,10 @@ MSGTYPE = {
 # What the recorder writes by default (and bag2dataset reads).
 RECORDED_TOPICS = [TOPIC_IMAGE, TOPIC_TWIST, TOPIC_GRIPPER, TOPIC_EPISODE_EVENT,
                    TOPIC_EPISODE_STATE, TOPIC_ARM_STATE]
+# What an episode cannot do without: a recorder is ready once these have a publisher (the arm
+# state is optional: bag2dataset then stores the episode without states).
+EPISODE_TOPICS = [TOPIC_IMAGE, TOPIC_TWIST, TOPIC_GRIPPER, TOPIC_EPISODE_EVENT,
+                  TOPIC_EPISODE_STATE]
 
 SUPPORTED_ENCODINGS = ("rgb8", "bgr8")
 
@@ -448,6 +452,33 @@ def parse_json_msg(msg) -> dict:
         return from_jsonable(json.loads(msg.data))
     except (json.JSONDecodeError, TypeError, ValueError) as e:
         raise InterfaceError(f"not a Parrot JSON message: {e}") from e
+
+
+class ReadyRecorders:
+    """The recorders that said they are ready (latched `parrot/recorder/status`), for a node
+    that must not start an episode before they can record its first image."""
+
+    def __init__(self, node):
+        from std_msgs.msg import String
+        self.names: set[str] = set()
+        self._logger = node.get_logger()
+        node.create_subscription(String, TOPIC_RECORDER_STATUS, self._on_status, event_qos())
+
+    def _on_status(self, msg) -> None:
+        try:
+            status = parse_json_msg(msg)
+        except InterfaceError as e:
+            self._logger.error(f"bad recorder status: {e}")
+            return
+        if status.get("ready"):
+            self.names.add(str(status.get("recorder")))
+
+    def waiting_for(self, wanted: int) -> str | None:
+        """Why an episode cannot start yet, or None."""
+        if len(self.names) >= wanted:
+            return None
+        return (f"waiting for {wanted} recorder(s) to be ready ({len(self.names)} so far): "
+                f"its first image would not be recorded")
 
 
 def create_episode_services(node, on_start, on_end) -> None:

@@ -344,11 +344,12 @@ class RecorderNode(Node):
         self._check_complete(grace=not stalled)
 
     def _check_ready(self):
-        """Ready once every recorded topic has a matched publisher (said once, latched)."""
-        if self.ready or any(sub.get_publisher_count() == 0 for sub in self.subs.values()):
+        """Ready once every topic an episode needs has a matched publisher (said once,
+        latched); the arm state is optional."""
+        if self.ready or any(self.subs[t].get_publisher_count() == 0 for t in itf.EPISODE_TOPICS):
             return
         self.ready = True
-        self.get_logger().info("ready: every recorded topic has a publisher")
+        self.get_logger().info("ready: every topic an episode needs has a publisher")
         self.status_pub.publish(itf.json_msg({"recorder": self.get_fully_qualified_name(),
                                               "ready": True, "root": str(self.root)}))
 

@@ -19,8 +19,9 @@ the sequence there). `auto_reset` starts the next episode when one ends, up to `
 (0 = forever); `parrot/sim/reset` (std_srvs/Trigger) ends the current one (reason
 "reset") and starts the next seed. `start_when_matched` holds the first episode until a
 command publisher, `min_image_subscribers` image subscribers (e.g. the policy node) and
-`min_recorders` ready recorders (`parrot/recorder/status`: every topic they record is
-matched, so they miss none of the episode) are there, then `start_delay_s` more.
+`min_recorders` ready recorders (`parrot/recorder/status`: every topic an episode needs is
+matched, so they miss none of it) are there, then `start_delay_s` more. With
+`operator_episodes` every start waits for `min_recorders` too (refused, saying so).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ PARAMS = {
                            (0.0, 60.0)),
     "min_image_subscribers": Param(0, "with start_when_matched: image subscribers to wait for "
                                       "(e.g. 1 for the policy node)", (0, 1000)),
-    "min_recorders": Param(0, "with start_when_matched: ready recorders to wait for", (0, 1000)),
+    "min_recorders": Param(0, "ready recorders the first episode waits for (start_when_matched), "
+                              "and every operator start", (0, 1000)),
     "step_without_command": Param(False, "free-running: step with a zero action when no "
                                          "command came (else re-publish the view)"),
     "image_qos": IMAGE_QOS,
@@ -126,9 +128,7 @@ class SimTwinNode(Node):
         self.create_subscription(JointState, itf.TOPIC_GRIPPER,
                                  lambda m: self._on_command(self.assembler.add_gripper, m),
                                  itf.command_qos())
-        self.ready_recorders: set[str] = set()
-        self.create_subscription(String, itf.TOPIC_RECORDER_STATUS, self._on_recorder_status,
-                                 itf.event_qos())
+        self.recorders = itf.ReadyRecorders(self)
         self.create_service(Trigger, itf.SERVICE_RESET, self._on_reset)
         self.operator = bool(p["operator_episodes"])
         if self.operator:
@@ -188,10 +188,12 @@ class SimTwinNode(Node):
         self._publish_view(self._now_ns())
 
     def _on_operator_start(self, response):
-        if self.active or not self.staged:
+        waiting = self.recorders.waiting_for(int(self.p["min_recorders"]))
+        if self.active or not self.staged or waiting:
             response.success = False
             response.message = ("an episode is running" if self.active
-                                else "no scene staged yet (the twin is starting)")
+                                else "no scene staged yet (the twin is starting)"
+                                if not self.staged else waiting)
             return response
         self.staged = False
         self._begin_episode(staged=True)
@@ -355,19 +357,10 @@ class SimTwinNode(Node):
         else:
             self.latest = (stamp_ns, action)
 
-    def _on_recorder_status(self, msg) -> None:
-        try:
-            status = itf.parse_json_msg(msg)
-        except itf.InterfaceError as e:
-            self.get_logger().error(f"bad recorder status: {e}")
-            return
-        if status.get("ready"):
-            self.ready_recorders.add(str(status.get("recorder")))
-
     def _matched(self) -> bool:
         return (self.count_publishers(itf.TOPIC_TWIST) > 0
                 and self.pub_image.get_subscription_count() >= int(self.p["min_image_subscribers"])
-                and len(self.ready_recorders) >= int(self.p["min_recorders"]))
+                and self.recorders.waiting_for(int(self.p["min_recorders"])) is None)
 
     def _tick(self):
         now = time.monotonic()
