@@ -88,6 +88,8 @@ def test_an_operators_episodes_are_started_labelled_discarded_and_recorded(tmp_p
             press("\n")  # until the teleop node has found the twin's services
             t.spin_until(lambda: started(k), 5)
         assert started(k), text()
+        # keys after the operator sees REC: teleop opens the gripper when the start reaches it
+        assert t.spin_until(lambda: f"REC episode {k}," in logs["teleop"].read_text(), 20), text()
 
     def run_steps(k: int, n: int) -> None:
         assert t.spin_until(lambda: sum(s["episode"] == k for s in steps) >= n, 30), text()
