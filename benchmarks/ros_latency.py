@@ -6,7 +6,9 @@ ONNX prior on onnxruntime, 1 thread, torch blocked) and answers each image with 
 gripper command stamped with the image's stamp. Latency = receive time of the twist here -
 the image stamp (same host clock): serialization, DDS transport both ways, the node's
 conversion/resize, inference and message building. Reports median and p99 in ms, and
-commands lost (images without an answer), in benchmarks/results/ros_latency.json.
+commands lost (images without an answer), in benchmarks/results/ros_latency.json, with where
+the time goes inside the policy node (its per-image stages, logged when it stops): arrival
+(DDS + executor), decode, model, publish; the rest of the total is the command's way back.
 
     python benchmarks/ros_latency.py                 # random full-size prior (default config)
     python benchmarks/ros_latency.py --prior EXPORT  # an existing `parrot export` directory
@@ -79,6 +81,15 @@ def measure(node, executor, pub, got, rate: float, seconds: float, warmup: float
             "max_ms": round(float(lat.max()), 3) if lat.size else None}
 
 
+def node_stages(log: str) -> dict | None:
+    """The policy node's per-image stage times from its shutdown log line."""
+    from parrot_bringup.policy import STAGES_LOG
+    for line in log.splitlines():
+        if STAGES_LOG in line:
+            return json.loads(line.split(STAGES_LOG, 1)[1])
+    return None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prior", help="existing prior export directory")
@@ -135,6 +146,7 @@ def main() -> int:
         proc.wait(10)
         node.destroy_node()
         rclpy.shutdown()
+    stages = node_stages((Path(tmp.name) / "policy.log").read_text())
     report = {
         "benchmark": "ros_latency",
         "what": "image publish -> twist received, across processes (policy node, mode prior)",
@@ -146,12 +158,16 @@ def main() -> int:
                  "python": platform.python_version()},
         "command": "python benchmarks/ros_latency.py " + " ".join(sys.argv[1:]),
         "results": results,
+        "policy_node_stages_ms": stages,  # over every answered image of the run, all rates
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
     for r in results:
         print(f"{r['rate_hz']:>4.0f} Hz: median {r['median_ms']} ms, p99 {r['p99_ms']} ms "
               f"({r['answered']}/{r['sent']} answered)")
+    if stages:
+        print("inside the policy node (median / p99 ms): " + ", ".join(
+            f"{k} {v['median']} / {v['p99']}" for k, v in stages.items()))
     print(f"wrote {args.out}")
     return 0
 

@@ -99,3 +99,20 @@ def test_wrong_encoding_or_size_is_rejected_with_a_logged_error(stack, case):
     ok = stamp + 1
     _send(t, pub, img, ok)
     assert t.spin_until(lambda: ok in got["twist"], 10), log.read_text()
+
+
+def test_when_it_stops_the_node_logs_where_each_images_time_went(stack):
+    """Last in this module (it stops the node): the shutdown log line that
+    benchmarks/ros_latency.py reads, with each stage's median and p99 over the images it
+    answered (arrival, decode, model, publish)."""
+    import json
+
+    from parrot_bringup.policy import STAGES_LOG
+    t, pub, got, log, proc = stack
+    assert got["twist"], "no image answered before"  # the tests above sent some
+    stop(proc, timeout=20)
+    line = next((ln for ln in log.read_text().splitlines() if STAGES_LOG in ln), None)
+    assert line is not None, log.read_text()
+    stages = json.loads(line.split(STAGES_LOG, 1)[1])
+    assert set(stages) == {"arrive", "decode", "model", "publish"}
+    assert all(s["n"] >= 1 and 0 <= s["median"] <= s["p99"] for s in stages.values())

@@ -24,7 +24,9 @@ stops the arm through the bridge's watchdog instead of acting on a stale one.
 
 from __future__ import annotations
 
+import json
 import time
+from collections import deque
 
 import numpy as np
 from geometry_msgs.msg import TwistStamped
@@ -76,7 +78,11 @@ class PolicyNode(Node):
         self.create_subscription(JointState, itf.TOPIC_ARM_STATE, self._on_arm_state,
                                  itf.state_qos())
         self.add_on_set_parameters_callback(self._on_params)
-        self.inference_ms: list[float] = []
+        # where an image's time goes (ms), logged at shutdown (benchmarks/ros_latency.py reads it):
+        # arrive = callback start - image stamp (DDS, executor; the stamp's clock must be this
+        # host's), decode = message -> array, model = crop/resize + inference, publish = the
+        # command's messages built and sent
+        self.stage_ms = {k: deque(maxlen=5000) for k in ("arrive", "decode", "model", "publish")}
         self.last_stamp = None
         self.errors = 0
 
@@ -114,12 +120,15 @@ class PolicyNode(Node):
         stamp_ns = itf.stamp_to_ns(msg.header.stamp)
         if stamp_ns == self.last_stamp:
             return  # a re-sent image (lock-step twin): answered already
+        self.stage_ms["arrive"].append((time.time_ns() - stamp_ns) / 1e6)
+        t0 = time.perf_counter()
         try:
             img = itf.image_to_numpy(msg, self.expected)
         except itf.ImageFormatError as e:
             self.errors += 1
             self.get_logger().error(f"image rejected, no command: {e}")
             return
+        self.stage_ms["decode"].append((time.perf_counter() - t0) * 1e3)
         if self.models.needs_arm_state:
             self.waiting = (stamp_ns, img)  # a newer image replaces one still waiting
             self._answer_waiting()
@@ -153,15 +162,30 @@ class PolicyNode(Node):
         t0 = time.perf_counter()
         try:
             action = self.models(self.models.view(img, self.camera), state)
+            t1 = time.perf_counter()
             twist, grip = itf.action_to_msgs(action, stamp_ns, self.rate, self.p["command_frame"])
         except ValueError as e:  # InvalidActionError (NaN/inf) or a model input error
             self.errors += 1
             self.get_logger().error(f"no command for image {stamp_ns}: {e}")
             return
-        self.inference_ms.append((time.perf_counter() - t0) * 1e3)
         self.last_stamp = stamp_ns
         self.pub_twist.publish(twist)
         self.pub_grip.publish(grip)
+        self.stage_ms["model"].append((t1 - t0) * 1e3)
+        self.stage_ms["publish"].append((time.perf_counter() - t1) * 1e3)
+
+    def stage_summary(self) -> dict:
+        """Median and p99 (ms) of each stage over the images answered (the last 5000)."""
+        return {k: {"median": round(float(np.median(v)), 3),
+                    "p99": round(float(np.percentile(v, 99)), 3), "n": len(v)}
+                for k, v in self.stage_ms.items() if v}
+
+    def close(self) -> None:  # node_runtime calls this at shutdown
+        if self.stage_ms["model"]:
+            self.get_logger().info(f"{STAGES_LOG} {json.dumps(self.stage_summary())}")
+
+
+STAGES_LOG = "time per image, ms:"
 
 
 def main(argv=None) -> int:
