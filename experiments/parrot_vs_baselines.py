@@ -35,12 +35,12 @@ import numpy as np
 # Carlo), and the policy re-weights the z it tried by exp(advantage / 0.1) (AWAC) instead of
 # following Q's gradient. alpha starts at 1 and soft targets update every step
 # (docs/RL_DESIGN.md). `--setting gradient` gives the earlier one (Q's gradient, 1-step targets).
+GRADIENT = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
+            "--terminate-on-success", "--critic-layer-norm"]
 SETTINGS = {
-    "awac-n25": ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
-                 "--terminate-on-success", "--critic-layer-norm", "--no-critic-regularizer",
-                 "--n-step", "25", "--policy-update", "awac", "--awac-lambda", "0.1"],
-    "gradient": ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
-                 "--terminate-on-success", "--critic-layer-norm"],
+    "awac-n25": [*GRADIENT, "--no-critic-regularizer", "--n-step", "25", "--policy-update", "awac",
+                 "--awac-lambda", "0.1"],
+    "gradient": GRADIENT,
 }
 TASKS = {  # name -> extra train-rl arguments
     "grasp": ["--task", "grasp"],
@@ -51,14 +51,14 @@ TASKS = {  # name -> extra train-rl arguments
 
 
 def per_task(default: str, overrides: list[str], what: str) -> dict:
-    """`--task-prior pick_place=DIR` style overrides on top of one default path."""
-    paths = {task: default for task in TASKS}
+    """`--task-prior pick_place=DIR` style overrides on top of one default value."""
+    values = {task: default for task in TASKS}
     for item in overrides:
-        task, sep, path = item.partition("=")
+        task, sep, value = item.partition("=")
         if not sep or task not in TASKS:
-            raise SystemExit(f"--task-{what} {item!r}: expected TASK=PATH with TASK in {sorted(TASKS)}")
-        paths[task] = path
-    return paths
+            raise SystemExit(f"--task-{what} {item!r}: expected TASK=VALUE with TASK in {sorted(TASKS)}")
+        values[task] = value
+    return values
 
 
 def run_command(task: str, algo: str, seed: int, args) -> list[str]:

@@ -146,12 +146,13 @@ def add_scene_arguments(parser) -> None:
                              "(default: the twin's camera, config/camera.yaml)")
 
 
-def randomization_of(args) -> RandomizationConfig:
-    """The RandomizationConfig that add_scene_arguments' flags ask for."""
-    scale = getattr(args, "randomize_scale", 1.0)
-    if scale != 1.0 and not args.randomize:
-        raise ValueError(f"--randomize-scale {scale:g} needs --randomize")
-    return RandomizationConfig().scaled(scale)
+def scene_config(args) -> dict:
+    """The EnvConfig fields that add_scene_arguments' flags set (one place maps them)."""
+    if args.randomize_scale != 1.0 and not args.randomize:
+        raise ValueError(f"--randomize-scale {args.randomize_scale:g} needs --randomize")
+    return {"num_objects": args.num_objects, "target_object": args.target_object,
+            "camera_file": args.camera_file, "randomize": args.randomize,
+            "randomization": RandomizationConfig().scaled(args.randomize_scale)}
 
 
 class ParrotEnv(gymnasium.Env):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from parrot_core.arm_state import state_from_info
 from parrot_core.intervals import wilson_interval
-from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, randomization_of
+from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, scene_config
 
 
 class EvalPolicyError(RuntimeError):
@@ -81,10 +81,8 @@ RAY_CHUNK = 20  # episodes per Ray task
 
 
 def env_config(args, size) -> EnvConfig:
-    return EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
-                     target_object=args.target_object, image_size=size, max_steps=args.max_steps,
-                     camera_file=args.camera_file, randomize=args.randomize,
-                     randomization=randomization_of(args))
+    return EnvConfig(task=args.task, objects=args.objects, image_size=size,
+                     max_steps=args.max_steps, **scene_config(args))
 
 
 def evaluate_chunk(policy_dir, prior_dir, config: EnvConfig, episodes: int, seed: int) -> list[dict]:

@@ -148,7 +148,8 @@ def load_object(client: int, object_name: str, pos, orn, shapes: dict | None = N
     re-read the mesh and grew the client by one mesh per object per episode."""
     s = object_spec(object_name)
     c = dict(physicsClientId=client)
-    if shapes is not None and object_name in shapes:
+    reused = shapes is not None and object_name in shapes
+    if reused:
         col, vis = shapes[object_name]
     else:
         scale = [s["scale"]] * 3
@@ -160,7 +161,8 @@ def load_object(client: int, object_name: str, pos, orn, shapes: dict | None = N
         if shapes is not None:
             shapes[object_name] = (col, vis)
     body = p.createMultiBody(OBJECT_MASS_KG, col, vis, pos, orn, **c)
-    p.changeVisualShape(body, -1, rgbaColor=s["rgba"], **c)  # a reused shape: its own colour
+    if reused:  # a randomized look may have recoloured the shape's last body
+        p.changeVisualShape(body, -1, rgbaColor=s["rgba"], **c)
     p.changeDynamics(body, -1, lateralFriction=1.0, spinningFriction=0.002, rollingFriction=0.0005,
                      **c)
     return body

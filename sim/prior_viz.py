@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from parrot_core.arm_state import state_from_info
 from parrot_core.intervals import wilson_interval
-from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, randomization_of
+from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, scene_config
 from sim.prior_diagnostics import first_close_miss, reaching_error, summarize_misses
 
 
@@ -148,10 +148,7 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     rng = np.random.default_rng(args.seed)
-    env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, num_objects=args.num_objects,
-                              target_object=args.target_object,
-                              camera_file=args.camera_file, randomize=args.randomize,
-                              randomization=randomization_of(args)))
+    env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, **scene_config(args)))
     try:
         forward = load_prior_forward(args.prior)
         runs = [("random actions (no prior)", uniform_sampler(rng)),

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from parrot_core.files import atomic_replace, atomic_write_text
 from parrot_core.intervals import wilson_interval
-from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, randomization_of
+from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, scene_config
 from sim.prior_viz import explore, load_prior_forward, prior_mode, prior_sampler
 
 SELECTION, SELECTED, SNAPSHOTS = "selection.json", "selected.pt", "snapshots"
@@ -76,10 +76,7 @@ def main(args) -> int:
         if previous.get("scenes") == key:
             cached = {c["snapshot"]: c for c in previous["candidates"]}
 
-    env = ParrotEnv(EnvConfig(task=args.task, objects="train", num_objects=args.num_objects,
-                              target_object=args.target_object,
-                              camera_file=args.camera_file, randomize=args.randomize,
-                              randomization=randomization_of(args)))
+    env = ParrotEnv(EnvConfig(task=args.task, objects="train", **scene_config(args)))
     candidates = []
     try:
         for path in tqdm(snapshots, desc="select-prior", disable=args.no_progress):

@@ -153,15 +153,12 @@ def _bc_data(path: str | None, image_size: int, features=None, tasks: tuple[str,
 
 
 def make_env_factory(task: str, objects: str, image_size: int, max_steps: int,
-                     target_object: str | None = None, terminate_on_success: bool = False,
-                     num_objects: int = 3, camera_file: str | None = None,
-                     randomize: bool = False, randomization=None):
-    from sim.env import EnvConfig, ParrotEnv, RandomizationConfig
+                     terminate_on_success: bool = False, **scene):
+    """`scene`: sim.env.scene_config(args), the scene flags as EnvConfig fields."""
+    from sim.env import EnvConfig, ParrotEnv
 
     config = EnvConfig(task=task, objects=objects, image_size=image_size, max_steps=max_steps,
-                       target_object=target_object, terminate_on_success=terminate_on_success,
-                       num_objects=num_objects, camera_file=camera_file,
-                       randomize=randomize, randomization=randomization or RandomizationConfig())
+                       terminate_on_success=terminate_on_success, **scene)
     ParrotEnv(config).close()  # fail here, before any training, on a bad configuration
     return lambda: ParrotEnv(config)
 
@@ -226,11 +223,9 @@ def main(args) -> int:
                       progress=not args.no_progress,
                       tensorboard=args.tensorboard)
     agent = make_agent(cfg, args.seed, device=device)
-    from sim.env import randomization_of
+    from sim.env import scene_config
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
-                               args.target_object, args.terminate_on_success,
-                               num_objects=args.num_objects, camera_file=args.camera_file,
-                               randomize=args.randomize, randomization=randomization_of(args))
+                               args.terminate_on_success, **scene_config(args))
     row = train(agent, factory, transform, args.out, loop, resume=args.resume, run_meta=run_meta,
                 bc_data=bc_data, observe=observe)
     print(f"parrot train-rl: {args.out}: {args.algo} on {args.task}/{args.objects} seed {args.seed}: "

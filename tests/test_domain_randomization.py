@@ -72,7 +72,7 @@ def test_a_wider_randomization_moves_the_image_further_and_needs_randomize():
     import argparse
 
     from sim.domain_randomization import RandomizationConfig
-    from sim.env import add_scene_arguments, randomization_of
+    from sim.env import add_scene_arguments, scene_config
 
     wide = RandomizationConfig().scaled(3.0)
     assert wide.camera_position_m == pytest.approx(3 * RandomizationConfig.camera_position_m)
@@ -81,8 +81,9 @@ def test_a_wider_randomization_moves_the_image_further_and_needs_randomize():
     parser = argparse.ArgumentParser()
     add_scene_arguments(parser)
     with pytest.raises(ValueError, match="--randomize-scale 3 needs --randomize"):
-        randomization_of(parser.parse_args(["--randomize-scale", "3"]))
-    assert randomization_of(parser.parse_args(["--randomize", "--randomize-scale", "3"])) == wide
+        scene_config(parser.parse_args(["--randomize-scale", "3"]))
+    assert scene_config(parser.parse_args(["--randomize", "--randomize-scale", "3"]))[
+        "randomization"] == wide
 
     def first_image(**kw) -> np.ndarray:
         env = ParrotEnv(EnvConfig(task="grasp", **kw))

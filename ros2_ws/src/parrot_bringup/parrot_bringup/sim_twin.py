@@ -188,12 +188,11 @@ class SimTwinNode(Node):
         self._publish_view(self._now_ns())
 
     def _on_operator_start(self, response):
-        waiting = self.recorders.waiting_for(int(self.p["min_recorders"]))
-        if self.active or not self.staged or waiting:
-            response.success = False
-            response.message = ("an episode is running" if self.active
-                                else "no scene staged yet (the twin is starting)"
-                                if not self.staged else waiting)
+        why_not = ("an episode is running" if self.active else
+                   "no scene staged yet (the twin is starting)" if not self.staged else
+                   self.recorders.waiting_for(int(self.p["min_recorders"])))
+        if why_not:
+            response.success, response.message = False, why_not
             return response
         self.staged = False
         self._begin_episode(staged=True)
