@@ -5,12 +5,14 @@ end-to-end camera -> policy -> hardware_bridge latency across processes.
    the policy, a = prior(z; image)) run batch-1 on a fresh image every 1/30 s (sleeping to
    the next tick like a control loop, so caches and the CPU cool down between calls as they
    do on the robot). Reported: model only, and model + OpenCV resize of a 640x480 frame.
-2. end to end: `usb_camera` (a 640x480 MJPG file at 30 Hz) -> `policy` (the bundle's YAML) ->
-   `hardware_bridge` (servo output, safety filter, activated) -> a fake arm in this process
-   that publishes joint_states. Latency = the bridge's publish time of the arm command - the
-   camera's capture stamp (the bridge reports median/p99 in /diagnostics), plus the camera ->
-   policy-command part measured here. Per-step limits are widened so a random policy is
-   not stopped by them (stops would not be commands).
+2. end to end: `usb_camera` (an MJPG file of the twin camera's own 640x480 frames at 30 Hz)
+   -> `policy` (the bundle's YAML) -> `hardware_bridge` (servo output, safety filter,
+   activated) -> a fake arm in this process that publishes joint_states. Latency = the bridge's
+   publish time of the arm command - the camera's grab stamp (the bridge reports median/p99
+   in /diagnostics), plus the camera -> policy-command part measured here, and the share of
+   frames that became a command. Two routes in one run: the models' view published by the
+   camera (`model_view_topic`) and the full frames to the policy node (hardware.yaml's default). Per-step limits
+   are widened so a random policy is not stopped by them (stops would not be commands).
 
     python benchmarks/bundle_latency.py                  # random-init 48x48 prior + policy
     python benchmarks/bundle_latency.py --bundle DIR     # an existing deploy bundle
@@ -39,30 +41,13 @@ RATE_HZ = 30.0
 
 
 def make_bundle(out: Path) -> Path:
-    """A bundle of a random-init default-size prior and an untrained PARROT policy on it."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import torch
+    """A bundle as deployed: a random-init paper-size prior conditioned on the arm state and a
+    PARROT policy on its features, fused with it into one graph (export-policy --fuse-prior)."""
+    from fused_policy_latency import make_exports
 
-    from parrot_core.action_transform import PriorTransform
     from parrot_core.bundle import deploy_bundle
-    from parrot_core.export import export_prior, weights_sha256
-    from parrot_core.export_policy import export_policy
-    from parrot_core.flow import ConditionalRealNVP, PriorConfig
-    from parrot_core.rl_loop import LoopConfig, make_agent, train
-    from parrot_core.sac import config_for_algo
-    from rl_toy import ColorSignEnv
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    prior = ConditionalRealNVP(PriorConfig())
-    size = prior.config.image_size
-    export_prior(prior, out / "prior", exporter="torchscript")
-    agent = make_agent(config_for_algo("parrot", image_size=size, learning_starts=10_000), seed=0)
-    train(agent, lambda: ColorSignEnv(image_size=size), PriorTransform(prior, "bench",
-                                                                       weights_sha256(prior)),
-          out / "run", LoopConfig(total_steps=5, eval_every=5, eval_episodes=0, progress=False),
-          run_meta={"algo": "parrot", "task": "bench", "objects": "train", "seed": 0})
-    export_policy(out / "run", out / "policy", exporter="torchscript")
-    deploy_bundle(out / "prior", out / "bundle", policy_dir=out / "policy")
+    prior_dir, fused_dir, _ = make_exports(out / "exports")
+    deploy_bundle(prior_dir, out / "bundle", policy_dir=fused_dir)
     return out / "bundle"
 
 
@@ -98,7 +83,8 @@ def measure_inference(bundle: Path, seconds: float) -> dict:
         model_ms.append((t2 - t1) * 1e3)
         total_ms.append((t2 - t0) * 1e3)
     return {"rate_hz": RATE_HZ, "steps": pacer.n, "late_ticks": pacer.late, "image_size": [h, w],
-            "model": "policy + prior (PARROT)" if policy else "prior sample",
+            "model": ("policy (fused with its prior)" if policy and policy.outputs == "action"
+                      else "policy + prior (PARROT)" if policy else "prior sample"),
             "model_ms": _stats(model_ms), "resize_640x480_plus_model_ms": _stats(total_ms),
             "torch_imported": False}
 
@@ -109,41 +95,72 @@ def _stats(xs) -> dict:
             "max": round(float(xs.max()), 3), "n": int(xs.size)}
 
 
-def measure_end_to_end(bundle: Path, seconds: float, tmp: Path) -> dict:
+def twin_camera_video(path: Path, frames: int = 60) -> Path:
+    """An MJPG file of the twin camera's full 640x480 frames over scripted grasps: what a real
+    camera shows (a noise video would make the MJPG decode several times slower)."""
     import cv2
+
+    from sim.env import EnvConfig, ParrotEnv
+    from sim.scripted import ScriptedPolicy, policy_rng
+    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), RATE_HZ, (640, 480))
+    with ParrotEnv(EnvConfig(task="grasp", terminate_on_success=False)) as env:
+        for seed in range(frames // 20):
+            _, info = env.reset(seed=seed)
+            policy = ScriptedPolicy("grasp", policy_rng(seed))
+            for _ in range(20):
+                wr.write(cv2.cvtColor(env.render_camera_frame(), cv2.COLOR_RGB2BGR))
+                _, _, _, _, info = env.step(policy.act(info))
+    wr.release()
+    return path
+
+
+ROUTES = {  # the policy's (and the bridge's) image topic
+    "model_view": "camera/model_view",  # usb_camera crops + resizes; 7 KB crosses
+    "full_frames": "camera/image_raw",  # 921 KB frames cross; the policy node resizes (default)
+}
+
+
+def measure_end_to_end(bundle: Path, seconds: float, tmp: Path, video: Path, route: str) -> dict:
     import yaml
     sys.path.insert(0, str(ROOT / "tests"))
     from hardware_fakes import FakeArm, domain_for, ros_env, stop_process
+    from parrot_bringup.recorder import header_stamp_ns
 
     from parrot_bringup import interfaces as itf
-    video = tmp / "camera.avi"
-    wr = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), RATE_HZ, (640, 480))
-    rng = np.random.default_rng(0)
-    for _ in range(60):
-        wr.write(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
-    wr.release()
     params = yaml.safe_load((bundle / "config" / "hardware.yaml").read_text())
-    params["usb_camera"]["ros__parameters"].update(device=str(video), rate_hz=RATE_HZ, loop=True)
-    params["policy"]["ros__parameters"]["control_rate_hz"] = RATE_HZ
+    params["usb_camera"]["ros__parameters"].update(
+        device=str(video), rate_hz=RATE_HZ, loop=True,
+        model_view_topic=ROUTES["model_view"] if route == "model_view" else "")
+    params["policy"]["ros__parameters"].update(control_rate_hz=RATE_HZ, image_topic=ROUTES[route])
     br = params["hardware_bridge"]["ros__parameters"]
-    br.update(autostart="activate", control_rate_hz=RATE_HZ, diagnostics_period_s=0.5)
+    br.update(autostart="activate", control_rate_hz=RATE_HZ, diagnostics_period_s=0.5,
+              image_topic=ROUTES[route])
     br["safety"].update(max_translation_m=0.06, max_rotation_rad=0.3)
     pfile = tmp / "bench.yaml"
     pfile.write_text(yaml.safe_dump(params))
-    domain = domain_for("bundle_latency_bench")
+    domain = domain_for(f"bundle_latency_bench:{route}")
     env = ros_env(domain)
     procs = [subprocess.Popen([sys.executable, "-m", f"parrot_bringup.{n}", "--ros-args", "-r",
                                f"__node:={n}", "--params-file", str(pfile)], env=env, cwd=ROOT,
                               stdout=open(tmp / f"{n}.log", "wb"), stderr=subprocess.STDOUT)
              for n in ("hardware_bridge", "policy", "usb_camera")]
-    arm = FakeArm(domain, control_rate_hz=RATE_HZ)
+    # joint states at xarm_ros2's controller_manager update_rate (150 Hz): a state-conditioned
+    # policy answers an image once the bridge has an arm state stamped at or after it
+    arm = FakeArm(domain, control_rate_hz=RATE_HZ, joint_states_hz=150.0)
     arm.publish_images = False  # the usb_camera node is the camera
     from geometry_msgs.msg import TwistStamped
-    cmd_lat = []
-    arm.node.create_subscription(
-        TwistStamped, itf.TOPIC_TWIST,
-        lambda m: cmd_lat.append((arm.now_ns() - itf.stamp_to_ns(m.header.stamp)) / 1e6),
-        itf.command_qos())
+    from sensor_msgs.msg import Image
+    cmd_lat, cmd_stamps, frame_stamps = [], set(), []
+
+    def on_command(m):
+        stamp = itf.stamp_to_ns(m.header.stamp)
+        cmd_lat.append((arm.now_ns() - stamp) / 1e6)
+        cmd_stamps.add(stamp)
+    arm.node.create_subscription(TwistStamped, itf.TOPIC_TWIST, on_command, itf.command_qos())
+    # every frame's stamp (raw: never deserialized here), to count the frames answered
+    arm.node.create_subscription(Image, itf.TOPIC_IMAGE,
+                                 lambda b: frame_stamps.append(header_stamp_ns(b)),
+                                 itf.image_qos("sensor"), raw=True)
     try:
         start = time.monotonic()
         while time.monotonic() - start < 30 and not arm.snapshot(arm.twists):
@@ -154,15 +171,23 @@ def measure_end_to_end(bundle: Path, seconds: float, tmp: Path) -> dict:
             raise RuntimeError(f"no arm command within 30 s: {logs}")
         arm.clear()
         cmd_lat.clear()
+        first_frame = len(frame_stamps)
         time.sleep(seconds)
+        last_frame = len(frame_stamps)
+        time.sleep(0.5)  # the last frames' commands in flight (a benchmark, not a test)
         twists = arm.snapshot(arm.twists)
         diags = arm.snapshot(arm.diags)
+        counted = frame_stamps[first_frame:last_frame]
+        answered = sum(f in cmd_stamps for f in counted)
     finally:
         arm.close()
         for p in procs:
             stop_process(p)
     last = {kv.key: kv.value for kv in diags[-1][1].status[0].values}
     return {
+        "route": route, "policy_image_topic": ROUTES[route],
+        "frames": len(counted), "frames_answered": answered,
+        "frames_answered_share": round(answered / max(len(counted), 1), 4),
         "seconds": seconds, "arm_commands": len(twists),
         "arm_command_rate_hz": round(len(twists) / seconds, 2),
         "camera_to_policy_command_ms": _stats(cmd_lat),
@@ -192,10 +217,13 @@ def main(argv=None) -> int:
                             "--seconds", str(args.seconds)], capture_output=True, text=True,
                            check=True, cwd=ROOT)
         inference = json.loads(r.stdout.strip().splitlines()[-1])
-        e2e = measure_end_to_end(bundle, args.seconds, tmp)
+        video = twin_camera_video(tmp / "camera.avi")
+        e2e = {route: measure_end_to_end(bundle, args.seconds, tmp, video, route)
+               for route in ROUTES}
     result = {
         "benchmark": "bundle_latency",
-        "bundle": args.bundle or "random-init default PriorConfig (48x48) + untrained PARROT policy",
+        "bundle": args.bundle or "random-init paper-size prior (48x48, arm state) + untrained "
+                                 "PARROT policy on its features, fused (one graph)",
         "onnxruntime_threads": 1,
         "inference_30hz": inference,
         "end_to_end_30hz": e2e,

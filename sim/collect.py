@@ -28,6 +28,7 @@ import numpy as np
 
 from parrot_core.arm_state import state_from_info
 from parrot_core.dataset import DatasetWriter, Episode
+from sim.dagger import dagger_episode
 from sim.tasks import TASKS
 
 COLLECT_TASKS = (*TASKS, "mixed")  # mixed: grasp and pick_place episodes alternating
@@ -91,7 +92,7 @@ def collect_indices(indices: list, args: dict, parent: int | None = None):
     from sim.env import EnvConfig, ParrotEnv
     from sim.scripted import make_scripted_policy, policy_rng
 
-    envs = {}
+    envs, learners = {}, None
     try:
         for i in indices:
             if parent is not None and os.getppid() != parent:  # orphaned: stop
@@ -106,11 +107,27 @@ def collect_indices(indices: list, args: dict, parent: int | None = None):
                                                  randomize=args["randomize"]))
             seed = args["seed"] + i
             policy = make_scripted_policy(task, policy_rng(seed), noise_std=args["noise"])
+            if args.get("dagger"):
+                if learners is None:
+                    learners = dagger_learners(args["dagger"])
+                name, make_learner = learners[(i // 2) % 2]  # mixed alternates tasks by parity
+                episode = dagger_episode(envs[task], make_learner(seed), policy, seed, name)
+                yield task, seed, episode, True  # labelled by the scripted policy: all kept
+                continue
             episode, success = collect_episode(envs[task], policy, seed)
             yield task, seed, episode, success
     finally:
         for env in envs.values():
             env.close()
+
+
+def dagger_learners(prior_dir) -> list:
+    """The two ways the prior acts in `--dagger` episodes: (name, seed -> sampler)."""
+    from sim.prior_viz import load_prior_forward, prior_mode, prior_sampler
+
+    forward = load_prior_forward(prior_dir)
+    return [("random z", lambda seed: prior_sampler(forward, np.random.default_rng([seed, 2]))),
+            ("mode", lambda seed: prior_mode(forward))]
 
 
 def _worker(worker: int, indices: list, args: dict, queue) -> None:
@@ -141,6 +158,10 @@ def add_arguments(parser) -> None:
                         help="the arm camera's file: collect its view (default: the twin's camera)")
     parser.add_argument("--randomize", action="store_true",
                         help="domain randomization (colours, light, camera jitter, blur, noise)")
+    parser.add_argument("--dagger", metavar="PRIOR",
+                        help="DAgger: this prior (export dir or run) acts, random z and its mode "
+                             "in turn, and the scripted policy labels each state of its reach; "
+                             "every episode is kept (sim/dagger.py)")
     parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="collect as Ray tasks: on a local Ray instance of --workers CPUs, "
                              "or on the cluster at ADDRESS (`ray start --head`; 'auto' finds it)")
@@ -151,7 +172,7 @@ def add_arguments(parser) -> None:
 
 def run_collection(task, episodes, workers, out, objects="train", seed=0, image_size=48,
                    max_steps=25, noise=0.1, progress=True, resume=False,
-                   camera_file=None, randomize=False, ray_address=None) -> dict:
+                   camera_file=None, randomize=False, ray_address=None, dagger=None) -> dict:
     """Collect and return {task: {"attempted", "kept"}} (also printed by the CLI)."""
     if objects != "train":
         raise CollectError(f"--objects {objects}: only the train pool may be collected; held-out "
@@ -160,6 +181,10 @@ def run_collection(task, episodes, workers, out, objects="train", seed=0, image_
         raise CollectError(f"unknown task {task!r}; choose one of {COLLECT_TASKS}")
     if episodes < 1 or workers < 1:
         raise CollectError("--episodes and --workers must be >= 1")
+    if dagger is not None and not (Path(dagger) / "prior_meta.json").exists() \
+            and not (Path(dagger) / "config.json").exists():
+        raise CollectError(f"--dagger {dagger}: not a prior export dir (prior_meta.json) or "
+                           "training run (config.json)")
     todo = list(range(episodes))
     if resume and (Path(out) / "dataset.json").exists():
         from parrot_core.dataset import attempted_seeds
@@ -172,7 +197,7 @@ def run_collection(task, episodes, workers, out, objects="train", seed=0, image_
     workers = min(workers, len(todo))
     args = {"task": task, "objects": objects, "image_size": image_size, "max_steps": max_steps,
             "seed": seed, "noise": noise, "out": str(out), "camera_file": camera_file,
-            "randomize": randomize,
+            "randomize": randomize, "dagger": None if dagger is None else str(dagger),
             "run_id": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]}
     DatasetWriter(out, (image_size, image_size), worker=0, run_id=args["run_id"])  # header check
     if ray_address is not None:
@@ -225,7 +250,7 @@ def main(args) -> int:
                             seed=args.seed, image_size=args.image_size, max_steps=args.max_steps,
                             noise=args.noise, progress=not args.no_progress,
                             resume=args.resume, camera_file=args.camera_file,
-                            randomize=args.randomize, ray_address=args.ray)
+                            randomize=args.randomize, ray_address=args.ray, dagger=args.dagger)
     dt = time.perf_counter() - t0
     total = sum(c["attempted"] for c in counts.values())
     if total == 0:

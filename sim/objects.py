@@ -111,7 +111,6 @@ def top_cover(verts: np.ndarray, faces: list, grid: int = 64) -> float:
 
 
 @functools.lru_cache(maxsize=None)
-@functools.lru_cache(maxsize=None)
 def _object_spec(object_name: str) -> dict:
     i = _index(object_name)
     d = _data_dir() / f"{i:03d}"

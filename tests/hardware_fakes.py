@@ -96,7 +96,8 @@ def wait_for(pred, timeout: float, interval: float = 0.01):
 class FakeArm:
     """The arm's topics and the test's crafted inputs, in one node on `domain`."""
 
-    def __init__(self, domain: int, q=Q0, control_rate_hz: float = 10.0):
+    def __init__(self, domain: int, q=Q0, control_rate_hz: float = 10.0,
+                 joint_states_hz: float = 50.0):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import TwistStamped
@@ -138,7 +139,7 @@ class FakeArm:
         n.create_subscription(JointState, itf.TOPIC_ARM_STATE, rec(self.arm_states), itf.state_qos())
         self._img = np.zeros((48, 48, 3), np.uint8)
         self.last_image_ns = None
-        n.create_timer(0.02, self._tick_joints)
+        n.create_timer(1.0 / joint_states_hz, self._tick_joints)
         n.create_timer(0.05, self._tick_image)
         self.executor = SingleThreadedExecutor(context=self.ctx)
         self.executor.add_node(n)

@@ -87,6 +87,9 @@ def test_bundle_contents_and_verify(bundle, exports):
     assert pol["mode"] == "policy" and pol["prior_dir"] == str(bundle.resolve() / "prior")
     assert pol["policy_dir"] == str(bundle.resolve() / "policy")
     assert "safety" in params["hardware_bridge"]["ros__parameters"]
+    # the camera's models' view (when turned on) is made at the prior's size
+    assert params["usb_camera"]["ros__parameters"]["model_view_size"] == [8, 8]
+    assert pol["image_topic"] == params["hardware_bridge"]["ros__parameters"]["image_topic"]
     s = verify_bundle(bundle, log=lambda *a: None)
     assert s["policy"] == "parrot" and s["image_size"] == [8, 8]
     assert np.all(np.abs(s["test_action"]) <= 1)

@@ -251,7 +251,8 @@ class HardwareBridge(LifecycleNode):
             self.pub_motion, self.pub_grip,
             self.create_subscription(TwistStamped, itf.TOPIC_TWIST, self._on_twist, cq),
             self.create_subscription(JointState, itf.TOPIC_GRIPPER, self._on_gripper, cq),
-            self.create_subscription(Image, p["image_topic"], self._on_image, img_qos),
+            # raw: only the arrival counts, so a full frame is never deserialized here
+            self.create_subscription(Image, p["image_topic"], self._on_image, img_qos, raw=True),
             self.create_subscription(JointState, p["joint_states_topic"], self._on_joints,
                                      itf.image_qos("sensor")),
             self.create_subscription(Bool, p["estop_topic"], self._on_estop, itf.estop_qos()),
@@ -395,7 +396,7 @@ class HardwareBridge(LifecycleNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_image(self, msg: Image) -> None:
+    def _on_image(self, _cdr: bytes) -> None:
         self.filter.on_image(self._now())
 
     def _on_joints(self, msg: JointState) -> None:

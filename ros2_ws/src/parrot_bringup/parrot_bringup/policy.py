@@ -48,6 +48,8 @@ PARAMS = {
     "control_rate_hz": Param(10.0, "rate the command is scaled for: twist = per-step delta x rate (Hz)", (0.1, 1000.0)),
     "command_frame": COMMAND_FRAME,
     "image_qos": IMAGE_QOS,
+    "image_topic": Param(itf.TOPIC_IMAGE, "the images acted on: the camera's frames, or the "
+                                          "models' view usb_camera publishes (model_view_topic)"),
     "expected_image_size": Param([0, 0], "refuse images of any other size [H, W]; [0, 0] "
                                          "accepts every size and resizes to the model's"),
     "camera_file": Param("", "the arm camera's file (config/camera.yaml form): crop each frame to "
@@ -74,7 +76,7 @@ class PolicyNode(Node):
         self.models = self._load(self.p["mode"])
         self.arm_states = itf.ArmStateBuffer(float(self.p["max_state_skew_s"]))
         self.waiting = None  # (stamp_ns, image) that waits for its arm state
-        self.create_subscription(Image, itf.TOPIC_IMAGE, self._on_image, qos)
+        self.create_subscription(Image, self.p["image_topic"], self._on_image, qos)
         self.create_subscription(JointState, itf.TOPIC_ARM_STATE, self._on_arm_state,
                                  itf.state_qos())
         self.add_on_set_parameters_callback(self._on_params)

@@ -2,10 +2,17 @@
 
 `device`: a device index ("0"), a device path ("/dev/video2") or a video file; a file is
 played at `rate_hz` and, with `loop: true`, restarted at its end (handy for bench tests and
-replays). Images are stamped with the node clock at capture (the stamp the policy copies
-into its command, and the bridge's stale-image guard measures against), converted BGR -> RGB,
-optionally resized to `width` x `height` (0 = as captured) with cv2.INTER_AREA, and published
-with the sensor-data QoS (best effort, keep last 5; `image_qos: reliable` for lock-step use).
+replays). Images are stamped with the node clock when the frame is grabbed, before it is
+decoded (the stamp the policy copies into its command, and the bridge's stale-image guard
+measures against), converted BGR -> RGB, optionally resized to `width` x `height` (0 = as
+captured) with cv2.INTER_AREA, and published with the sensor-data QoS (best effort, keep last
+5; `image_qos: reliable` for lock-step use).
+
+With `model_view_topic` set, the node also publishes the models' view of each frame there,
+with the same stamp: cropped by `camera_file` (as the policy node would crop it) and resized to
+`model_view_size`. A policy node on that topic then gets a 7 KB image instead of a 921 KB
+frame (VGA), which is most of the camera -> command latency; the full frames stay on `topic`
+for the recorder (`publish_full_frames: false` drops them).
 
 A device that cannot be opened, or gives no first frame, is a CameraError naming the device
 and what to check: the node exits with code 1 instead of publishing nothing.
@@ -35,6 +42,11 @@ PARAMS = {
                            (0, 8192)),
     "capture_height": Param(0, "ask the device for this capture height (0: its default)",
                             (0, 8192)),
+    "model_view_topic": Param("", "also publish the models' view of each frame here ('' = off)"),
+    "model_view_size": Param([48, 48], "[H, W] of the models' view (the prior's image size)"),
+    "camera_file": Param("", "the camera file (config/camera.yaml form) whose crop makes the "
+                             "models' view; '' resizes the whole frame"),
+    "publish_full_frames": Param(True, "publish the frames on `topic` (the recorder's)"),
 }
 
 
@@ -77,7 +89,15 @@ class UsbCamera(Node):
             self.cap.release()
             raise CameraError(f"{self.p['device']!r} opened but gave no frame")
         self._first = frame
-        self.pub = self.create_publisher(Image, self.p["topic"], itf.image_qos(self.p["image_qos"]))
+        qos = itf.image_qos(self.p["image_qos"])
+        self.pub = (self.create_publisher(Image, self.p["topic"], qos)
+                    if self.p["publish_full_frames"] else None)
+        self.view = self._model_view_settings(frame)
+        if self.pub is None and not self.view:
+            raise CameraError("publish_full_frames is false and model_view_topic is empty: "
+                              "the node would publish nothing")
+        self.pub_view = (self.create_publisher(Image, self.p["model_view_topic"], qos)
+                         if self.view else None)
         self.published = 0
         self.finished = False
         self.exit_code = 0
@@ -86,23 +106,45 @@ class UsbCamera(Node):
             f"{'file' if self.is_file else 'device'} {self.p['device']}: "
             f"{frame.shape[1]}x{frame.shape[0]} at {self.p['rate_hz']} Hz -> {self.p['topic']}")
 
-    def _read(self):
-        if self._first is not None:
-            frame, self._first = self._first, None
-            return frame
-        ok, frame = self.cap.read()
-        if ok:
-            return frame
+    def _model_view_settings(self, frame):
+        """(size, camera) of the models' view, or None when `model_view_topic` is off; a camera
+        file that does not fit the frames is a CameraError now, not a silent wrong crop."""
+        if not self.p["model_view_topic"]:
+            return None
+        from parrot_core.camera import CameraError as CameraFileError
+        from parrot_core.camera import model_image, optional_camera
+        size = [int(v) for v in self.p["model_view_size"]]
+        if len(size) != 2 or min(size) < 1:
+            raise CameraError(f"model_view_size must be [H, W] with H, W >= 1, got {size}")
+        try:
+            camera = optional_camera(self.p["camera_file"])
+            model_image(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), size, camera)
+        except CameraFileError as e:
+            raise CameraError(f"camera_file: {e}") from None
+        return tuple(size), camera
+
+    def _grab(self) -> bool:
+        if self.cap.grab():
+            return True
         if self.is_file and self.p["loop"]:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self.cap.read()
-            if ok:
-                return frame
-        return None
+            return self.cap.grab()
+        return False
+
+    def _read(self):
+        """(stamp_ns, BGR frame) or (None, None) at the end. The stamp is taken when the frame
+        is grabbed (a device blocks there until its next frame), before the decode."""
+        if self._first is not None:
+            frame, self._first = self._first, None
+            return self.get_clock().now().nanoseconds, frame
+        if not self._grab():
+            return None, None
+        stamp_ns = self.get_clock().now().nanoseconds
+        ok, frame = self.cap.retrieve()
+        return (stamp_ns, frame) if ok else (None, None)
 
     def _tick(self) -> None:
-        stamp_ns = self.get_clock().now().nanoseconds
-        frame = self._read()
+        stamp_ns, frame = self._read()
         if frame is None:
             if self.is_file:
                 self.get_logger().info(f"end of {self.p['device']} after {self.published} images")
@@ -112,10 +154,16 @@ class UsbCamera(Node):
             self.finished = True
             return
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        w, h = int(self.p["width"]), int(self.p["height"])
-        if w > 0 and h > 0:
-            rgb = itf.resize_for_model(rgb, (h, w))
-        self.pub.publish(itf.numpy_to_image(rgb, stamp_ns, self.p["frame_id"]))
+        if self.view:  # first: the policy waits on this one
+            from parrot_core.camera import model_image
+            size, camera = self.view
+            self.pub_view.publish(itf.numpy_to_image(model_image(rgb, size, camera), stamp_ns,
+                                                     self.p["frame_id"]))
+        if self.pub is not None:
+            w, h = int(self.p["width"]), int(self.p["height"])
+            if w > 0 and h > 0:
+                rgb = itf.resize_for_model(rgb, (h, w))
+            self.pub.publish(itf.numpy_to_image(rgb, stamp_ns, self.p["frame_id"]))
         self.published += 1
 
     def close(self) -> None:
