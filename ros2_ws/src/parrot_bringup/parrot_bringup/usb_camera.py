@@ -11,8 +11,9 @@ captured) with cv2.INTER_AREA, and published with the sensor-data QoS (best effo
 With `model_view_topic` set, the node also publishes the models' view of each frame there,
 with the same stamp: cropped by `camera_file` (as the policy node would crop it) and resized to
 `model_view_size`. A policy node on that topic then gets a 7 KB image instead of a 921 KB
-frame (VGA), which is most of the camera -> command latency; the full frames stay on `topic`
-for the recorder (`publish_full_frames: false` drops them).
+frame (VGA) and has nothing to crop or resize (the README's latency table measures both
+routes); the full frames stay on `topic` for the recorder (`publish_full_frames: false` drops
+them).
 
 A device that cannot be opened, or gives no first frame, is a CameraError naming the device
 and what to check: the node exits with code 1 instead of publishing nothing.
@@ -28,6 +29,8 @@ from sensor_msgs.msg import Image
 
 from parrot_bringup import interfaces as itf
 from parrot_bringup.node_runtime import IMAGE_QOS, Param, declare, run_node
+from parrot_core.camera import CameraError as CameraFileError
+from parrot_core.camera import model_image, optional_camera
 
 PARAMS = {
     "device": Param("0", "camera index (e.g. 0), device path or video file"),
@@ -111,8 +114,6 @@ class UsbCamera(Node):
         file that does not fit the frames is a CameraError now, not a silent wrong crop."""
         if not self.p["model_view_topic"]:
             return None
-        from parrot_core.camera import CameraError as CameraFileError
-        from parrot_core.camera import model_image, optional_camera
         size = [int(v) for v in self.p["model_view_size"]]
         if len(size) != 2 or min(size) < 1:
             raise CameraError(f"model_view_size must be [H, W] with H, W >= 1, got {size}")
@@ -155,7 +156,6 @@ class UsbCamera(Node):
             return
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         if self.view:  # first: the policy waits on this one
-            from parrot_core.camera import model_image
             size, camera = self.view
             self.pub_view.publish(itf.numpy_to_image(model_image(rgb, size, camera), stamp_ns,
                                                      self.p["frame_id"]))
