@@ -11,8 +11,9 @@ end-to-end camera -> policy -> hardware_bridge latency across processes.
    publish time of the arm command - the camera's grab stamp (the bridge reports median/p99
    in /diagnostics), plus the camera -> policy-command part measured here, and the share of
    frames that became a command. Two routes in one run: the models' view published by the
-   camera (`model_view_topic`) and the full frames to the policy node (hardware.yaml's default). Per-step limits
-   are widened so a random policy is not stopped by them (stops would not be commands).
+   camera (`model_view_topic`) and the full frames to the policy node (hardware.yaml's
+   default). Per-step limits are widened so a random policy is not stopped by them (stops
+   would not be commands).
 
     python benchmarks/bundle_latency.py                  # random-init 48x48 prior + policy
     python benchmarks/bundle_latency.py --bundle DIR     # an existing deploy bundle

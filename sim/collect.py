@@ -28,7 +28,7 @@ import numpy as np
 
 from parrot_core.arm_state import state_from_info
 from parrot_core.dataset import DatasetWriter, Episode
-from sim.dagger import dagger_episode
+from sim.dagger import dagger_episode, dagger_learners
 from sim.tasks import TASKS
 
 COLLECT_TASKS = (*TASKS, "mixed")  # mixed: grasp and pick_place episodes alternating
@@ -119,15 +119,6 @@ def collect_indices(indices: list, args: dict, parent: int | None = None):
     finally:
         for env in envs.values():
             env.close()
-
-
-def dagger_learners(prior_dir) -> list:
-    """The two ways the prior acts in `--dagger` episodes: (name, seed -> sampler)."""
-    from sim.prior_viz import load_prior_forward, prior_mode, prior_sampler
-
-    forward = load_prior_forward(prior_dir)
-    return [("random z", lambda seed: prior_sampler(forward, np.random.default_rng([seed, 2]))),
-            ("mode", lambda seed: prior_mode(forward))]
 
 
 def _worker(worker: int, indices: list, args: dict, queue) -> None:

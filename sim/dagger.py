@@ -23,7 +23,17 @@ import numpy as np
 from parrot_core.action_space import GRIPPER_THRESHOLD
 from parrot_core.arm_state import state_from_info
 from parrot_core.dataset import Episode
+from sim.prior_diagnostics import horizontal_distances
 from sim.scripted import GRIP_CLOSE, ScriptedPolicy
+
+
+def dagger_learners(prior_dir) -> list:
+    """The two ways the prior acts in DAgger episodes: (name, episode seed -> sampler)."""
+    from sim.prior_viz import load_prior_forward, prior_mode, prior_sampler
+
+    forward = load_prior_forward(prior_dir)
+    return [("random z", lambda seed: prior_sampler(forward, np.random.default_rng([seed, 2]))),
+            ("mode", lambda seed: prior_mode(forward))]
 
 
 def nearest_object(info) -> str:
@@ -31,10 +41,8 @@ def nearest_object(info) -> str:
     one nearest the TCP in x-y."""
     if info["target_object"]:
         return info["target_object"]
-    ee = np.asarray(info["ee_pos"], dtype=np.float64)[:2]
-    names = list(info["object_names"])
-    dists = [np.linalg.norm(np.asarray(info["object_positions"][n][:2]) - ee) for n in names]
-    return names[int(np.argmin(dists))]
+    distances = horizontal_distances(info)
+    return min(distances, key=distances.get)
 
 
 def expert_plan(expert: ScriptedPolicy, info) -> np.ndarray:

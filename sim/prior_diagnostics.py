@@ -21,11 +21,16 @@ from sim.scripted import CLIP, GRASP_THRESHOLD_M, ScriptedPolicy, policy_rng
 CLOSE_BELOW = -0.5  # the twin closes the gripper for a[6] < -0.5
 
 
+def horizontal_distances(info) -> dict[str, float]:
+    """Distance (m) in x-y from the TCP to each object, by name."""
+    ee = np.asarray(info["ee_pos"], dtype=np.float64)[:2]
+    return {n: float(np.linalg.norm(np.asarray(info["object_positions"][n][:2]) - ee))
+            for n in info["object_names"]}
+
+
 def horizontal_miss(info) -> float:
     """Distance (m) in x-y from the TCP to the nearest object."""
-    ee = np.asarray(info["ee_pos"], dtype=np.float64)[:2]
-    objs = np.array([info["object_positions"][n][:2] for n in info["object_names"]])
-    return float(np.min(np.linalg.norm(objs - ee, axis=1)))
+    return min(horizontal_distances(info).values())
 
 
 def first_close_miss(info_before_step, action, already: float | None) -> float | None:

@@ -119,7 +119,7 @@ class UsbCamera(Node):
             raise CameraError(f"model_view_size must be [H, W] with H, W >= 1, got {size}")
         try:
             camera = optional_camera(self.p["camera_file"])
-            model_image(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), size, camera)
+            model_image(frame, size, camera)  # refuses a frame the file does not describe
         except CameraFileError as e:
             raise CameraError(f"camera_file: {e}") from None
         return tuple(size), camera
