@@ -62,6 +62,17 @@ def test_node_refuses_to_publish_nothing(tmp_path):
     assert "the node would publish nothing" in r.stdout + r.stderr
 
 
+def test_a_model_view_size_that_is_not_h_w_is_refused_at_start(tmp_path):
+    video = _video(tmp_path / "clip.avi")
+    r = subprocess.run([sys.executable, "-m", "parrot_bringup.usb_camera", "--ros-args",
+                        "-p", f"device:={video}", "-p", "model_view_topic:=camera/model_view",
+                        "-p", "model_view_size:=[0, 48]"],
+                       capture_output=True, text=True, env=ros_env(domain_for(__name__)), cwd=ROOT,
+                       timeout=60)
+    assert r.returncode == 1
+    assert "model_view_size must be [H, W] with H, W >= 1, got [0, 48]" in r.stdout + r.stderr
+
+
 def test_a_camera_file_that_does_not_fit_the_frames_is_refused_at_start(tmp_path):
     """The shipped camera file is 640x480; 32x24 frames cannot be cropped by it."""
     video = _video(tmp_path / "clip.avi")
