@@ -261,12 +261,13 @@ def _bc_nll(agent: SACAgent, obs: np.ndarray, actions: np.ndarray, batch: int = 
 
 def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionTransform, run_dir,
           loop: LoopConfig, resume: bool = False, run_meta: dict | None = None,
-          bc_data: dict | None = None, eval_env_factory: Callable[[], object] | None = None,
+          bc_data: dict | Callable[[], dict] | None = None, eval_env_factory: Callable[[], object] | None = None,
           observe: Observe = image_observation) -> dict:
     """Train ``agent`` in ``env_factory()`` for ``loop.total_steps`` env steps; see module doc.
 
     ``bc_data``: {"obs": (N, ...) observations as ``observe`` makes them, "actions": (N,7)}
-    for BC pre-training (``loop.bc_steps`` steps) before RL. ``observe(obs, info)``: what
+    for BC pre-training (``loop.bc_steps`` steps) before RL, or a function that loads it (called
+    only when BC runs: a resumed run never loads the dataset). ``observe(obs, info)``: what
     the agent sees and replay stores (the image, or e.g. PriorFeatures). Returns the last
     metrics row.
     """
@@ -304,7 +305,7 @@ class TrainingRun:
         self._t_start, self._wall0 = time.perf_counter(), 0.0
 
     # ---- the loop --------------------------------------------------------------------------
-    def run(self, resume: bool, bc_data: dict | None) -> dict:
+    def run(self, resume: bool, bc_data: dict | Callable[[], dict] | None) -> dict:
         loop, state = self.loop, self.state
         self.start(resume)
         step = state["global_step"]
@@ -326,7 +327,7 @@ class TrainingRun:
         last_eval_step = -1
         if step == 0 and not self.ckpt_path.exists():
             if bc_data is not None and loop.bc_steps > 0:
-                self.pretrain_bc(bc_data)
+                self.pretrain_bc(bc_data() if callable(bc_data) else bc_data)
             last_row, last_eval_step = self.evaluate(0), 0
             self.save_checkpoint(0, False)
 

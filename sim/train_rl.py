@@ -135,12 +135,10 @@ def add_arguments(parser) -> None:
                    help="LayerNorm in the critics' hidden layers (against Q overestimation)")
 
 
-def _bc_data(path: str | None, image_size: int, features=None, tasks: tuple[str, ...] = ()) -> dict:
+def _bc_data(path: str, image_size: int, features=None, tasks: tuple[str, ...] = ()) -> dict:
     """The BC dataset as the agent observes it: images, or their prior features."""
     from parrot_core.dataset import load_arrays
 
-    if not path:
-        raise TrainRLError("--algo bc-sac needs --data DATASET (the prior's training data)")
     arrays = load_arrays(path, tasks)
     if arrays["images"].shape[1:3] != (image_size, image_size):
         raise TrainRLError(f"{path}: images are {arrays['images'].shape[1:3]}, --image-size is {image_size}")
@@ -182,6 +180,8 @@ def main(args) -> int:
     if args.observation == "privileged" and args.algo == "bc-sac":
         raise TrainRLError("--observation privileged: the prior's dataset has no object positions "
                            "to clone from; use parrot or sac")
+    if args.algo == "bc-sac" and not args.data:
+        raise TrainRLError("--algo bc-sac needs --data DATASET (the prior's training data)")
     if args.algo != "bc-sac" and args.data:
         raise TrainRLError(f"--data is only used by --algo bc-sac, not {args.algo}")
     device = pick_device(args.device)
@@ -206,8 +206,9 @@ def main(args) -> int:
         **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
                  else IdentityTransform())
-    bc_data = (_bc_data(args.data, args.image_size, observe if features_obs else None,
-                        tuple(args.data_tasks)) if args.algo == "bc-sac" else None)
+    # loaded only if BC runs (a resumed or finished run skips the dataset)
+    bc_data = ((lambda: _bc_data(args.data, args.image_size, observe if features_obs else None,
+                                 tuple(args.data_tasks))) if args.algo == "bc-sac" else None)
     run_meta = {"algo": args.algo, "task": args.task, "objects": args.objects, "seed": args.seed,
                 "target_object": args.target_object, "num_objects": args.num_objects,
                 "camera_file": args.camera_file, "randomize": args.randomize,

@@ -138,3 +138,17 @@ def test_bc_alone_with_zero_steps_clones_and_evaluates_once(tmp_path, monkeypatc
     rows = read_metrics(tmp_path / "run")
     assert [r["kind"] for r in rows] == ["bc", "eval"] and rows[1]["env_step"] == 0
     assert rows[1]["eval_success"] >= 0.8
+
+
+def test_resuming_a_finished_bc_sac_run_does_not_load_the_dataset(tmp_path, monkeypatch, capsys):
+    """A grid rerun resumes every finished run: bc-sac must not read its (large) dataset just to
+    find there is nothing to do. Pinned by removing the dataset before the resume."""
+    import shutil
+    monkeypatch.setattr(train_rl, "make_env_factory", lambda *a, **kw: (lambda: ColorSignEnv()))
+    write_color_dataset(tmp_path / "data")
+    args = ["train-rl", "--task", "grasp", "--algo", "bc-sac", "--data", str(tmp_path / "data"),
+            "--bc-steps", "50", "--steps", "0", "--out", str(tmp_path / "run"), *SMALL]
+    assert parrot(args) == 0
+    shutil.rmtree(tmp_path / "data")
+    assert parrot(args + ["--resume"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
