@@ -24,6 +24,7 @@ COMMANDS = {
     "plot-curves": ("parrot_core.plot_curves", "success vs env steps for several runs"),
     "export-policy": ("parrot_core.export_policy", "export a SAC policy to ONNX"),
     "eval-policy": ("sim.eval_policy", "an exported policy in the twin: success rate with 95% CI"),
+    "distill-policy": ("sim.distill_policy", "a small student of an exported policy (DAgger), for robot compute"),
     "bag2dataset": ("parrot_bringup.bag2dataset", "convert ROS 2 bags into a prior dataset"),
     "replay": ("parrot_bringup.replay", "dry run: exported models over a recorded bag vs its commands"),
     "teleop": ("parrot_bringup.teleop", "drive the twin or the arm from this terminal; record episodes"),

@@ -191,13 +191,6 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
     if state_dim:
         examples += (torch.tensor([[0.4, 0.0, 0.1, 0.0], [0.35, 0.05, 0.2, 1.0]]),)
     _export(graph, examples, out / POLICY_FILE, outputs, exporter, opset)
-    inputs = [{"name": INPUT_NAME, "dtype": "uint8", "shape": ["batch", s, s, 3]}]
-    if state_dim:
-        inputs.append({"name": STATE_INPUT, "dtype": "float32", "shape": ["batch", state_dim]})
-
-    import onnx
-    import onnxruntime
-
     run = config.get("run", {})
     meta = {
         "format": META_FORMAT,
@@ -208,12 +201,7 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
         "seed": run.get("seed"),
         "env_step": int(loop_state.get("global_step", 0)),
         "outputs": outputs,
-        "image_size": [s, s],
-        "image_format": "uint8 RGB, NHWC; float conversion (/255) inside the graph",
         "observation": "image" if features is None else "prior_features",
-        "state_dim": state_dim,
-        "action_dim": ACTION_DIM,
-        "action_scaling": scaling_metadata(),
         "distribution": actor.cfg.distribution,
         "action_scale": actor.cfg.action_scale,
         "deterministic": "action_scale * tanh(raw mean) (the policy's mean; no sampling)",
@@ -222,6 +210,26 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
         "weights_sha256": weights_sha256(actor),
         "checkpoint_sha256": sha256_file(run_dir / CHECKPOINT),
         "source": {"run": str(run_dir.resolve())},
+        **graph_meta(out, s, state_dim, outputs, exporter, opset),
+    }
+    return write_checked_meta(graph, out, meta)
+
+
+def graph_meta(out: Path, image_side: int, state_dim: int, outputs: str, exporter: str,
+               opset: int) -> dict:
+    """The metadata fields every policy.onnx carries: its interface, hash and tool versions."""
+    import onnx
+    import onnxruntime
+
+    inputs = [{"name": INPUT_NAME, "dtype": "uint8", "shape": ["batch", image_side, image_side, 3]}]
+    if state_dim:
+        inputs.append({"name": STATE_INPUT, "dtype": "float32", "shape": ["batch", state_dim]})
+    return {
+        "image_size": [image_side, image_side],
+        "image_format": "uint8 RGB, NHWC; float conversion (/255) inside the graph",
+        "state_dim": state_dim,
+        "action_dim": ACTION_DIM,
+        "action_scaling": scaling_metadata(),
         "exporter": exporter,
         "opset": opset,
         "versions": {"parrot": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
@@ -231,6 +239,11 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
             "inputs": inputs,
             "outputs": [{"name": outputs, "dtype": "float32", "shape": ["batch", ACTION_DIM]}]}},
     }
+
+
+def write_checked_meta(graph: torch.nn.Module, out: Path, meta: dict) -> dict:
+    """Write policy_meta.json, then check onnxruntime against torch; an export that does not
+    reproduce torch loses its metadata again (so nothing loads it)."""
     atomic_write_text(out / META_FILE, json.dumps(meta, indent=2))
     err = parity_error(graph, out)
     if err > PARITY_TOL:

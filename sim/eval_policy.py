@@ -29,9 +29,9 @@ class EvalPolicyError(RuntimeError):
     """An evaluation that cannot run as asked."""
 
 
-def load_actor(policy_dir, prior_dir=None):
-    """(obs (H, W, 3) uint8, env info) -> action (7,), from the exports (onnxruntime only);
-    the info's arm state feeds a prior conditioned on it."""
+def load_exports(policy_dir, prior_dir=None):
+    """(OnnxPolicy, OnnxPrior or None): the policy export and, when it outputs z, the prior it
+    was trained with (checked by weights hash)."""
     from parrot_core.onnx_policy import OnnxPolicy
     policy = OnnxPolicy(policy_dir)
     prior = None
@@ -43,6 +43,13 @@ def load_actor(policy_dir, prior_dir=None):
                                   f"holds no prior export; pass --prior PRIOR_EXPORT_DIR")
         prior = OnnxPrior(prior_dir)
         policy.check_prior(prior)
+    return policy, prior
+
+
+def load_actor(policy_dir, prior_dir=None):
+    """(obs (H, W, 3) uint8, env info) -> action (7,), from the exports (onnxruntime only);
+    the info's arm state feeds a prior conditioned on it."""
+    policy, prior = load_exports(policy_dir, prior_dir)
     return policy, (lambda obs, info: policy.act(obs[None], prior, state_from_info(info)[None])[0])
 
 

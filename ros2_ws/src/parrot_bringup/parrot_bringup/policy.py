@@ -55,6 +55,9 @@ PARAMS = {
     "camera_file": Param("", "the arm camera's file (config/camera.yaml form): crop each frame to "
                              "the models' field of view, then resize; '' resizes the whole frame"),
     "threads": Param(1, "onnxruntime intra-op threads", (1, 64)),
+    "keep_warm_hz": Param(0.0, "between frames, rerun the models on the newest image at this "
+                               "rate so a frame finds them warm (a small graph: 0.4 -> 0.2 ms "
+                               "at 30 Hz); 0: off", (0.0, 2000.0)),
     "max_state_skew_s": Param(0.1, "a state-conditioned prior: how much later than the image "
                                    "its arm state may be stamped (s)", (0.0, 10.0)),
 }
@@ -92,7 +95,7 @@ class PolicyNode(Node):
         if mode not in MODES:
             raise PolicyConfigError(f"mode must be one of {MODES}, got {mode!r}")
         models = Models(mode, self.p["prior_dir"], self.p["policy_dir"], int(self.p["seed"]),
-                        int(self.p["threads"]))
+                        int(self.p["threads"]), float(self.p["keep_warm_hz"]))
         self.get_logger().info(f"mode {mode}" + (
             f", model input {models.image_size[0]}x{models.image_size[1]}"
             if models.image_size else ""))
@@ -110,9 +113,11 @@ class PolicyNode(Node):
         for prm in params:
             if prm.name == "mode":
                 try:
-                    self.models = self._load(prm.value)
+                    models = self._load(prm.value)
                 except Exception as e:  # keep the running mode
                     return SetParametersResult(successful=False, reason=str(e))
+                self.models.close()  # its keep-warm thread, if any
+                self.models = models
                 self.p["mode"] = prm.value
         return SetParametersResult(successful=True)
 
@@ -183,6 +188,7 @@ class PolicyNode(Node):
                 for k, v in self.stage_ms.items() if v}
 
     def close(self) -> None:  # node_runtime calls this at shutdown
+        self.models.close()
         if self.stage_ms["model"]:
             self.get_logger().info(f"{STAGES_LOG} {json.dumps(self.stage_summary())}")
 

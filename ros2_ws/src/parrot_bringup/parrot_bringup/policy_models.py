@@ -16,9 +16,13 @@ class PolicyConfigError(RuntimeError):
 class Models:
     """The ONNX prior and/or SAC policy of one mode, with its input size."""
 
-    def __init__(self, mode: str, prior_dir: str, policy_dir: str, seed: int, threads: int = 1):
+    def __init__(self, mode: str, prior_dir: str, policy_dir: str, seed: int, threads: int = 1,
+                 keep_warm_hz: float = 0.0):
         self.mode = mode
         self.prior = self.policy = None
+        self.keep_warm = None  # parrot_core.keep_warm.KeepWarm once the first image came
+        self.keep_warm_hz = float(keep_warm_hz)
+        self._last_inputs = None
         self.rng = np.random.default_rng(seed)
         self.image_size = None
         if mode == "off":
@@ -60,5 +64,30 @@ class Models:
         batch = image[None]
         states = None if state is None else state[None]
         if self.mode == "prior":
-            return self.prior.sample(batch, self.rng, states)[0]
-        return self.policy.act(batch, self.prior, states)[0]
+            action = self.prior.sample(batch, self.rng, states)[0]
+        else:
+            action = self.policy.act(batch, self.prior, states)[0]
+        self._warm_with(batch, states)
+        return action
+
+    def _warm_with(self, batch, states) -> None:
+        """Keep-warm (keep_warm_hz > 0) runs the models on the newest input between frames."""
+        if self.keep_warm_hz <= 0:
+            return
+        self._last_inputs = (batch, states)
+        if self.keep_warm is None:
+            from parrot_core.keep_warm import KeepWarm
+            self.keep_warm = KeepWarm(self._warm_up, 1.0 / self.keep_warm_hz)
+        self.keep_warm.touch()
+
+    def _warm_up(self) -> None:
+        batch, states = self._last_inputs
+        if self.mode == "prior":  # never the seeded sampler: z = 0 through the same graph
+            self.prior.forward(np.zeros((1, 7), np.float32), batch, states)
+        else:
+            self.policy.act(batch, self.prior, states)
+
+    def close(self) -> None:
+        if self.keep_warm is not None:
+            self.keep_warm.close()
+            self.keep_warm = None
