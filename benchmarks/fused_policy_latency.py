@@ -1,11 +1,13 @@
-"""PARROT inference on robot compute: the policy and the prior as two graphs or as one fused
-graph (`parrot export-policy --fuse-prior`), against torch eager on the same weights.
+"""PARROT inference on robot compute: the policy and the prior as two graphs, as one fused
+graph (`parrot export-policy --fuse-prior`), and as the small student of `parrot
+distill-policy` (alone, and with the policy node's keep-warm between frames), each against
+torch eager on the same weights.
 
-All three are measured in one run, batch 1, one thread, at a real 30 Hz cadence (sleeping to
-the next tick like a control loop: onnxruntime is slower after an idle gap than back-to-back),
-in the order two graphs, fused, torch, repeated in rounds so that load on the host hits all
-three alike. The networks are the shipped sizes (default PriorConfig with the arm state, the
-prior-features policy's 128-128 MLP), random-init: latency does not depend on the weights.
+All are measured in one run, batch 1, one thread, at a real 30 Hz cadence (sleeping to the next
+tick like a control loop: onnxruntime is slower after an idle gap than back-to-back), in turn,
+repeated in rounds so that load on the host hits all alike. The networks are the shipped sizes
+(default PriorConfig with the arm state, the prior-features policy's 128-128 MLP, the default
+StudentConfig), random-init: latency does not depend on the weights.
 
     python benchmarks/fused_policy_latency.py [--seconds 10]
 
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "fused_policy_latency.json"
 RATE_HZ = 30.0
 ROUNDS = 5
+KEEP_WARM_HZ = 500.0  # the rate the deploy bundle sets for a student policy
 
 
 def make_exports(out: Path):
@@ -69,54 +72,94 @@ def make_exports(out: Path):
     return out / "two_graphs", out / "fused", _FusedPolicyGraph(prior, actor).eval()
 
 
+def make_student(out: Path):
+    """(student export dir, torch module) of a random-init default-size student."""
+    import torch
+
+    from parrot_core.student import StudentPolicy, export_student
+    torch.manual_seed(0)
+    student = StudentPolicy().eval()
+    export_student(student, out, {"algo": "bench"}, {"benchmark": True})
+    return out, student
+
+
 def _stats(xs) -> dict:
     xs = np.asarray(xs)
     return {"median": round(float(np.median(xs)), 3), "p99": round(float(np.percentile(xs, 99)), 3),
             "max": round(float(xs.max()), 3), "n": int(xs.size)}
 
 
-def measure(two_graphs: Path, fused: Path, torch_graph, seconds: float) -> dict:
+def measure(two_graphs: Path, fused: Path, torch_graph, student: Path, torch_student,
+            seconds: float) -> dict:
     import torch
 
+    from parrot_core.keep_warm import KeepWarm
     from parrot_core.onnx_policy import OnnxPolicy
     from parrot_core.onnx_prior import OnnxPrior
     prior, policy = OnnxPrior(two_graphs, threads=1), OnnxPolicy(two_graphs, threads=1)
-    fused_policy = OnnxPolicy(fused, threads=1)
+    fused_policy, student_policy = OnnxPolicy(fused, threads=1), OnnxPolicy(student, threads=1)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
     state = np.float32([[0.40, 0.0, 0.20, 0.0]])
 
-    def torch_act(img):
-        with torch.no_grad():
-            return torch_graph(torch.from_numpy(img), torch.from_numpy(state)).numpy()
+    def torch_act(module):
+        def act(img):
+            with torch.no_grad():
+                return module(torch.from_numpy(img), torch.from_numpy(state)).numpy()
+        return act
 
+    last, warm = [images[:1]], [None]
+
+    def student_warm(img):  # what the policy node does with keep_warm_hz set
+        last[0] = img
+        if warm[0] is not None:
+            warm[0].touch()
+        return student_policy.act(img, None, state)
+
+    def keep_warm():  # only while its own way is measured
+        return KeepWarm(lambda: student_policy.act(last[0], None, state), 1.0 / KEEP_WARM_HZ)
     ways = {"two_graphs": lambda img: policy.act(img, prior, state),
             "fused": lambda img: fused_policy.act(img, None, state),
-            "torch_eager_fused": torch_act}
-    for act in ways.values():  # warm-up, and the three agree
+            "torch_eager_fused": torch_act(torch_graph),
+            "student": lambda img: student_policy.act(img, None, state),
+            "student_keep_warm": student_warm,
+            "torch_eager_student": torch_act(torch_student)}
+    for act in ways.values():  # warm-up
         for i in range(10):
             act(images[i % 8][None])
-    ref = ways["two_graphs"](images[:1])
-    agree = {k: float(np.abs(act(images[:1]) - ref).max()) for k, act in ways.items()}
+    ref = ways["two_graphs"](images[:1])  # the fused graph and torch agree with it
+    agree = {k: float(np.abs(ways[k](images[:1]) - ref).max())
+             for k in ("two_graphs", "fused", "torch_eager_fused")}
+    agree_student = float(np.abs(ways["student"](images[:1])
+                                 - ways["torch_eager_student"](images[:1])).max())
     times: dict[str, list[float]] = {k: [] for k in ways}
     late = 0
     per_round = max(1, int(seconds * RATE_HZ / ROUNDS))
     for _ in range(ROUNDS):
         for name, act in ways.items():
-            pacer = Pacer(per_round, RATE_HZ)
-            for i in pacer:
-                img = images[i % 8][None]
-                t0 = time.perf_counter()
-                act(img)
-                times[name].append((time.perf_counter() - t0) * 1e3)
-            late += pacer.late
+            warm[0] = keep_warm() if name == "student_keep_warm" else None
+            try:
+                pacer = Pacer(per_round, RATE_HZ)
+                for i in pacer:
+                    img = images[i % 8][None]
+                    t0 = time.perf_counter()
+                    act(img)
+                    times[name].append((time.perf_counter() - t0) * 1e3)
+                late += pacer.late
+            finally:
+                if warm[0] is not None:
+                    warm[0].close()
     stats = {k: _stats(v) for k, v in times.items()}
-    return {"rate_hz": RATE_HZ, "late_ticks": late, "max_abs_diff_vs_two_graphs": agree,
+
+    def speedup(slow, fast):
+        return round(stats[slow]["p99"] / stats[fast]["p99"], 2)
+    return {"rate_hz": RATE_HZ, "late_ticks": late, "keep_warm_hz": KEEP_WARM_HZ,
+            "max_abs_diff_vs_two_graphs": agree, "max_abs_diff_student_vs_torch": agree_student,
             "latency_ms": stats,
-            "fused_speedup_vs_torch_p99": round(stats["torch_eager_fused"]["p99"]
-                                                / stats["fused"]["p99"], 2),
-            "fused_speedup_vs_two_graphs_p99": round(stats["two_graphs"]["p99"]
-                                                     / stats["fused"]["p99"], 2)}
+            "fused_speedup_vs_torch_p99": speedup("torch_eager_fused", "fused"),
+            "fused_speedup_vs_two_graphs_p99": speedup("two_graphs", "fused"),
+            "student_keep_warm_speedup_vs_torch_p99": speedup("torch_eager_student",
+                                                              "student_keep_warm")}
 
 
 def main(argv=None) -> int:
@@ -125,7 +168,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as d:
         two_graphs, fused, torch_graph = make_exports(Path(d))
-        result = measure(two_graphs, fused, torch_graph, args.seconds)
+        student, torch_student = make_student(Path(d) / "student")
+        result = measure(two_graphs, fused, torch_graph, student, torch_student, args.seconds)
     result = {"benchmark": "fused_policy_latency", "batch": 1, "onnxruntime_threads": 1,
               "torch_threads": 1, **result,
               "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
@@ -139,7 +183,8 @@ def main(argv=None) -> int:
     for name, s in lat.items():
         print(f"{name:<20}{s['median']:>10.3f}{s['p99']:>10.3f}")
     print(f"fused vs torch eager (p99): {result['fused_speedup_vs_torch_p99']}x; vs two graphs: "
-          f"{result['fused_speedup_vs_two_graphs_p99']}x -> {RESULTS.relative_to(ROOT)}")
+          f"{result['fused_speedup_vs_two_graphs_p99']}x; student with keep-warm vs torch eager: "
+          f"{result['student_keep_warm_speedup_vs_torch_p99']}x -> {RESULTS.relative_to(ROOT)}")
     return 0
 
 
