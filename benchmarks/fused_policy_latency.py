@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "fused_policy_latency.json"
 RATE_HZ = 30.0
 ROUNDS = 5
-KEEP_WARM_HZ = 500.0  # the rate the deploy bundle sets for a student policy
 
 
 def make_exports(out: Path):
@@ -93,7 +92,7 @@ def measure(two_graphs: Path, fused: Path, torch_graph, student: Path, torch_stu
             seconds: float) -> dict:
     import torch
 
-    from parrot_core.keep_warm import KeepWarm
+    from parrot_core.keep_warm import STUDENT_HZ, KeepWarm
     from parrot_core.onnx_policy import OnnxPolicy
     from parrot_core.onnx_prior import OnnxPrior
     prior, policy = OnnxPrior(two_graphs, threads=1), OnnxPolicy(two_graphs, threads=1)
@@ -117,7 +116,7 @@ def measure(two_graphs: Path, fused: Path, torch_graph, student: Path, torch_stu
         return student_policy.act(img, None, state)
 
     def keep_warm():  # only while its own way is measured
-        return KeepWarm(lambda: student_policy.act(last[0], None, state), 1.0 / KEEP_WARM_HZ)
+        return KeepWarm(lambda: student_policy.act(last[0], None, state), 1.0 / STUDENT_HZ)
     ways = {"two_graphs": lambda img: policy.act(img, prior, state),
             "fused": lambda img: fused_policy.act(img, None, state),
             "torch_eager_fused": torch_act(torch_graph),
@@ -153,7 +152,7 @@ def measure(two_graphs: Path, fused: Path, torch_graph, student: Path, torch_stu
 
     def speedup(slow, fast):
         return round(stats[slow]["p99"] / stats[fast]["p99"], 2)
-    return {"rate_hz": RATE_HZ, "late_ticks": late, "keep_warm_hz": KEEP_WARM_HZ,
+    return {"rate_hz": RATE_HZ, "late_ticks": late, "keep_warm_hz": STUDENT_HZ,
             "max_abs_diff_vs_two_graphs": agree, "max_abs_diff_student_vs_torch": agree_student,
             "latency_ms": stats,
             "fused_speedup_vs_torch_p99": speedup("torch_eager_fused", "fused"),

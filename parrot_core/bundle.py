@@ -194,6 +194,9 @@ def deploy_bundle(prior_dir, out_dir, policy_dir=None, params_file=None, install
         raise BundleError(f"--install-dir {install}: must be an absolute path on robot compute")
     base = Path(params_file) if params_file else _default_params_file()
     params = _bundle_params_dict(base, install, policy is not None)
+    if policy is not None and policy.algo == "student":  # small enough to keep warm (benchmarks)
+        from parrot_core.keep_warm import STUDENT_HZ
+        params["policy"]["ros__parameters"]["keep_warm_hz"] = STUDENT_HZ
     # usb_camera's models' view (model_view_topic), when it is on, is the models' input size
     params["usb_camera"]["ros__parameters"]["model_view_size"] = [int(v) for v in prior.image_size]
     bridge = params["hardware_bridge"]["ros__parameters"]

@@ -234,3 +234,25 @@ def test_arm_state_prior_bundle_verifies_and_needs_the_bridges_arm_state(tmp_pat
     params.write_text(yaml.safe_dump({"hardware_bridge": {"ros__parameters": {"arm_state_topic": ""}}}))
     with pytest.raises(BundleError, match="arm_state_topic is empty"):
         deploy_bundle(tmp_path / "prior", tmp_path / "c", params_file=params)
+
+
+def test_student_bundle_verifies_and_keeps_the_student_warm(tmp_path):
+    """A distilled student (outputs action, observes the arm state) bundles beside its
+    teacher's prior, verifies, and its policy node parameters switch keep-warm on."""
+    import torch
+    from parrot_core.export import export_prior
+    from parrot_core.flow import ConditionalRealNVP, PriorConfig
+    from parrot_core.keep_warm import STUDENT_HZ
+    from parrot_core.student import StudentConfig, StudentPolicy, export_student
+    torch.manual_seed(0)
+    prior = ConditionalRealNVP(PriorConfig(image_size=8, num_layers=2, coupling_hidden=(16,),
+                                           conv_channels=4, encoder_hidden=(32,), feature_dim=8,
+                                           state_dim=4))
+    export_prior(prior, tmp_path / "prior", exporter="torchscript")
+    export_student(StudentPolicy(StudentConfig(image_size=8, channels=(4, 4, 4), hidden=8)),
+                   tmp_path / "student", {"algo": "parrot"}, {})
+    meta = deploy_bundle(tmp_path / "prior", tmp_path / "b", policy_dir=tmp_path / "student")
+    assert meta["policy"]["algo"] == "student" and meta["policy"]["outputs"] == "action"
+    assert verify_bundle(tmp_path / "b", log=lambda *a: None)["image_size"] == [8, 8]
+    params = yaml.safe_load((tmp_path / "b" / PARAMS_FILE).read_text())["policy"]["ros__parameters"]
+    assert params["mode"] == "policy" and params["keep_warm_hz"] == STUDENT_HZ
