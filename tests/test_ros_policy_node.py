@@ -25,8 +25,10 @@ def stack(tmp_path_factory):
     domain = domain_id(__name__)
     log = root / "policy.log"
     # torch is blocked in the node process: any (even indirect) torch import kills the node
+    # keep-warm on: the models rerun between images in the node's own thread (torch-free too)
     proc = start_node("policy", {"mode": "prior", "prior_dir": str(prior),
-                                 "control_rate_hz": RATE, "image_qos": "reliable"},
+                                 "control_rate_hz": RATE, "image_qos": "reliable",
+                                 "keep_warm_hz": 200.0},
                       ros_env(domain), log, prelude="sys.modules['torch'] = None")
     t = TestNode(domain)
     got = {"twist": {}, "grip": {}}
