@@ -13,8 +13,11 @@ the time goes inside the policy node (its per-image stages, logged when it stops
     python benchmarks/ros_latency.py                 # random full-size prior (default config)
     python benchmarks/ros_latency.py --prior EXPORT  # an existing `parrot export` directory
 
-Latency does not depend on the weights, so by default a randomly initialised prior of the
-default PriorConfig is exported to a temp dir (needs torch here; the node never imports it).
+Two node configurations in one run, one after the other: mode `prior` (the prior's graph per
+image), and mode `policy` with a distilled student (`parrot distill-policy`; it observes the arm
+state, sent before each image as the bridge does) and keep-warm at the rate deploy-bundle sets.
+Latency does not depend on the weights, so random-init models of the default configs are
+exported to a temp dir (needs torch here; the node never imports it).
 """
 
 from __future__ import annotations
@@ -90,6 +93,62 @@ def node_stages(log: str) -> dict | None:
     return None
 
 
+def export_random_student(out_dir: Path) -> Path:
+    import torch
+
+    from parrot_core.student import StudentPolicy, export_student
+    torch.manual_seed(0)
+    export_student(StudentPolicy(), out_dir, {"algo": "bench"}, {"benchmark": True})
+    return out_dir
+
+
+def run_policy_node(name: str, params: list[str], needs_state: bool, args, tmp: Path) -> dict:
+    """Start the policy node with ``params``, measure every rate, stop it; its report."""
+    import rclpy
+    from geometry_msgs.msg import TwistStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image, JointState
+
+    from parrot_bringup import interfaces as itf
+
+    log_path = tmp / f"policy_{name}.log"
+    log = open(log_path, "w")
+    ros_params = [a for p in params + ["threads:=1"] for a in ("-p", p)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.modules['torch'] = None\n"
+         "from parrot_bringup.policy import main; sys.exit(main(sys.argv[1:]))",
+         "--ros-args", *ros_params],
+        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    rclpy.init()
+    node = rclpy.create_node("latency_bench")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    got: dict[int, int] = {}
+    node.create_subscription(
+        TwistStamped, itf.TOPIC_TWIST,
+        lambda m: got.setdefault(itf.stamp_to_ns(m.header.stamp), node.get_clock().now().nanoseconds),
+        itf.command_qos())
+    pub = node.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos("sensor"))
+    state_pub = (node.create_publisher(JointState, itf.TOPIC_ARM_STATE, itf.state_qos())
+                 if needs_state else None)
+    try:
+        deadline = time.monotonic() + 60
+        while pub.get_subscription_count() == 0 or node.count_publishers(itf.TOPIC_TWIST) == 0:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit("policy node did not come up: " + log_path.read_text())
+            executor.spin_once(timeout_sec=0.1)
+        results = [measure(node, executor, pub, got, r, args.seconds, args.warmup, state_pub)
+                   for r in args.rates]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        node.destroy_node()
+        rclpy.shutdown()
+    return {"node_parameters": params, "results": results,
+            # over every answered image of the run, all rates
+            "policy_node_stages_ms": node_stages(log_path.read_text())}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prior", help="existing prior export directory")
@@ -104,70 +163,40 @@ def main() -> int:
     os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
     tmp = tempfile.TemporaryDirectory()
     prior = Path(args.prior) if args.prior else export_random_prior(Path(tmp.name) / "prior")
-
-    import rclpy
-    from geometry_msgs.msg import TwistStamped
-    from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image
-
-    from parrot_bringup import interfaces as itf
-
-    log = open(Path(tmp.name) / "policy.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.modules['torch'] = None\n"
-         "from parrot_bringup.policy import main; sys.exit(main(sys.argv[1:]))",
-         "--ros-args", "-p", "mode:=prior", "-p", f"prior_dir:={prior}", "-p", "threads:=1"],
-        stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    rclpy.init()
-    node = rclpy.create_node("latency_bench")
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    got: dict[int, int] = {}
-    node.create_subscription(
-        TwistStamped, itf.TOPIC_TWIST,
-        lambda m: got.setdefault(itf.stamp_to_ns(m.header.stamp), node.get_clock().now().nanoseconds),
-        itf.command_qos())
-    pub = node.create_publisher(Image, itf.TOPIC_IMAGE, itf.image_qos("sensor"))
+    student = export_random_student(Path(tmp.name) / "student")
+    from parrot_core.keep_warm import STUDENT_HZ
     from parrot_core.onnx_prior import read_meta
-    from sensor_msgs.msg import JointState
-    state_pub = (node.create_publisher(JointState, itf.TOPIC_ARM_STATE, itf.state_qos())
-                 if read_meta(prior)["state_dim"] else None)
-    try:
-        deadline = time.monotonic() + 60
-        while pub.get_subscription_count() == 0 or node.count_publishers(itf.TOPIC_TWIST) == 0:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise SystemExit("policy node did not come up: "
-                                 + (Path(tmp.name) / "policy.log").read_text())
-            executor.spin_once(timeout_sec=0.1)
-        results = [measure(node, executor, pub, got, r, args.seconds, args.warmup, state_pub)
-                   for r in args.rates]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        node.destroy_node()
-        rclpy.shutdown()
-    stages = node_stages((Path(tmp.name) / "policy.log").read_text())
+    configs = {
+        "prior": (["mode:=prior", f"prior_dir:={prior}"], bool(read_meta(prior)["state_dim"])),
+        "student_keep_warm": (["mode:=policy", f"policy_dir:={student}",
+                               f"keep_warm_hz:={STUDENT_HZ}"], True),
+    }
+    runs = {name: run_policy_node(name, params, needs_state, args, Path(tmp.name))
+            for name, (params, needs_state) in configs.items()}
     report = {
         "benchmark": "ros_latency",
-        "what": "image publish -> twist received, across processes (policy node, mode prior)",
+        "what": "image publish -> twist received, across processes (policy node: mode prior, "
+                "then a distilled student with keep-warm, as deploy-bundle sets it)",
         "image": "48x48 rgb8, sensor-data QoS", "rmw": "rmw_fastrtps_cpp",
         "prior": str(args.prior) if args.prior else "random-init default PriorConfig (48x48)",
+        "student": "random-init default StudentConfig (48x48, observes the arm state)",
         "onnxruntime_threads": 1,
         "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
                  "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
                  "python": platform.python_version()},
         "command": "python benchmarks/ros_latency.py " + " ".join(sys.argv[1:]),
-        "results": results,
-        "policy_node_stages_ms": stages,  # over every answered image of the run, all rates
+        "runs": runs,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2))
-    for r in results:
-        print(f"{r['rate_hz']:>4.0f} Hz: median {r['median_ms']} ms, p99 {r['p99_ms']} ms "
-              f"({r['answered']}/{r['sent']} answered)")
-    if stages:
-        print("inside the policy node (median / p99 ms): " + ", ".join(
-            f"{k} {v['median']} / {v['p99']}" for k, v in stages.items()))
+    for name, run in runs.items():
+        for r in run["results"]:
+            print(f"{name:<18} {r['rate_hz']:>4.0f} Hz: median {r['median_ms']} ms, p99 "
+                  f"{r['p99_ms']} ms ({r['answered']}/{r['sent']} answered)")
+        stages = run["policy_node_stages_ms"]
+        if stages:
+            print(f"{'':<18} inside the policy node (median / p99 ms): " + ", ".join(
+                f"{k} {v['median']} / {v['p99']}" for k, v in stages.items()))
     print(f"wrote {args.out}")
     return 0
 
