@@ -16,9 +16,10 @@ end-to-end camera -> policy -> hardware_bridge latency across processes.
    would not be commands).
 
     python benchmarks/bundle_latency.py                  # random-init 48x48 prior + policy
+    python benchmarks/bundle_latency.py --student        # ... a distilled student instead
     python benchmarks/bundle_latency.py --bundle DIR     # an existing deploy bundle
 
-Writes benchmarks/results/bundle_latency.json.
+Writes benchmarks/results/bundle_latency.json (bundle_latency_student.json with --student).
 """
 
 from __future__ import annotations
@@ -41,14 +42,16 @@ RESULTS = ROOT / "benchmarks" / "results" / "bundle_latency.json"
 RATE_HZ = 30.0
 
 
-def make_bundle(out: Path) -> Path:
+def make_bundle(out: Path, student: bool = False) -> Path:
     """A bundle as deployed: a random-init paper-size prior conditioned on the arm state and a
-    PARROT policy on its features, fused with it into one graph (export-policy --fuse-prior)."""
-    from fused_policy_latency import make_exports
+    PARROT policy on its features, fused with it into one graph (export-policy --fuse-prior),
+    or (``student``) a random-init distilled student beside that prior."""
+    from fused_policy_latency import make_exports, make_student
 
     from parrot_core.bundle import deploy_bundle
     prior_dir, fused_dir, _ = make_exports(out / "exports")
-    deploy_bundle(prior_dir, out / "bundle", policy_dir=fused_dir)
+    policy_dir = make_student(out / "student")[0] if student else fused_dir
+    deploy_bundle(prior_dir, out / "bundle", policy_dir=policy_dir)
     return out / "bundle"
 
 
@@ -57,19 +60,24 @@ def measure_inference(bundle: Path, seconds: float) -> dict:
     sys.modules["torch"] = None  # any torch import on this path fails loudly
     import cv2
 
-    from parrot_core.onnx_policy import OnnxPolicy
-    from parrot_core.onnx_prior import OnnxPrior
-    meta = json.loads((bundle / "bundle.json").read_text())
-    prior = OnnxPrior(bundle / "prior", threads=1)
-    policy = OnnxPolicy(bundle / "policy", threads=1) if meta.get("policy") else None
-    h, w = prior.image_size
+    import yaml
+
+    from parrot_bringup.policy_models import Models
+    params = yaml.safe_load((bundle / "config" / "hardware.yaml").read_text())
+    node = params["policy"]["ros__parameters"]
+    keep_warm_hz = float(node.get("keep_warm_hz", 0.0))
+    # the policy node's own models object, with the bundle's mode and keep-warm
+    models = Models(node["mode"], str(bundle / "prior"),
+                    str(bundle / "policy") if node["mode"] == "policy" else "", seed=0,
+                    threads=1, keep_warm_hz=keep_warm_hz)
+    policy = models.policy
+    h, w = models.image_size
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (8, 480, 640, 3), dtype=np.uint8)
-    state = np.float32([[0.40, 0.0, 0.20, 0.0]])  # read only by a state-conditioned prior
+    state = np.float32([0.40, 0.0, 0.20, 0.0])  # read by models that observe the arm state
 
     def act(img):
-        batch = img[None]
-        return policy.act(batch, prior, state) if policy else prior.sample(batch, rng, state)
+        return models(img, state)
 
     for i in range(10):
         act(cv2.resize(frames[i % 8], (w, h), interpolation=cv2.INTER_AREA))
@@ -83,9 +91,12 @@ def measure_inference(bundle: Path, seconds: float) -> dict:
         t2 = time.perf_counter()
         model_ms.append((t2 - t1) * 1e3)
         total_ms.append((t2 - t0) * 1e3)
+    models.close()
+    kind = ("prior sample" if policy is None else "distilled student" if policy.algo == "student"
+            else "policy (fused with its prior)" if policy.outputs == "action"
+            else "policy + prior (PARROT)")
     return {"rate_hz": RATE_HZ, "steps": pacer.n, "late_ticks": pacer.late, "image_size": [h, w],
-            "model": ("policy (fused with its prior)" if policy and policy.outputs == "action"
-                      else "policy + prior (PARROT)" if policy else "prior sample"),
+            "model": kind, "keep_warm_hz": keep_warm_hz,
             "model_ms": _stats(model_ms), "resize_640x480_plus_model_ms": _stats(total_ms),
             "torch_imported": False}
 
@@ -204,6 +215,8 @@ def measure_end_to_end(bundle: Path, seconds: float, tmp: Path, video: Path, rou
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default=None)
+    ap.add_argument("--student", action="store_true",
+                    help="without --bundle: deploy a distilled student instead of the fused graph")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--_inference", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -213,7 +226,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("AMENT_PREFIX_PATH", sys.prefix)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        bundle = Path(args.bundle) if args.bundle else make_bundle(tmp)
+        bundle = Path(args.bundle) if args.bundle else make_bundle(tmp, args.student)
         r = subprocess.run([sys.executable, __file__, "--_inference", str(bundle),
                             "--seconds", str(args.seconds)], capture_output=True, text=True,
                            check=True, cwd=ROOT)
@@ -223,8 +236,9 @@ def main(argv=None) -> int:
                for route in ROUTES}
     result = {
         "benchmark": "bundle_latency",
-        "bundle": args.bundle or "random-init paper-size prior (48x48, arm state) + untrained "
-                                 "PARROT policy on its features, fused (one graph)",
+        "bundle": args.bundle or ("random-init paper-size prior (48x48, arm state) + " + (
+            "random-init distilled student (keep-warm as deploy-bundle sets it)" if args.student
+            else "untrained PARROT policy on its features, fused (one graph)")),
         "onnxruntime_threads": 1,
         "inference_30hz": inference,
         "end_to_end_30hz": e2e,
@@ -233,8 +247,9 @@ def main(argv=None) -> int:
                  "python": platform.python_version()},
         "command": "python benchmarks/bundle_latency.py " + " ".join(argv or sys.argv[1:]),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    out = RESULTS.with_name("bundle_latency_student.json") if args.student else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 
