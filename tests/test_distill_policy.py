@@ -122,3 +122,11 @@ def test_distill_policy_labels_dataset_frames_first(teacher, tmp_path):
     _write_dataset(tmp_path / "stateless", with_states=False)
     assert parrot(base + ["--out", str(tmp_path / "s"), "--data", str(tmp_path / "stateless"),
                           "--data-episodes", "1"]) == 1
+
+
+def test_distill_policy_refuses_bad_counts_by_name(teacher, tmp_path, capsys):
+    base = ["distill-policy", "--policy", str(teacher), "--task", "grasp", "--out", str(tmp_path / "s")]
+    for flag in ("--rounds", "--episodes", "--fit-steps"):
+        assert parrot(base + [flag, "0"]) == 1
+        assert f"{flag} must be >= 1" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # refused before anything is written
