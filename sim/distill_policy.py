@@ -22,9 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from parrot_core.arm_state import state_from_info
-from parrot_core.intervals import wilson_interval
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, scene_config
-from sim.eval_policy import load_actor, load_exports, run_episodes
+from sim.eval_policy import evaluate_chunk, exported_actor, load_exports, success_summary
 
 STATE_FILE = "distill_state.pt"
 FRAMES_FILE = "distill_frames.npz"
@@ -85,13 +84,12 @@ def collect_round(env: ParrotEnv, frames, teacher, learner, episodes: int, seed:
     return successes / episodes
 
 
-def label_dataset(frames, policy_dir, prior_dir, root, tasks: tuple[str, ...], episodes: int,
+def label_dataset(frames, policy, prior, root, tasks: tuple[str, ...], episodes: int,
                   seed: int, progress: bool, batch: int = 256) -> int:
     """Add ``episodes`` random episodes of a prior dataset (with arm states), every frame
-    labelled with the teacher's action; returns the number of frames added."""
+    labelled with the teacher's action (its loaded exports); returns the frames added."""
     from parrot_core.dataset import episode_paths, read_episode
 
-    policy, prior = load_exports(policy_dir, prior_dir)
     paths = episode_paths(root)
     order = np.random.default_rng(seed).permutation(len(paths))
     added = taken = 0
@@ -130,21 +128,6 @@ def _checked(args) -> None:
         raise DistillError(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
 
 
-def evaluate(policy_dir, prior_dir, args, objects: str) -> dict:
-    """Success of an export on ``args.eval_episodes`` scenes from ``args.eval_seed``."""
-    policy, act = load_actor(policy_dir, prior_dir)
-    size = tuple(policy.meta["image_size"])
-    env = ParrotEnv(EnvConfig(task=args.task, objects=objects, image_size=size,
-                              max_steps=args.max_steps, **scene_config(args)))
-    try:
-        results = run_episodes(env, act, args.eval_episodes, args.eval_seed, not args.no_progress)
-    finally:
-        env.close()
-    k, n = sum(r["success"] for r in results), len(results)
-    return {"successes": k, "episodes": n, "success_rate": k / n,
-            "interval95": list(wilson_interval(k, n))}
-
-
 def main(args) -> int:
     import torch
 
@@ -152,7 +135,8 @@ def main(args) -> int:
 
     _checked(args)
     torch.set_num_threads(max(1, args.threads))
-    teacher_policy, teacher = load_actor(args.policy, args.prior)
+    teacher_policy, teacher_prior = load_exports(args.policy, args.prior)
+    teacher = exported_actor(teacher_policy, teacher_prior)
     size = tuple(teacher_policy.meta["image_size"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,7 +157,7 @@ def main(args) -> int:
                               max_steps=args.max_steps, **scene_config(args)))
     t0 = time.perf_counter()
     if args.data and first_round == 0 and not len(frames):
-        n = label_dataset(frames, args.policy, args.prior, args.data,
+        n = label_dataset(frames, teacher_policy, teacher_prior, args.data,
                           tuple(t for t in args.data_tasks.split(",") if t), args.data_episodes,
                           args.seed, not args.no_progress)
         print(f"labelled {n} frames of {args.data_episodes} episodes from {args.data}", flush=True)
@@ -202,8 +186,13 @@ def main(args) -> int:
     print(f"parrot distill-policy: {out}: student of {args.policy} ({len(frames)} frames), "
           f"onnxruntime vs torch max abs err {meta['parity_max_abs_err']:.2e}")
     if args.eval_episodes:
-        held_out = {"teacher": evaluate(args.policy, args.prior, args, args.objects),
-                    "student": evaluate(out, None, args, args.objects)}
+        config = EnvConfig(task=args.task, objects=args.objects, image_size=size,
+                           max_steps=args.max_steps, **scene_config(args))
+        held_out = {who: success_summary(evaluate_chunk(
+                        policy_dir, prior_dir, config, args.eval_episodes, args.eval_seed,
+                        not args.no_progress))
+                    for who, policy_dir, prior_dir in (("teacher", args.policy, args.prior),
+                                                       ("student", out, None))}
         for who, e in held_out.items():
             lo, hi = e["interval95"]
             print(f"{who}: {e['successes']}/{e['episodes']} = {e['success_rate']:.1%} "

@@ -46,11 +46,16 @@ def load_exports(policy_dir, prior_dir=None):
     return policy, prior
 
 
+def exported_actor(policy, prior):
+    """(obs (H, W, 3) uint8, env info) -> action (7,) of loaded exports (load_exports); the
+    info's arm state feeds a model conditioned on it."""
+    return lambda obs, info: policy.act(obs[None], prior, state_from_info(info)[None])[0]
+
+
 def load_actor(policy_dir, prior_dir=None):
-    """(obs (H, W, 3) uint8, env info) -> action (7,), from the exports (onnxruntime only);
-    the info's arm state feeds a prior conditioned on it."""
+    """(OnnxPolicy, exported_actor) from the export directories (onnxruntime only)."""
     policy, prior = load_exports(policy_dir, prior_dir)
-    return policy, (lambda obs, info: policy.act(obs[None], prior, state_from_info(info)[None])[0])
+    return policy, exported_actor(policy, prior)
 
 
 def run_episodes(env: ParrotEnv, act, episodes: int, seed: int, progress: bool = True) -> list[dict]:
@@ -92,14 +97,22 @@ def env_config(args, size) -> EnvConfig:
                      max_steps=args.max_steps, **scene_config(args))
 
 
-def evaluate_chunk(policy_dir, prior_dir, config: EnvConfig, episodes: int, seed: int) -> list[dict]:
+def evaluate_chunk(policy_dir, prior_dir, config: EnvConfig, episodes: int, seed: int,
+                   progress: bool = False) -> list[dict]:
     """Episodes seed .. seed + episodes - 1 in a fresh env: what one Ray task runs."""
     _, act = load_actor(policy_dir, prior_dir)
     env = ParrotEnv(config)
     try:
-        return run_episodes(env, act, episodes, seed, progress=False)
+        return run_episodes(env, act, episodes, seed, progress)
     finally:
         env.close()
+
+
+def success_summary(results: list[dict]) -> dict:
+    """Episodes, successes, rate and its 95% Wilson interval of run_episodes' results."""
+    k, n = sum(r["success"] for r in results), len(results)
+    return {"episodes": n, "successes": k, "success_rate": k / n,
+            "interval95": list(wilson_interval(k, n))}
 
 
 def run_on_ray(args, config: EnvConfig) -> list[dict]:
@@ -138,12 +151,11 @@ def main(args) -> int:
             results = run_episodes(env, act, args.episodes, args.seed, not args.no_progress)
         finally:
             env.close()
-    k, n = sum(r["success"] for r in results), len(results)
-    lo, hi = wilson_interval(k, n)
+    rate = success_summary(results)
+    k, n, (lo, hi) = rate["successes"], rate["episodes"], rate["interval95"]
     summary = {"policy": str(args.policy), "algo": policy.algo, "task": args.task,
                "objects": args.objects, "num_objects": args.num_objects,
-               "target_object": args.target_object, "seed": args.seed, "episodes": n,
-               "successes": k, "success_rate": k / n, "interval95": [lo, hi],
+               "target_object": args.target_object, "seed": args.seed, **rate,
                "wall_s": round(time.perf_counter() - t0, 1)}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
