@@ -92,7 +92,8 @@ def measure(two_graphs: Path, fused: Path, torch_graph, student: Path, torch_stu
             seconds: float) -> dict:
     import torch
 
-    from parrot_core.keep_warm import STUDENT_HZ, KeepWarm
+    from parrot_bringup.policy_models import Models
+    from parrot_core.keep_warm import STUDENT_HZ
     from parrot_core.onnx_policy import OnnxPolicy
     from parrot_core.onnx_prior import OnnxPrior
     prior, policy = OnnxPrior(two_graphs, threads=1), OnnxPolicy(two_graphs, threads=1)
@@ -107,25 +108,26 @@ def measure(two_graphs: Path, fused: Path, torch_graph, student: Path, torch_stu
                 return module(torch.from_numpy(img), torch.from_numpy(state)).numpy()
         return act
 
-    last, warm = [images[:1]], [None]
+    # the policy node's own models object, keep-warm on as deploy-bundle sets it for a student;
+    # made anew for each of its rounds and closed after, so it never warms beside another way
+    node = [None]
 
-    def student_warm(img):  # what the policy node does with keep_warm_hz set
-        last[0] = img
-        if warm[0] is not None:
-            warm[0].touch()
-        return student_policy.act(img, None, state)
+    def node_models():
+        return Models("policy", "", str(student), seed=0, threads=1, keep_warm_hz=STUDENT_HZ)
 
-    def keep_warm():  # only while its own way is measured
-        return KeepWarm(lambda: student_policy.act(last[0], None, state), 1.0 / STUDENT_HZ)
+    def student_warm(img):
+        return node[0](img[0], state[0])
     ways = {"two_graphs": lambda img: policy.act(img, prior, state),
             "fused": lambda img: fused_policy.act(img, None, state),
             "torch_eager_fused": torch_act(torch_graph),
             "student": lambda img: student_policy.act(img, None, state),
             "student_keep_warm": student_warm,
             "torch_eager_student": torch_act(torch_student)}
+    node[0] = node_models()
     for act in ways.values():  # warm-up
         for i in range(10):
             act(images[i % 8][None])
+    node[0].close()
     ref = ways["two_graphs"](images[:1])  # the fused graph and torch agree with it
     agree = {k: float(np.abs(ways[k](images[:1]) - ref).max())
              for k in ("two_graphs", "fused", "torch_eager_fused")}
@@ -136,7 +138,7 @@ def measure(two_graphs: Path, fused: Path, torch_graph, student: Path, torch_stu
     per_round = max(1, int(seconds * RATE_HZ / ROUNDS))
     for _ in range(ROUNDS):
         for name, act in ways.items():
-            warm[0] = keep_warm() if name == "student_keep_warm" else None
+            node[0] = node_models() if name == "student_keep_warm" else None
             try:
                 pacer = Pacer(per_round, RATE_HZ)
                 for i in pacer:
@@ -146,8 +148,8 @@ def measure(two_graphs: Path, fused: Path, torch_graph, student: Path, torch_stu
                     times[name].append((time.perf_counter() - t0) * 1e3)
                 late += pacer.late
             finally:
-                if warm[0] is not None:
-                    warm[0].close()
+                if node[0] is not None:
+                    node[0].close()
     stats = {k: _stats(v) for k, v in times.items()}
 
     def speedup(slow, fast):
