@@ -56,8 +56,8 @@ PARAMS = {
                              "the models' field of view, then resize; '' resizes the whole frame"),
     "threads": Param(1, "onnxruntime intra-op threads", (1, 64)),
     "keep_warm_hz": Param(0.0, "between frames, rerun the models on the newest image at this "
-                               "rate so a frame finds them warm (a small graph: 0.4 -> 0.2 ms "
-                               "at 30 Hz); 0: off", (0.0, 2000.0)),
+                               "rate so a frame finds them warm (a distilled student at 30 Hz: "
+                               "about 0.6 -> 0.4 ms); 0: off", (0.0, 2000.0)),
     "max_state_skew_s": Param(0.1, "a state-conditioned prior: how much later than the image "
                                    "its arm state may be stamped (s)", (0.0, 10.0)),
 }
