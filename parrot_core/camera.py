@@ -88,6 +88,13 @@ class CameraModel:
         return (-self.cx * near / self.fx, (self.width - self.cx) * near / self.fx,
                 -(self.height - self.cy) * near / self.fy, self.cy * near / self.fy)
 
+    def view_record(self) -> dict:
+        """What fixes the models' image of a scene (mount and field of view; not the lens's
+        resolution): stored with datasets and priors so a twin can be checked against it."""
+        return {"position": [float(v) for v in self.position],
+                "orientation": [float(v) for v in self.orientation],
+                "model_fov_deg": float(self.model_fov_deg)}
+
     def to_yaml_dict(self, name: str = "parrot_camera") -> dict:
         return {
             "image_width": self.width, "image_height": self.height, "camera_name": name,
@@ -101,16 +108,28 @@ class CameraModel:
         }
 
 
+def table_camera(elevation_deg: float, distance_m: float, azimuth_deg: float = 0.0,
+                 target=(0.39, 0.0, 0.02), model_fov_deg: float = 29.0) -> CameraModel:
+    """A 640x480 camera (RealSense D435 colour intrinsics) looking at ``target`` from
+    ``distance_m``, ``elevation_deg`` down from the horizontal. Azimuth 0: in front of the
+    robot (+x) looking back at it; 90: on its left (+y)."""
+    e, a = math.radians(elevation_deg), math.radians(azimuth_deg)
+    back = np.array([math.cos(e) * math.cos(a), math.cos(e) * math.sin(a), math.sin(e)])
+    forward = -back  # from the eye to the target
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    return CameraModel(
+        width=640, height=480, fx=615.0, fy=615.0, cx=320.0, cy=240.0,
+        position=tuple(float(v) for v in np.asarray(target, float) + distance_m * back),
+        orientation=quaternion_from_rotation(np.stack([right, down, forward], axis=1)),
+        model_fov_deg=model_fov_deg)
+
+
 # The twin's camera: 0.62 m from a point 2 cm above the middle of the spawn region, in front of
 # the robot and looking back at it 45 deg down (reasons in docs/ARCHITECTURE.md, figures from
 # `parrot render-scene --stats`).
-_S = math.sqrt(0.5)
-DEFAULT_CAMERA = CameraModel(
-    width=640, height=480, fx=615.0, fy=615.0, cx=320.0, cy=240.0,
-    position=(0.39 + 0.62 * _S, 0.0, 0.02 + 0.62 * _S),
-    orientation=quaternion_from_rotation(np.array([[0.0, _S, -_S], [1.0, 0.0, 0.0],
-                                                   [0.0, -_S, -_S]])),
-    model_fov_deg=29.0)
+DEFAULT_CAMERA = table_camera(elevation_deg=45.0, distance_m=0.62)
 
 
 def load_camera(path) -> CameraModel:
@@ -140,9 +159,40 @@ def load_camera(path) -> CameraModel:
         raise CameraError(f"{path}: {e}") from None
 
 
+def same_view(a: dict, b: dict, tol_m: float = 1e-3, tol_deg: float = 0.1) -> bool:
+    """Two view records (CameraModel.view_record) within 1 mm, 0.1 deg of aim and of FOV."""
+    qa, qb = np.asarray(a["orientation"], float), np.asarray(b["orientation"], float)
+    angle = math.degrees(2.0 * math.acos(min(1.0, abs(float(qa @ qb)))))
+    return (np.linalg.norm(np.subtract(a["position"], b["position"])) <= tol_m
+            and angle <= tol_deg and abs(a["model_fov_deg"] - b["model_fov_deg"]) <= tol_deg)
+
+
+def describe_view(view: dict) -> str:
+    x, y, z = view["position"]
+    return f"a camera at ({x:.3f}, {y:.3f}, {z:.3f}) m with a {view['model_fov_deg']:g} deg view"
+
+
+def check_view(trained_on: dict | None, camera: CameraModel, what: str) -> None:
+    """Refuse to run ``what`` (a prior or policy) in a twin that renders from another camera
+    than its training images came from: its success there would be silently meaningless.
+    ``trained_on`` None (an older export that did not record it): nothing to check."""
+    if trained_on is None or same_view(trained_on, camera.view_record()):
+        return
+    raise CameraError(
+        f"{what} was trained on images from {describe_view(trained_on)}, but this twin renders "
+        f"from {describe_view(camera.view_record())}: pass --camera-file with the camera its "
+        f"data was collected with")
+
+
 def optional_camera(path) -> CameraModel | None:
     """The camera of a `--camera-file` / `camera_file` option: None when the option is empty."""
     return load_camera(path) if path else None
+
+
+def twin_camera(path) -> CameraModel:
+    """The camera the twin renders from for a `--camera-file` option: the file's, else
+    DEFAULT_CAMERA."""
+    return optional_camera(path) or DEFAULT_CAMERA
 
 
 def resize_for_model(img: np.ndarray, size) -> np.ndarray:

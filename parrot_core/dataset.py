@@ -3,7 +3,8 @@
 Layout of a dataset directory::
 
     DIR/
-      dataset.json              format name/version, image size, action dim
+      dataset.json              format name/version, image size, action dim, the camera's
+                                view when known (CameraModel.view_record)
       episodes/<run>-w<k>-<n>.h5   one episode per file (see Episode for the fields)
       stats/<run>-w<k>.json     attempted/kept counters of one collection worker
       stats/<run>-w<k>.seeds    the seeds it attempted, one a line (`parrot collect --resume`)
@@ -27,6 +28,7 @@ import h5py
 import numpy as np
 
 from parrot_core.arm_state import STATE_DIM, STATE_NAMES
+from parrot_core.camera import describe_view, same_view
 from parrot_core.files import atomic_replace, atomic_write_text, read_format_json
 
 FORMAT_NAME = "parrot-dataset"
@@ -99,9 +101,11 @@ class DatasetWriter:
     repeated runs never overwrite each other.
     """
 
-    def __init__(self, root, image_size: tuple[int, int], worker: int = 0, run_id: str | None = None):
+    def __init__(self, root, image_size: tuple[int, int], worker: int = 0, run_id: str | None = None,
+                 camera_view: dict | None = None):
         self.root = Path(root)
         self.image_size = tuple(int(s) for s in image_size)
+        self.camera_view = camera_view  # CameraModel.view_record() of the images, when known
         self.prefix = f"{run_id or uuid.uuid4().hex[:8]}-w{worker}"
         (self.root / EPISODE_DIR).mkdir(parents=True, exist_ok=True)
         (self.root / STATS_DIR).mkdir(parents=True, exist_ok=True)
@@ -117,6 +121,8 @@ class DatasetWriter:
             "image_size": list(self.image_size),
             "action_dim": 7,
         }
+        if self.camera_view is not None:
+            header["camera_view"] = self.camera_view
         if header_path.exists():
             existing = read_header(self.root)
             if list(existing["image_size"]) != list(self.image_size):
@@ -124,6 +130,12 @@ class DatasetWriter:
                     f"{self.root}: dataset holds {existing['image_size']} images, "
                     f"cannot append {list(self.image_size)} images"
                 )
+            old_view = existing.get("camera_view")
+            if old_view and self.camera_view and not same_view(old_view, self.camera_view):
+                raise DatasetError(
+                    f"{self.root}: dataset holds images from {describe_view(old_view)}, cannot "
+                    f"append images from {describe_view(self.camera_view)} (another --out, or "
+                    f"the same --camera-file)")
             return
         try:  # first writer wins; others find it already there
             fd = os.open(header_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

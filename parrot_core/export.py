@@ -122,10 +122,11 @@ def write_onnx(module, args, path: Path, input_names, output_names, exporter: st
 
 def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
                  opset: int = DEFAULT_OPSET, source: dict | None = None,
-                 check: bool = True) -> dict:
+                 check: bool = True, camera_view: dict | None = None) -> dict:
     """Write the two graphs and prior_meta.json for ``model`` into ``out_dir``; return the meta.
 
-    ``source`` (e.g. run dir and step) is stored in the metadata as is.
+    ``source`` (e.g. run dir and step) is stored in the metadata as is; ``camera_view`` (the
+    view of the training images, CameraModel.view_record) too, when known.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,6 +177,7 @@ def export_prior(model: ConditionalRealNVP, out_dir, exporter: str = "dynamo",
         "prior_config": model.config.to_dict(),
         "weights_sha256": weights_sha256(model),
         "source": source or {},
+        "camera_view": camera_view,
         "exporter": exporter,
         "opset": opset,
         "versions": {"parrot": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
@@ -274,12 +276,14 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    from parrot_core.onnx_prior import trained_camera_view
     from parrot_core.train_prior import load_prior
 
     model = load_prior(args.prior, which=args.which)
     info = getattr(model, "checkpoint_info", {})
     meta = export_prior(model, args.out, exporter=args.exporter, opset=args.opset,
-                        source={"run": str(Path(args.prior).resolve()), **info})
+                        source={"run": str(Path(args.prior).resolve()), **info},
+                        camera_view=trained_camera_view(args.prior))
     err = parity_error(model, args.out, n=100)
     print(f"parrot export: {args.out}: {FORWARD_FILE}, {INVERSE_FILE}, {META_FILE} "
           f"(image {meta['image_size'][0]}x{meta['image_size'][1]}, step {info.get('step')}, "

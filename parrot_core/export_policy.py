@@ -207,6 +207,7 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
         "deterministic": "action_scale * tanh(raw mean) (the policy's mean; no sampling)",
         "prior": prior_info,
         "fused_prior": fuse_prior is not None,  # True: the prior is inside policy.onnx
+        "camera_view": run.get("camera_view"),  # the twin's view it was trained in
         "weights_sha256": weights_sha256(actor),
         "checkpoint_sha256": sha256_file(run_dir / CHECKPOINT),
         "source": {"run": str(run_dir.resolve())},

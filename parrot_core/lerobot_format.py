@@ -256,7 +256,8 @@ def import_lerobot(root, out, image_key: str | None = None, image_size=(48, 48),
                  list(info["features"].get(state_key, {}).get("shape", [])) == [len(STATE_NAMES)])
     episode_of = np.asarray(data["episode_index"])
     frame_of = np.asarray(data["frame_index"])
-    writer = DatasetWriter(out, tuple(image_size), worker=0)
+    writer = DatasetWriter(out, tuple(image_size), worker=0,
+                           camera_view=camera.view_record() if camera else None)
     n = 0
     for ep in episodes_meta:
         rows = np.flatnonzero(episode_of == ep["episode_index"])

@@ -25,6 +25,7 @@ requests for nothing at 30 Hz and competes with the rest of the stack).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -273,3 +274,16 @@ class OnnxPrior:
         images = self._images(images)
         z = rng.standard_normal((len(images), ACTION_DIM)).astype(np.float32)
         return self.forward(z, images, states)
+
+
+def trained_camera_view(prior) -> dict | None:
+    """The camera view (CameraModel.view_record) a prior's training images came from: an
+    export's prior_meta.json, or a `parrot train-prior` run's config.json (for a checkpoint or
+    snapshot file, its run's); None when not recorded (priors made before it was)."""
+    p = Path(prior)
+    if (p / META_FILE).is_file():
+        return json.loads((p / META_FILE).read_text()).get("camera_view")
+    for run in ([p] if p.is_dir() else [p.parent, p.parent.parent]):
+        if (run / "config.json").is_file():
+            return json.loads((run / "config.json").read_text()).get("dataset", {}).get("camera_view")
+    return None

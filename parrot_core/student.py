@@ -134,6 +134,7 @@ def export_student(student: StudentPolicy, out_dir, teacher_meta: dict, info: di
                     "prior": teacher_meta.get("prior")},
         "distillation": info,
         "prior": None,
+        "camera_view": teacher_meta.get("camera_view"),  # the twin's view it was trained in
         "weights_sha256": weights_sha256(student),
         **graph_meta(out, s, STATE_DIM, "action", "dynamo", opset),
     }

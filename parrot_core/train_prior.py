@@ -52,6 +52,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from parrot_core import __version__
 from parrot_core.action_space import ACTION_NAMES, GRIPPER_LABELS, gripper_as_target_state
 from parrot_core.arm_state import STATE_DIM
+from parrot_core.camera import same_view
 from parrot_core.dataset import episode_paths, read_episode, read_episode_attrs, read_header
 from parrot_core.device import pick_device
 from parrot_core.files import atomic_replace, atomic_write_text
@@ -139,6 +140,15 @@ def _episode_actions(episode, gripper_labels: str) -> np.ndarray:
     return gripper_as_target_state(episode.actions, start_closed)
 
 
+def common_camera_view(headers: list[dict]) -> dict | None:
+    """The camera view all the datasets' images come from, or None when any dataset does not
+    record one or they differ (e.g. twin and real episodes mixed): then nothing is checked."""
+    views = [h.get("camera_view") for h in headers]
+    if any(v is None for v in views) or any(not same_view(views[0], v) for v in views[1:]):
+        return None
+    return views[0]
+
+
 class DataSources:
     """The dataset(s) a run trains on. Several can be mixed, e.g. twin and real episodes,
     each with a sampling weight; each is split into train and validation episodes on its own,
@@ -160,6 +170,7 @@ class DataSources:
                                      f"{sorted(sizes)}; convert them to one (bag2dataset "
                                      f"--image-size)")
         self.image_size = sizes.pop()
+        self.camera_view = common_camera_view([read_header(r) for r in self.roots])
 
     def __len__(self) -> int:
         return len(self.roots)
@@ -482,7 +493,7 @@ def main(args) -> int:
                            else train_cfg["data"])},
         "dataset": {"image_size": [h, w], "episodes": len(names), "train_episodes": len(train_names),
                     "val_episodes": len(val_names), "train_steps": n, "val_steps": len(val_actions),
-                    "steps_per_epoch": per_epoch},
+                    "steps_per_epoch": per_epoch, "camera_view": sources.camera_view},
         "versions": {"parrot": __version__, "torch": torch.__version__, "python": platform.python_version()},
     }
     atomic_write_text(out / CONFIG, json.dumps(run_info, indent=2))

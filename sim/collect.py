@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from parrot_core.arm_state import state_from_info
+from parrot_core.camera import twin_camera
 from parrot_core.dataset import DatasetWriter, Episode
 from sim.dagger import dagger_episode, dagger_learners
 from sim.tasks import TASKS
@@ -124,7 +125,7 @@ def collect_indices(indices: list, args: dict, parent: int | None = None):
 def _worker(worker: int, indices: list, args: dict, queue) -> None:
     _die_with_parent()
     writer = DatasetWriter(args["out"], (args["image_size"], args["image_size"]), worker=worker,
-                           run_id=args["run_id"])
+                           run_id=args["run_id"], camera_view=args["camera_view"])
     try:
         for task, seed, episode, success in collect_indices(indices, args, os.getppid()):
             if success:
@@ -190,7 +191,9 @@ def run_collection(task, episodes, workers, out, objects="train", seed=0, image_
             "seed": seed, "noise": noise, "out": str(out), "camera_file": camera_file,
             "randomize": randomize, "dagger": None if dagger is None else str(dagger),
             "run_id": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]}
-    DatasetWriter(out, (image_size, image_size), worker=0, run_id=args["run_id"])  # header check
+    args["camera_view"] = twin_camera(camera_file).view_record()
+    DatasetWriter(out, (image_size, image_size), worker=0, run_id=args["run_id"],
+                  camera_view=args["camera_view"])  # header check
     if ray_address is not None:
         from sim.ray_collect import collect_on_ray
         return collect_on_ray(todo, args, ray_address, workers, progress)

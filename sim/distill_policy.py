@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from parrot_core.arm_state import state_from_info
+from parrot_core.camera import check_view, twin_camera
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, scene_config
 from sim.eval_policy import evaluate_chunk, exported_actor, load_exports, success_summary
 
@@ -138,6 +139,8 @@ def main(args) -> int:
     teacher_policy, teacher_prior = load_exports(args.policy, args.prior)
     teacher = exported_actor(teacher_policy, teacher_prior)
     size = tuple(teacher_policy.meta["image_size"])
+    check_view(teacher_policy.meta.get("camera_view"), twin_camera(args.camera_file),
+               f"the policy {args.policy}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     student = StudentPolicy(StudentConfig(image_size=size[0]))

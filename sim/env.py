@@ -48,7 +48,7 @@ import numpy as np
 import pybullet as p
 
 from parrot_core.action_space import ACTION_DIM, to_metric, validate_action
-from parrot_core.camera import DEFAULT_CAMERA, optional_camera
+from parrot_core.camera import twin_camera
 from parrot_core.safety import SafetyConfig, SafetyFilter
 from sim import objects as objpool
 from sim.domain_randomization import (EpisodeLook, RandomizationConfig, degrade, draw_look,
@@ -177,7 +177,7 @@ class ParrotEnv(gymnasium.Env):
         self.observation_space = gymnasium.spaces.Box(0, 255, (*self.image_hw, 3), np.uint8)
         self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self.client = p.connect(p.DIRECT)
-        self.camera = optional_camera(self.config.camera_file) or DEFAULT_CAMERA
+        self.camera = twin_camera(self.config.camera_file)
         self._view = p.computeViewMatrix(*(v.tolist() for v in self.camera.look_at()))
         self._look = EpisodeLook(fov_deg=self.camera.model_fov_deg)  # the plain look
         h, w = self.image_hw

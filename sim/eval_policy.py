@@ -21,6 +21,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from parrot_core.arm_state import state_from_info
+from parrot_core.camera import check_view, twin_camera
 from parrot_core.intervals import wilson_interval
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, scene_config
 
@@ -142,6 +143,8 @@ def main(args) -> int:
         raise EvalPolicyError(f"--episodes must be >= 1, got {args.episodes}")
     policy, act = load_actor(args.policy, args.prior)
     config = env_config(args, tuple(policy.meta["image_size"]))
+    check_view(policy.meta.get("camera_view"), twin_camera(config.camera_file),
+               f"the policy {args.policy}")
     t0 = time.perf_counter()
     if args.ray:
         results = run_on_ray(args, config)

@@ -6,7 +6,8 @@
   in action units and in metres of commanded motion per step.
 - Sideways miss: in closed loop, the horizontal distance from the TCP to the nearest object at
   the first step that commands the gripper closed (a[6] < -0.5); the scripted policy closes
-  within GRASP_THRESHOLD_M (2 cm).
+  within GRASP_THRESHOLD_M (2 cm). Also split into |dx| (towards / away from the default
+  camera, which looks along -x) and |dy| (sideways in its image).
 """
 
 from __future__ import annotations
@@ -30,22 +31,35 @@ def horizontal_distances(info) -> dict[str, float]:
 
 def horizontal_miss(info) -> float:
     """Distance (m) in x-y from the TCP to the nearest object."""
-    return min(horizontal_distances(info).values())
+    return float(np.linalg.norm(miss_offset(info)))
 
 
-def first_close_miss(info_before_step, action, already: float | None) -> float | None:
-    """The sideways miss at the first close command of an episode (kept once set)."""
+def miss_offset(info) -> np.ndarray:
+    """(dx, dy) in metres from the TCP to the nearest object (in x-y)."""
+    name = min(horizontal_distances(info).items(), key=lambda kv: kv[1])[0]
+    return (np.asarray(info["object_positions"][name][:2], dtype=np.float64)
+            - np.asarray(info["ee_pos"], dtype=np.float64)[:2])
+
+
+def first_close_miss(info_before_step, action, already: np.ndarray | None) -> np.ndarray | None:
+    """(dx, dy) to the nearest object at the first close command of an episode (kept once set)."""
     if already is None and float(action[6]) < CLOSE_BELOW:
-        return horizontal_miss(info_before_step)
+        return miss_offset(info_before_step)
     return already
 
 
-def summarize_misses(misses: list[float | None]) -> dict:
-    closed = [m for m in misses if m is not None]
+def summarize_misses(misses: list) -> dict:
+    """Medians over the episodes that closed; ``misses`` holds first_close_miss's (dx, dy) or None."""
+    closed = np.array([m for m in misses if m is not None], dtype=np.float64).reshape(-1, 2)
+    if not len(closed):
+        return {"episodes": len(misses), "closed": 0, "median_miss_m": None, "within_2cm": None,
+                "median_abs_dx_m": None, "median_abs_dy_m": None}
+    dist = np.linalg.norm(closed, axis=1)
     return {"episodes": len(misses), "closed": len(closed),
-            "median_miss_m": float(np.median(closed)) if closed else None,
-            "within_2cm": (float(np.mean([m <= GRASP_THRESHOLD_M for m in closed]))
-                           if closed else None)}
+            "median_miss_m": float(np.median(dist)),
+            "within_2cm": float(np.mean(dist <= GRASP_THRESHOLD_M)),
+            "median_abs_dx_m": float(np.median(np.abs(closed[:, 0]))),
+            "median_abs_dy_m": float(np.median(np.abs(closed[:, 1])))}
 
 
 @dataclass

@@ -18,7 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from parrot_core.arm_state import state_from_info
+from parrot_core.camera import CameraError, check_view
 from parrot_core.intervals import wilson_interval
+from parrot_core.onnx_prior import trained_camera_view
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, scene_config
 from sim.prior_diagnostics import first_close_miss, reaching_error, summarize_misses
 
@@ -29,7 +31,7 @@ class ExplorationResult:
     successes: list[bool]
     paths: list[np.ndarray]  # per episode (T+1, 3) end-effector positions
     objects: list[np.ndarray]  # per episode (num_objects, 3) initial object positions
-    close_misses: list  # per episode: sideways miss (m) at the first close command, or None
+    close_misses: list  # per episode: (dx, dy) to the nearest object at the first close, or None
     refusals: Counter = field(default_factory=Counter)  # rule -> steps the safety filter refused
 
     @property
@@ -150,6 +152,11 @@ def main(args) -> int:
     rng = np.random.default_rng(args.seed)
     env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, **scene_config(args)))
     try:
+        check_view(trained_camera_view(args.prior), env.camera, f"the prior {args.prior}")
+    except CameraError:
+        env.close()
+        raise
+    try:
         forward = load_prior_forward(args.prior)
         runs = [("random actions (no prior)", uniform_sampler(rng)),
                 ("random z through the prior", prior_sampler(forward, rng)),
@@ -196,8 +203,9 @@ def print_summary(args, results, summary, ratio) -> None:
     for name, m in summary["close_miss"].items():
         if m["closed"]:
             print(f"  {name}: first close {m['median_miss_m'] * 100:.1f} cm sideways from the "
-                  f"nearest object (median of {m['closed']}/{m['episodes']} episodes that closed; "
-                  f"{m['within_2cm']:.0%} within 2 cm)")
+                  f"nearest object (|dx| {m['median_abs_dx_m'] * 100:.1f} / |dy| "
+                  f"{m['median_abs_dy_m'] * 100:.1f} cm; median of {m['closed']}/{m['episodes']} "
+                  f"episodes that closed; {m['within_2cm']:.0%} within 2 cm)")
         else:
             print(f"  {name}: never closed the gripper")
     for r in results:

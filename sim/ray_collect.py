@@ -84,7 +84,7 @@ def _collect(ray, todo, args, address, progress) -> dict:
                 for task, seed, episode, success in collect_indices(indices, chunk_args)]
 
     writer = DatasetWriter(args["out"], (args["image_size"], args["image_size"]), worker=0,
-                           run_id=args["run_id"])
+                           run_id=args["run_id"], camera_view=args["camera_view"])
     pending = [collect_chunk.remote(todo[i:i + CHUNK], args) for i in range(0, len(todo), CHUNK)]
     counts: dict = {}
     failed = []

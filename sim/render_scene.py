@@ -39,9 +39,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--stats", action="store_true",
                         help="print object size / occlusion figures over --scenes scenes per pool")
     parser.add_argument("--scenes", type=int, default=200, help="scenes per pool for --stats")
+    parser.add_argument("--camera-file", metavar="YAML",
+                        help="render this camera's view (parrot_core/camera.py; default: the twin's)")
 
 
-def render_scene(task="pick_place", seed=0, size=256, image_size=48, objects="train", steps=0):
+def render_scene(task="pick_place", seed=0, size=256, image_size=48, objects="train", steps=0,
+                 camera_file=None):
     """Return (person_view, observation) uint8 RGB arrays."""
     from sim.env import EnvConfig, ParrotEnv
     from sim.scripted import make_scripted_policy, policy_rng
@@ -49,7 +52,8 @@ def render_scene(task="pick_place", seed=0, size=256, image_size=48, objects="tr
     if size < 16 or image_size < 8:
         raise RenderSceneError("--size must be >= 16 and --image-size >= 8")
     with ParrotEnv(EnvConfig(task=task, objects=objects, image_size=image_size,
-                             max_steps=max(steps, 1), terminate_on_success=False)) as env:
+                             max_steps=max(steps, 1), terminate_on_success=False,
+                             camera_file=camera_file)) as env:
         obs, info = env.reset(seed=seed)
         policy = make_scripted_policy(task, policy_rng(seed))
         for _ in range(steps):
@@ -59,7 +63,7 @@ def render_scene(task="pick_place", seed=0, size=256, image_size=48, objects="tr
         return env.render_obs((size, size)), obs
 
 
-def print_stats(scenes: int, seed: int, image_size: int) -> None:
+def print_stats(scenes: int, seed: int, image_size: int, camera_file=None) -> None:
     import time
 
     from sim.scene_stats import format_table, pool_stats
@@ -67,7 +71,7 @@ def print_stats(scenes: int, seed: int, image_size: int) -> None:
     if image_size < 8:
         raise RenderSceneError("--image-size must be >= 8")
     t0 = time.perf_counter()
-    rows = [pool_stats(pool, scenes, seed, image_size) for pool in ("train", "heldout")]
+    rows = [pool_stats(pool, scenes, seed, image_size, camera_file) for pool in ("train", "heldout")]
     print(f"objects in the {image_size}x{image_size} observation at the start pose, "
           f"seeds {seed}..{seed + scenes - 1} per pool "
           "(width = sqrt(mask area), bbox = longer side of the mask's box, in px):")
@@ -77,11 +81,12 @@ def print_stats(scenes: int, seed: int, image_size: int) -> None:
 
 def main(args) -> int:
     if args.stats:
-        print_stats(args.scenes, args.seed, args.image_size)
+        print_stats(args.scenes, args.seed, args.image_size, args.camera_file)
         return 0
     if not args.out:
         raise RenderSceneError("--out is required (or pass --stats)")
-    big, obs = render_scene(args.task, args.seed, args.size, args.image_size, args.objects, args.steps)
+    big, obs = render_scene(args.task, args.seed, args.size, args.image_size, args.objects, args.steps,
+                            args.camera_file)
     small = cv2.resize(obs, (args.size, args.size), interpolation=cv2.INTER_NEAREST)
     gap = np.full((args.size, 8, 3), 255, np.uint8)
     canvas = np.concatenate([big, gap, small], axis=1)

@@ -13,7 +13,13 @@ scenes - 1`` are built and measured at the start pose from PyBullet's segmentati
 * in view: every vertex of each object's mesh, and the corners of the tray and target pad,
   project inside the image;
 * px/m: image distance of two table points 10 cm apart, along x and along y, at the centre
-  of the object spawn region.
+  of the object spawn region;
+* at the close: with the TCP placed (by IK, not simulated) over the scene's first object at
+  the height where the scripted policy closes, the pixels whose colour changes when the TCP
+  moves from 2 to 4 cm beside the object along x (towards / away from the default camera)
+  and along y (sideways): how well the image tells a near miss from a farther one in each
+  direction; and the share of the object's arm-free pixels still visible with the TCP
+  aligned over it.
 
 The figures are printed as a table per pool (median and 10th percentile over all objects).
 """
@@ -27,6 +33,9 @@ import pybullet as p
 
 STATS_TASK = "pick_place"  # has the tray, so the tray's framing is measured too
 FAR_AWAY = (0.0, 0.0, -10.0)  # where the arm goes for the arm-free render (below the table)
+CLOSE_HEIGHT_M = 0.045  # TCP height of the scripted first close (median over grasps)
+NEAR_MISS_M, FAR_MISS_M = 0.02, 0.04  # the scripted close threshold, and twice it
+CHANGED = 10  # a pixel "changes" when a channel moves by more than this (of 255)
 
 
 class SceneStatsError(ValueError):
@@ -43,6 +52,45 @@ def arm_removed(env):
         yield
     finally:
         p.resetBasePositionAndOrientation(env.robot.id, pos, orn, **c)
+
+
+@contextmanager
+def arm_at(env, tcp_pos):
+    """Put the arm (gripper open, pointing down) with its TCP at ``tcp_pos`` by IK, without
+    simulating, and back to its joint positions afterwards."""
+    from sim.robot import home_joint_positions
+
+    q = env.robot.joint_positions()
+    home_joint_positions(env.client, env.robot, pos=tuple(float(v) for v in tcp_pos))
+    try:
+        yield
+    finally:
+        env.robot.reset(q)
+
+
+def close_cues(env, name: str) -> dict:
+    """At the close height over object ``name``: pixels that change between a near and a far
+    miss along x and along y, and the object's share still visible when aligned."""
+    centre = np.asarray(p.getBasePositionAndOrientation(env.bodies[name],
+                                                        physicsClientId=env.client)[0])
+
+    def view(dx, dy):
+        with arm_at(env, (centre[0] + dx, centre[1] + dy, CLOSE_HEIGHT_M)):
+            return env.render_obs().astype(np.int16), env.segmentation()
+
+    def changed(offset_near, offset_far):
+        return int((np.abs(view(*offset_near)[0] - view(*offset_far)[0]).max(axis=2) > CHANGED).sum())
+
+    cue = {}
+    for axis, unit in (("x", (1, 0)), ("y", (0, 1))):
+        cue[axis] = np.mean([changed((sign * NEAR_MISS_M * unit[0], sign * NEAR_MISS_M * unit[1]),
+                                     (sign * FAR_MISS_M * unit[0], sign * FAR_MISS_M * unit[1]))
+                             for sign in (1, -1)])
+    with arm_removed(env):
+        free = int((env.segmentation() == env.bodies[name]).sum())
+    aligned = int((view(0.0, 0.0)[1] == env.bodies[name]).sum())
+    return {"cue_x": float(cue["x"]), "cue_y": float(cue["y"]),
+            "visible_aligned": aligned / max(free, 1)}
 
 
 def _bbox_side(mask: np.ndarray) -> int:
@@ -92,7 +140,8 @@ def measure_scene(env, seed: int) -> dict:
         objects.append({"name": name, "area": area, "width": float(np.sqrt(area)),
                         "bbox": _bbox_side(free), "hidden": hidden,
                         "in_view": _object_in_view(env, name)})
-    return {"objects": objects, "tray_in_view": _containers_in_view(env)}
+    return {"objects": objects, "tray_in_view": _containers_in_view(env),
+            "close": close_cues(env, env.object_names[0])}
 
 
 def px_per_metre(env) -> tuple[float, float]:
@@ -107,13 +156,15 @@ def px_per_metre(env) -> tuple[float, float]:
             float(np.linalg.norm(uv[3] - uv[2]) / (2 * d)))
 
 
-def pool_stats(objects: str, scenes: int = 200, seed: int = 0, image_size: int = 48) -> dict:
+def pool_stats(objects: str, scenes: int = 200, seed: int = 0, image_size: int = 48,
+               camera_file=None) -> dict:
     """Summary figures over ``scenes`` scenes of pool ``objects``."""
     from sim.env import EnvConfig, ParrotEnv
 
     if scenes < 1:
         raise SceneStatsError("--scenes must be >= 1")
-    with ParrotEnv(EnvConfig(task=STATS_TASK, objects=objects, image_size=image_size)) as env:
+    with ParrotEnv(EnvConfig(task=STATS_TASK, objects=objects, image_size=image_size,
+                             camera_file=camera_file)) as env:
         results = [measure_scene(env, seed + i) for i in range(scenes)]
         ppm = px_per_metre(env)
     objs = [o for r in results for o in r["objects"]]
@@ -128,6 +179,9 @@ def pool_stats(objects: str, scenes: int = 200, seed: int = 0, image_size: int =
         "objects_in_view": float(np.mean([o["in_view"] for o in objs])),
         "tray_in_view": float(np.mean([r["tray_in_view"] for r in results])),
         "px_per_m_x": ppm[0], "px_per_m_y": ppm[1],
+        "cue_x_median": float(np.median([r["close"]["cue_x"] for r in results])),
+        "cue_y_median": float(np.median([r["close"]["cue_y"] for r in results])),
+        "visible_aligned_median": float(np.median([r["close"]["visible_aligned"] for r in results])),
     }
 
 
@@ -138,6 +192,8 @@ COLUMNS = [  # (header, key, format)
     ("occluded", "occluded_frac", "{:.1%}"), ("hidden px", "hidden_px_frac", "{:.2%}"),
     ("objs in view", "objects_in_view", "{:.1%}"), ("tray+pad in view", "tray_in_view", "{:.1%}"),
     ("px/m x", "px_per_m_x", "{:.0f}"), ("px/m y", "px_per_m_y", "{:.0f}"),
+    ("close: x cue", "cue_x_median", "{:.0f}"), ("y cue", "cue_y_median", "{:.0f}"),
+    ("visible aligned", "visible_aligned_median", "{:.0%}"),
 ]
 
 

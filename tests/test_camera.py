@@ -100,3 +100,34 @@ def test_a_full_camera_frame_cropped_by_the_camera_file_frames_the_scene_as_the_
         assert max(np.abs(whole[b] - c).max() for b, c in twin.items()) > 2.0
     finally:
         env.close()
+
+
+def test_table_camera_looks_at_the_scene_from_where_it_is_told():
+    """table_camera(elevation, distance, azimuth): the eye sits that far from the target,
+    that many degrees up, and looks at it with the image's up pointing up."""
+    from parrot_core.camera import table_camera
+    target = np.array([0.39, 0.0, 0.02])
+    for elevation, azimuth in ((45.0, 0.0), (60.0, 0.0), (55.0, 90.0)):
+        cam = table_camera(elevation, 0.6, azimuth)
+        eye, ahead, up = cam.look_at()
+        assert np.linalg.norm(eye - target) == pytest.approx(0.6)
+        assert math.degrees(math.asin((eye - target)[2] / 0.6)) == pytest.approx(elevation)
+        np.testing.assert_allclose(ahead - eye, (target - eye) / 0.6, atol=1e-9)
+        assert up[2] > 0
+
+
+def test_views_match_within_a_millimetre_and_a_tenth_of_a_degree():
+    """Datasets and priors record the camera's view; a twin with another mount or field of
+    view is refused with both views named, and a prior that recorded none is not checked."""
+    from parrot_core.camera import check_view, same_view, table_camera
+    view = table_camera(45.0, 0.62).view_record()
+    assert same_view(view, DEFAULT_CAMERA.view_record())
+    nudged = dict(view, position=[view["position"][0] + 5e-4, *view["position"][1:]])
+    assert same_view(view, nudged)
+    assert not same_view(view, table_camera(45.5, 0.62).view_record())  # 0.5 deg of aim
+    assert not same_view(view, dict(view, model_fov_deg=30.0))
+    check_view(view, DEFAULT_CAMERA, "the prior P")
+    check_view(None, table_camera(60.0, 0.5), "an old prior")
+    with pytest.raises(CameraError, match=r"the prior P was trained on images from a camera at "
+                                          r"\(0\.828, 0\.000, 0\.458\) m .* pass --camera-file"):
+        check_view(view, table_camera(60.0, 0.58), "the prior P")

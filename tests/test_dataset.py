@@ -151,3 +151,18 @@ def test_dataset_view_writes_a_foxglove_mcap_with_every_step(tmp_path):
     assert times == sorted(times) and times[3] - times[2] > times[2] - times[1]  # the gap
     with pytest.raises(DatasetViewError, match=r"out of range; .* has 2 episodes"):
         write_view(tmp_path / "d", tmp_path / "x.mcap", "0,5")
+
+
+def test_the_camera_view_is_recorded_and_another_one_cannot_be_appended(tmp_path):
+    """A collection records its camera's view in dataset.json; writing images of another view
+    into the same directory is refused before anything is written, and the episodes already
+    there stay."""
+    from parrot_core.camera import DEFAULT_CAMERA, table_camera
+    view = DEFAULT_CAMERA.view_record()
+    w = DatasetWriter(tmp_path, (48, 48), run_id="a", camera_view=view)
+    w.write_episode(episode(3))
+    assert json.loads((tmp_path / "dataset.json").read_text())["camera_view"] == view
+    DatasetWriter(tmp_path, (48, 48), run_id="b", camera_view=view)  # the same view appends
+    with pytest.raises(DatasetError, match="cannot append images from a camera at"):
+        DatasetWriter(tmp_path, (48, 48), run_id="c", camera_view=table_camera(60.0, 0.58).view_record())
+    assert len(episode_paths(tmp_path)) == 1

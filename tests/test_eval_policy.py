@@ -13,6 +13,7 @@ pytest.importorskip("pybullet")
 import torch  # noqa: E402
 
 from parrot_cli.main import main as parrot  # noqa: E402
+from parrot_core.camera import DEFAULT_CAMERA  # noqa: E402
 from parrot_core.action_transform import PriorTransform  # noqa: E402
 from parrot_core.rl_loop import LoopConfig, make_agent, train  # noqa: E402
 from rl_toy import ColorSignEnv, negating_prior, tiny_config  # noqa: E402
@@ -32,7 +33,8 @@ def export(tmp_path_factory):
     train(agent, lambda: ColorSignEnv(image_size=48), PriorTransform(negating_prior(), source="tiny",
                                                                      sha256=sha),
           root / "run", LoopConfig(total_steps=12, eval_every=12, eval_episodes=1, progress=False),
-          run_meta={"algo": "parrot", "task": "grasp", "objects": "heldout", "seed": 0})
+          run_meta={"algo": "parrot", "task": "grasp", "objects": "heldout", "seed": 0,
+                    "camera_view": DEFAULT_CAMERA.view_record()})
     assert parrot(["export-policy", str(root / "run"), "--out", str(prior_dir),
                    "--exporter", "torchscript"]) == 0
     return prior_dir
@@ -78,6 +80,23 @@ def test_z_policy_without_its_prior_is_a_clear_error(export, tmp_path, capsys):
     assert parrot(["eval-policy", "--policy", str(alone), "--task", "grasp", "--episodes", "1",
                    "--no-progress"]) == 1
     assert "pass --prior" in capsys.readouterr().err
+
+
+def test_a_policy_trained_through_another_camera_is_refused(export, tmp_path, capsys):
+    """export-policy records the twin camera's view of the run; eval-policy in a twin that
+    renders from another camera is a one-line error naming it, before any episode."""
+    import shutil
+
+    from parrot_core.camera import table_camera
+    meta = json.loads((export / "policy_meta.json").read_text())
+    assert meta["camera_view"] == DEFAULT_CAMERA.view_record()
+    moved = tmp_path / "moved"
+    shutil.copytree(export, moved)
+    meta["camera_view"] = table_camera(60.0, 0.58).view_record()
+    (moved / "policy_meta.json").write_text(json.dumps(meta))
+    assert parrot(["eval-policy", "--policy", str(moved), "--task", "grasp", "--episodes", "1",
+                   "--no-progress"]) == 1
+    assert f"the policy {moved} was trained on images from a camera at" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("policy, prior, other, task, objects", [

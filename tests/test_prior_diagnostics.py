@@ -29,11 +29,13 @@ def test_only_the_first_close_command_counts():
     miss = first_close_miss(far, hold, None)
     assert miss is None
     miss = first_close_miss(near, close, miss)
-    assert miss == pytest.approx(0.01)
-    assert first_close_miss(far, close, miss) == pytest.approx(0.01)
-    s = summarize_misses([0.01, None, 0.05])
+    assert miss == pytest.approx([0.01, 0.0])
+    assert first_close_miss(far, close, miss) == pytest.approx([0.01, 0.0])
+    s = summarize_misses([np.array([0.01, 0.0]), None, np.array([0.03, -0.04])])
     assert s["closed"] == 2 and s["median_miss_m"] == pytest.approx(0.03)
     assert s["within_2cm"] == 0.5
+    # split by axis: x is the default camera's depth, y sideways in its image
+    assert s["median_abs_dx_m"] == pytest.approx(0.02) and s["median_abs_dy_m"] == pytest.approx(0.02)
 
 
 def test_reaching_error_of_a_prior_that_does_nothing_is_the_scripted_motion():

@@ -29,9 +29,13 @@ torch.set_num_threads(1)
 SIZE = 16
 
 
+VIEW = {"position": [0.7, 0.0, 0.5], "orientation": [0.674, 0.674, -0.213, -0.213],
+        "model_fov_deg": 29.0}  # a camera view the dataset records
+
+
 def _write_dataset(root, n_episodes: int = 6, steps: int = 20) -> None:
     rng = np.random.default_rng(0)
-    writer = DatasetWriter(root, (SIZE, SIZE), worker=0, run_id="test")
+    writer = DatasetWriter(root, (SIZE, SIZE), worker=0, run_id="test", camera_view=VIEW)
     for e in range(n_episodes):
         img = rng.integers(0, 256, (steps, SIZE, SIZE, 3), dtype=np.uint8)
         act = np.clip(0.5 * rng.standard_normal((steps, 7)), -1, 1).astype(np.float32)
@@ -97,9 +101,12 @@ def test_default_dynamo_export_matches_torch_on_100_random_inputs(exported, tmp_
 
 def test_metadata_records_size_scaling_versions_and_hashes(exported):
     """prior_meta.json: image size, action scaling, versions, sha256 of weights and of each graph,
-    and the graphs' input/output names and shapes."""
+    the graphs' input/output names and shapes, and the camera view of the training images
+    (from the dataset, through the run)."""
+    from parrot_core.onnx_prior import trained_camera_view
     run, export = exported
     meta = json.loads((export / META_FILE).read_text())
+    assert meta["camera_view"] == VIEW == trained_camera_view(run) == trained_camera_view(export)
     assert meta["image_size"] == [SIZE, SIZE]
     assert meta["action_scaling"] == scaling_metadata()
     assert meta["weights_sha256"] == weights_sha256(load_prior(run))

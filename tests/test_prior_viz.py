@@ -52,3 +52,28 @@ def test_prior_viz_names_a_missing_prior(tmp_path, capsys):
                    "--out", str(tmp_path / "v.png"), "--no-progress"]) == 1
     assert f"{missing}: no such prior run directory" in capsys.readouterr().err
     assert not (tmp_path / "v.png").exists()
+
+
+def test_prior_viz_refuses_a_twin_camera_the_prior_was_not_trained_on(tmp_path, capsys):
+    """A prior whose training images came from another camera than the twin's is a one-line
+    error naming it (its success rates would mean nothing); with that camera's file it runs."""
+    import yaml
+
+    from parrot_core.camera import table_camera
+    from parrot_core.export import export_prior
+    from parrot_core.flow import ConditionalRealNVP, PriorConfig
+
+    steep = table_camera(60.0, 0.58)
+    model = ConditionalRealNVP(PriorConfig(image_size=48, coupling_hidden=(32, 32),
+                                           encoder_hidden=(32,), feature_dim=16, conv_channels=8))
+    export_prior(model, tmp_path / "prior", exporter="torchscript", camera_view=steep.view_record())
+    out = tmp_path / "v.png"
+    args = ["prior-viz", "--prior", str(tmp_path / "prior"), "--episodes", "1", "--out", str(out),
+            "--reach-episodes", "0", "--no-progress"]
+    assert parrot(args) == 1
+    assert "was trained on images from a camera at" in capsys.readouterr().err
+    assert not out.exists()
+    camera_file = tmp_path / "steep.yaml"
+    camera_file.write_text(yaml.safe_dump(steep.to_yaml_dict("steep")))
+    assert parrot(args + ["--camera-file", str(camera_file)]) == 0
+    assert out.exists()

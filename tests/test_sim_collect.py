@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from parrot_core.dataset import load_episodes, summarize
+from parrot_core.dataset import load_episodes, read_header, summarize
 from sim.robot import HOME_POS
 from sim.collect import CollectError, collect_episode, run_collection
 from sim.env import EnvConfig, ParrotEnv
@@ -81,6 +81,9 @@ def test_results_do_not_depend_on_worker_count(tmp_path):
             assert e.states[:, 3].max() == 1.0  # every kept episode grasped
     for s in by_k[1]:
         assert np.array_equal(by_k[1][s], by_k[2][s])
+    # the view the images were rendered from, for priors to be checked against
+    from parrot_core.camera import DEFAULT_CAMERA
+    assert read_header(tmp_path / "k1")["camera_view"] == DEFAULT_CAMERA.view_record()
 
 
 def test_killed_collection_is_readable_and_rerun_appends(tmp_path):

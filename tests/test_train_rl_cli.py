@@ -72,6 +72,22 @@ def test_argument_errors_are_one_line(tmp_path, capsys):
         assert "CUDA is not available" in capsys.readouterr().err
 
 
+def test_a_prior_from_another_camera_is_refused_before_training(tmp_path, capsys):
+    """train-rl in a twin whose camera is not the one the prior's images came from: one line
+    naming the prior, exit 1, no run written."""
+    from parrot_core.camera import table_camera
+    from parrot_core.export import export_prior
+    from parrot_core.flow import ConditionalRealNVP, PriorConfig
+    model = ConditionalRealNVP(PriorConfig(image_size=48, coupling_hidden=(16, 16),
+                                           encoder_hidden=(16,), feature_dim=8, conv_channels=4))
+    export_prior(model, tmp_path / "prior", exporter="torchscript",
+                 camera_view=table_camera(60.0, 0.58).view_record())
+    assert parrot(["train-rl", "--task", "grasp", "--steps", "10", "--out", str(tmp_path / "r"),
+                   *SMALL, "--algo", "parrot", "--prior", str(tmp_path / "prior")]) == 1
+    assert f"the prior {tmp_path / 'prior'} was trained on images from" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "metrics.jsonl").exists()
+
+
 def tensorboard_scalars(log_dir) -> dict:
     """{tag: [(step, value), ...]} of every scalar in a TensorBoard log directory."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -345,7 +345,8 @@ def convert(bags, out, keep: str = "success", image_size=None, run_id=None,
         success = bool(ep.end.get("success", False))
         task = ep.start.get("task", "unknown")
         if writer is None:
-            writer = DatasetWriter(out, ep.images.shape[1:3], worker=0, run_id=run_id)
+            writer = DatasetWriter(out, ep.images.shape[1:3], worker=0, run_id=run_id,
+                                   camera_view=camera.view_record() if camera else None)
         kept = success or keep == "all"
         if kept:
             writer.write_episode(Episode(ep.images, ep.actions, ep.rewards, states=ep.states, attrs={
