@@ -70,6 +70,8 @@ def run_command(task: str, algo: str, seed: int, args) -> list[str]:
            "--updates-per-step", str(args.updates_per_step), "--target-kl", str(args.target_kl),
            "--no-progress", "--threads", "1",  # one core per run: --jobs runs side by side
            "--prior", args.priors[task], *SETTINGS[args.setting]]  # every algo: the features
+    if args.camera_file:
+        cmd += ["--camera-file", args.camera_file]
     if algo == "bc-sac":
         cmd += ["--data", args.datasets[task], "--bc-steps", str(args.bc_steps)]
         if args.data_tasks[task]:
@@ -129,6 +131,8 @@ def main() -> int:
     ap.add_argument("--updates-per-step", type=float, default=1.0)
     ap.add_argument("--bc-steps", type=int, default=20_000)
     ap.add_argument("--target-kl", type=float, default=2.0, help="PARROT's KL to N(0, I) (nats)")
+    ap.add_argument("--camera-file", metavar="YAML",
+                    help="the twin's camera for every run (the one the priors' data was collected with)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                     help="run the grid as Ray tasks (local instance, or the cluster at ADDRESS)")

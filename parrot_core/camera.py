@@ -129,7 +129,15 @@ def table_camera(elevation_deg: float, distance_m: float, azimuth_deg: float = 0
 # The twin's camera: 0.62 m from a point 2 cm above the middle of the spawn region, in front of
 # the robot and looking back at it 45 deg down (reasons in docs/ARCHITECTURE.md, figures from
 # `parrot render-scene --stats`).
-DEFAULT_CAMERA = table_camera(elevation_deg=45.0, distance_m=0.62)
+# Written out rather than table_camera(45.0, 0.62), which differs in the last bit (sin 45 deg
+# is one ulp below sqrt(0.5)) and so renders a rare pixel differently from the shipped data.
+_S = math.sqrt(0.5)
+DEFAULT_CAMERA = CameraModel(
+    width=640, height=480, fx=615.0, fy=615.0, cx=320.0, cy=240.0,
+    position=(0.39 + 0.62 * _S, 0.0, 0.02 + 0.62 * _S),
+    orientation=quaternion_from_rotation(np.array([[0.0, _S, -_S], [1.0, 0.0, 0.0],
+                                                   [0.0, -_S, -_S]])),
+    model_fov_deg=29.0)
 
 
 def load_camera(path) -> CameraModel:
