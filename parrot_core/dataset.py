@@ -336,6 +336,7 @@ def summarize(root) -> dict:
         "attempted": attempted,
         "kept": kept,
         "success_filter_rate": (kept / attempted) if attempted else None,
+        "camera_view": header.get("camera_view"),
     }
 
 
@@ -397,6 +398,7 @@ def main(args) -> int:
         f"{s['success_filter_rate']:.1%} ({s['kept']} kept / {s['attempted']} attempted)")
     print(f"dataset:      {s['path']}")
     print(f"image size:   {s['image_size'][0]}x{s['image_size'][1]}")
+    print(f"camera:       {describe_view(s['camera_view']) if s['camera_view'] else 'not recorded'}")
     print(f"episodes:     {s['episodes']}")
     print(f"steps:        {s['steps']}")
     print(f"tasks:        {', '.join(f'{k}={v}' for k, v in sorted(s['tasks'].items()))}")

@@ -89,6 +89,7 @@ def test_dataset_info_command_reports_and_fails_clearly(tmp_path, capsys):
     assert parrot(["dataset", "info", str(tmp_path / "ds")]) == 0
     out = capsys.readouterr().out
     assert "episodes:     1" in out and "100.0% (1 kept / 1 attempted)" in out
+    assert "camera:       not recorded" in out
     assert parrot(["dataset", "info", str(tmp_path / "missing")]) == 1
     assert "no such dataset directory" in capsys.readouterr().err
 
@@ -162,6 +163,7 @@ def test_the_camera_view_is_recorded_and_another_one_cannot_be_appended(tmp_path
     w = DatasetWriter(tmp_path, (48, 48), run_id="a", camera_view=view)
     w.write_episode(episode(3))
     assert json.loads((tmp_path / "dataset.json").read_text())["camera_view"] == view
+    assert summarize(tmp_path)["camera_view"] == view
     DatasetWriter(tmp_path, (48, 48), run_id="b", camera_view=view)  # the same view appends
     with pytest.raises(DatasetError, match="cannot append images from a camera at"):
         DatasetWriter(tmp_path, (48, 48), run_id="c", camera_view=table_camera(60.0, 0.58).view_record())
