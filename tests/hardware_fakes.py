@@ -139,6 +139,7 @@ class FakeArm:
         n.create_subscription(JointState, itf.TOPIC_ARM_STATE, rec(self.arm_states), itf.state_qos())
         self._img = np.zeros((48, 48, 3), np.uint8)
         self.last_image_ns = None
+        self._last_command_ns = None
         n.create_timer(1.0 / joint_states_hz, self._tick_joints)
         n.create_timer(0.05, self._tick_image)
         self.executor = SingleThreadedExecutor(context=self.ctx)
@@ -180,14 +181,20 @@ class FakeArm:
             self.pub_img.publish(self.itf.numpy_to_image(self._img, self.last_image_ns))
 
     # ---- crafted inputs ------------------------------------------------------------------
-    def command(self, action, stamp_ns: int | None = None) -> float:
-        """Publish a policy command (twist + gripper), stamped with the latest image by
-        default; NaNs go out raw (no validation). Returns the monotonic send time."""
+    def command(self, action, stamp_ns: int | None = None, halves=("twist", "gripper")) -> float:
+        """Publish a policy command (twist + gripper), stamped by default with the latest
+        image, or with the time now when a command already answered that image (as a policy
+        answers each image once). NaNs go out raw (no validation); `halves` sends only some of the two messages. Returns the
+        monotonic send time."""
         from geometry_msgs.msg import TwistStamped
         from sensor_msgs.msg import JointState
         from parrot_core.action_space import POS_SCALE_M, ROT_SCALE_RAD
         a = np.asarray(action, float)
-        ns = stamp_ns if stamp_ns is not None else (self.last_image_ns or self.now_ns())
+        if stamp_ns is None:
+            stamp_ns = self.last_image_ns or self.now_ns()
+            if stamp_ns == self._last_command_ns:
+                stamp_ns = self.now_ns()
+        ns = self._last_command_ns = stamp_ns
         stamp = self.itf.ns_to_stamp(ns)
         tw = TwistStamped()
         tw.header.stamp = stamp
@@ -198,8 +205,10 @@ class FakeArm:
         gr = JointState(name=["gripper"], position=[float(a[6])])
         gr.header.stamp = stamp
         t = time.monotonic()
-        self.pub_twist.publish(tw)
-        self.pub_grip.publish(gr)
+        if "twist" in halves:
+            self.pub_twist.publish(tw)
+        if "gripper" in halves:
+            self.pub_grip.publish(gr)
         return t
 
     def command_until(self, action, pred, timeout: float = 5.0, period: float = 0.1):

@@ -5,7 +5,10 @@ A lifecycle (managed) node: it moves the arm only while **active**. `autostart` 
 `ros2 lifecycle set /hardware_bridge activate` or, on a pip-only install,
 `python -m parrot_bringup.lifecycle_ctl hardware_bridge activate`. Deactivating stops the arm.
 
-In:  `parrot/cmd/twist` + `parrot/cmd/gripper` (paired by stamp, interfaces.CommandAssembler),
+In:  `parrot/cmd/twist` + `parrot/cmd/gripper` (paired by stamp, interfaces.CommandAssembler;
+     a command stamped older than one already decided is refused (`out_of_order`, a stop)
+     when the filter would have passed it, and one for the stamp of a command refused as
+     NaN/inf is ignored: the late half of a command never undoes a newer stop),
      `camera/image_raw` (only its arrival: stale-image guard), `joint_states` (FK for the
      workspace box, IK start), `parrot/estop` (std_msgs/Bool; True latches a stop),
      service `parrot/estop/reset` (std_srvs/Trigger; refused while the e-stop still reads True).
@@ -182,6 +185,10 @@ class HardwareBridge(LifecycleNode):
         self.pub_arm_state = None
         self._estop_pressed = False
         self.applied = 0
+        self.out_of_order = 0  # commands refused: stamped older than one already decided
+        self.duplicates = 0  # commands ignored: for the stamp of one refused as NaN/inf
+        self._bad_stamp_ns: int | None = None
+        self._newest_decided_ns: int | None = None
         self.latency_ms: deque = deque(maxlen=1000)
         self.estop_reaction_ms: float | None = None
         self.servo_status: str = "unknown"
@@ -333,6 +340,7 @@ class HardwareBridge(LifecycleNode):
 
     def on_activate(self, state) -> TransitionCallbackReturn:
         self.assembler = itf.CommandAssembler(self.rate)
+        self._newest_decided_ns = self._bad_stamp_ns = None
         result = super().on_activate(state)  # activates the motion and gripper publishers
         if result != TransitionCallbackReturn.SUCCESS:
             return result
@@ -479,13 +487,13 @@ class HardwareBridge(LifecycleNode):
         t = msg.twist
         raw = [t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z]
         if not np.all(np.isfinite(raw)):  # never pair it: the filter rejects it now
-            return self._decide(np.array(raw + [0.0]), itf.stamp_to_ns(msg.header.stamp))
+            return self._decide_bad(np.array(raw + [0.0]), itf.stamp_to_ns(msg.header.stamp))
         self._assembled(self.assembler.add_twist, msg)
 
     def _on_gripper(self, msg: JointState) -> None:
         if not np.all(np.isfinite(list(msg.position))):
-            return self._decide(np.array([0.0] * 6 + [float("nan")]),
-                                itf.stamp_to_ns(msg.header.stamp))
+            return self._decide_bad(np.array([0.0] * 6 + [float("nan")]),
+                                    itf.stamp_to_ns(msg.header.stamp))
         self._assembled(self.assembler.add_gripper, msg)
 
     def _assembled(self, add, msg) -> None:
@@ -493,28 +501,58 @@ class HardwareBridge(LifecycleNode):
             out = add(msg)
         except ValueError as e:  # malformed, or beyond a full-scale step: refused, not clipped
             return self._reject(refused_command(e), self._now())
-        if out is not None:
-            stamp_ns, action = out
-            self._decide(action, stamp_ns)
+        if out is None:
+            return
+        stamp_ns, action = out
+        order = self._take_stamp(stamp_ns)
+        if order == "same" and stamp_ns == self._bad_stamp_ns:  # that image's command was NaN
+            self.duplicates += 1
+            return self.get_logger().warning(
+                f"a command for stamp {stamp_ns} ns, whose command was refused as NaN/inf: "
+                f"ignored", throttle_duration_sec=5.0)
+        self._decide(action, stamp_ns, in_order=order != "older")
+
+    def _decide_bad(self, action, stamp_ns: int) -> None:
+        """A non-finite half: refused at once, whatever its stamp."""
+        self._take_stamp(stamp_ns)
+        self._bad_stamp_ns = stamp_ns
+        self._decide(action, stamp_ns)
+
+    def _take_stamp(self, stamp_ns: int) -> str:
+        """"newer" (it becomes the newest decided stamp), "same" or "older" than the newest
+        command decided so far. The halves of a command travel on two topics, so one can
+        complete after a newer command was decided: applying it then would undo that
+        decision, a stop included."""
+        with self._out_lock:
+            newest = self._newest_decided_ns
+            if newest is not None and stamp_ns <= newest:
+                return "same" if stamp_ns == newest else "older"
+            self._newest_decided_ns = stamp_ns
+            return "newer"
 
     # ---- decisions ------------------------------------------------------------------------
-    def _decide(self, action, stamp_ns: int) -> None:
+    def _decide(self, action, stamp_ns: int, in_order: bool = True) -> None:
         """joint_trajectory: FK and IK on the worker thread (one at a time, in order), so the
         executor's thread stays free for the e-stop and the watchdog; servo: right here."""
         if self._ik_worker is None:
-            return self._decide_now(action, stamp_ns)
-        job = self._ik_worker.submit(self._decide_now, action, stamp_ns)
+            return self._decide_now(action, stamp_ns, in_order)
+        job = self._ik_worker.submit(self._decide_now, action, stamp_ns, in_order)
         job.add_done_callback(self._log_failure)
 
     def _log_failure(self, job) -> None:
         if job.exception() is not None:  # never silent: the command was not applied
             self.get_logger().error(f"command processing failed: {job.exception()!r}")
 
-    def _decide_now(self, action, stamp_ns: int) -> None:
+    def _decide_now(self, action, stamp_ns: int, in_order: bool = True) -> None:
         """Check a command, find its motion (IK outside the lock), then publish it unless the
         arm was stopped meanwhile; every refusal stops the arm."""
         with self._out_lock:
             d, q, ee_pos, ee_orn = self._check(action, stamp_ns)
+        if not d.stopped and not in_order:
+            self.out_of_order += 1
+            d = SafetyDecision(stop_reason="out_of_order", detail=(
+                f"command stamped {stamp_ns} ns completed after a newer one was decided "
+                f"({self._newest_decided_ns} ns): not applied"))
         if d.stopped:
             return self._reject(d, self._now())
         if self.p["output_mode"] == "servo":
@@ -659,7 +697,9 @@ class HardwareBridge(LifecycleNode):
                               hardware_id=self.p.get("servo_frame", ""))
         vals = {"reason": reason or "", "active": str(self.active).lower(),
                 "estopped": str(self.filter.estopped).lower(),
-                "output_mode": self.p["output_mode"], "commands_applied": str(self.applied)}
+                "output_mode": self.p["output_mode"], "commands_applied": str(self.applied),
+                "commands_out_of_order": str(self.out_of_order),
+                "commands_duplicate": str(self.duplicates)}
         vals.update({f"stops.{k}": str(v) for k, v in sorted(self.reporter.counts.items())})
         if self.p["output_mode"] == "servo":
             vals["servo_status"] = self.servo_status
