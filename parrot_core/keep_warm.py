@@ -3,8 +3,8 @@
 Measured on the 2-core development machine (benchmarks/fused_policy_latency.py): a small
 graph that takes 0.06 ms back to back takes about 0.6 ms after the 33 ms idle gap between 30 Hz
 frames (caches and the core's state go cold). Running it on the last input every 2 ms while no
-frame comes brings that to about 0.4 ms, for a few percent of a core. onnxruntime sessions may run from several threads at once, so a frame never waits for a
-warm-up to finish."""
+frame comes brings that to about 0.4 ms, for a few percent of a core. onnxruntime sessions may
+run from several threads at once, so a frame never waits for a warm-up to finish."""
 
 from __future__ import annotations
 

@@ -164,13 +164,14 @@ class DataSources:
             raise PriorTrainingError(f"--data-weights needs one weight >= 0 per --data "
                                      f"({len(self.roots)}), not all 0; got {list(weights)}")
         self.weights = None if weights is None else [float(w) for w in weights]
-        sizes = {tuple(int(v) for v in read_header(r)["image_size"]) for r in self.roots}
+        headers = [read_header(r) for r in self.roots]
+        sizes = {tuple(int(v) for v in h["image_size"]) for h in headers}
         if len(sizes) != 1:
             raise PriorTrainingError(f"--data: the datasets hold images of different sizes "
                                      f"{sorted(sizes)}; convert them to one (bag2dataset "
                                      f"--image-size)")
         self.image_size = sizes.pop()
-        self.camera_view = common_camera_view([read_header(r) for r in self.roots])
+        self.camera_view = common_camera_view(headers)
 
     def __len__(self) -> int:
         return len(self.roots)

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from parrot_core.arm_state import state_from_info
-from parrot_core.camera import CameraError, check_view
+from parrot_core.camera import check_view, twin_camera
 from parrot_core.intervals import wilson_interval
 from parrot_core.onnx_prior import trained_camera_view
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, scene_config
@@ -149,13 +149,10 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    check_view(trained_camera_view(args.prior), twin_camera(args.camera_file),
+               f"the prior {args.prior}")
     rng = np.random.default_rng(args.seed)
     env = ParrotEnv(EnvConfig(task=args.task, objects=args.objects, **scene_config(args)))
-    try:
-        check_view(trained_camera_view(args.prior), env.camera, f"the prior {args.prior}")
-    except CameraError:
-        env.close()
-        raise
     try:
         forward = load_prior_forward(args.prior)
         runs = [("random actions (no prior)", uniform_sampler(rng)),

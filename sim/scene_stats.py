@@ -76,19 +76,18 @@ def close_cues(env, name: str) -> dict:
 
     def view(dx, dy):
         with arm_at(env, (centre[0] + dx, centre[1] + dy, CLOSE_HEIGHT_M)):
-            return env.render_obs().astype(np.int16), env.segmentation()
+            return env.render_obs().astype(np.int16)
 
-    def changed(offset_near, offset_far):
-        return int((np.abs(view(*offset_near)[0] - view(*offset_far)[0]).max(axis=2) > CHANGED).sum())
+    def changed(near, far):  # pixels that differ between the TCP at two offsets
+        return int((np.abs(view(*near) - view(*far)).max(axis=2) > CHANGED).sum())
 
-    cue = {}
-    for axis, unit in (("x", (1, 0)), ("y", (0, 1))):
-        cue[axis] = np.mean([changed((sign * NEAR_MISS_M * unit[0], sign * NEAR_MISS_M * unit[1]),
-                                     (sign * FAR_MISS_M * unit[0], sign * FAR_MISS_M * unit[1]))
-                             for sign in (1, -1)])
+    cue = {axis: np.mean([changed(sign * NEAR_MISS_M * unit, sign * FAR_MISS_M * unit)
+                          for sign in (1, -1)])
+           for axis, unit in (("x", np.array([1.0, 0.0])), ("y", np.array([0.0, 1.0])))}
     with arm_removed(env):
         free = int((env.segmentation() == env.bodies[name]).sum())
-    aligned = int((view(0.0, 0.0)[1] == env.bodies[name]).sum())
+    with arm_at(env, (centre[0], centre[1], CLOSE_HEIGHT_M)):
+        aligned = int((env.segmentation() == env.bodies[name]).sum())
     return {"cue_x": float(cue["x"]), "cue_y": float(cue["y"]),
             "visible_aligned": aligned / max(free, 1)}
 

@@ -151,21 +151,13 @@ def _bc_data(path: str, image_size: int, features=None, tasks: tuple[str, ...] =
 
 
 def make_env_factory(task: str, objects: str, image_size: int, max_steps: int,
-                     terminate_on_success: bool = False, prior=None, **scene):
-    """`scene`: sim.env.scene_config(args), the scene flags as EnvConfig fields. With `prior`,
-    the twin's camera must be the one the prior's images came from."""
-    from parrot_core.camera import check_view
-    from parrot_core.onnx_prior import trained_camera_view
+                     terminate_on_success: bool = False, **scene):
+    """`scene`: sim.env.scene_config(args), the scene flags as EnvConfig fields."""
     from sim.env import EnvConfig, ParrotEnv
 
     config = EnvConfig(task=task, objects=objects, image_size=image_size, max_steps=max_steps,
                        terminate_on_success=terminate_on_success, **scene)
-    env = ParrotEnv(config)  # fail here, before any training, on a bad configuration
-    try:
-        if prior:
-            check_view(trained_camera_view(prior), env.camera, f"the prior {prior}")
-    finally:
-        env.close()
+    ParrotEnv(config).close()  # fail here, before any training, on a bad configuration
     return lambda: ParrotEnv(config)
 
 
@@ -173,8 +165,9 @@ def main(args) -> int:
     import torch
 
     from parrot_core.action_transform import IdentityTransform, load_prior_transform
-    from parrot_core.camera import twin_camera
+    from parrot_core.camera import check_view, twin_camera
     from parrot_core.device import pick_device
+    from parrot_core.onnx_prior import trained_camera_view
     from parrot_core.rl_loop import LoopConfig, image_observation, make_agent, train
     from parrot_core.sac import config_for_algo
 
@@ -193,6 +186,9 @@ def main(args) -> int:
         raise TrainRLError("--algo bc-sac needs --data DATASET (the prior's training data)")
     if args.algo != "bc-sac" and args.data:
         raise TrainRLError(f"--data is only used by --algo bc-sac, not {args.algo}")
+    camera = twin_camera(args.camera_file)
+    if args.prior:  # the twin must render what the prior's images showed
+        check_view(trained_camera_view(args.prior), camera, f"the prior {args.prior}")
     device = pick_device(args.device)
     observe = image_observation
     if features_obs:
@@ -221,7 +217,7 @@ def main(args) -> int:
     run_meta = {"algo": args.algo, "task": args.task, "objects": args.objects, "seed": args.seed,
                 "target_object": args.target_object, "num_objects": args.num_objects,
                 "camera_file": args.camera_file, "randomize": args.randomize,
-                "camera_view": twin_camera(args.camera_file).view_record(),
+                "camera_view": camera.view_record(),
                 "randomize_scale": args.randomize_scale,
                 "terminate_on_success": args.terminate_on_success, "observation": args.observation,
                 "max_steps": args.max_steps, "image_size": args.image_size,
@@ -236,7 +232,7 @@ def main(args) -> int:
     agent = make_agent(cfg, args.seed, device=device)
     from sim.env import scene_config
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
-                               args.terminate_on_success, prior=args.prior, **scene_config(args))
+                               args.terminate_on_success, **scene_config(args))
     row = train(agent, factory, transform, args.out, loop, resume=args.resume, run_meta=run_meta,
                 bc_data=bc_data, observe=observe)
     print(f"parrot train-rl: {args.out}: {args.algo} on {args.task}/{args.objects} seed {args.seed}: "
