@@ -64,7 +64,6 @@ CONE_FRICTION = 0  # pyramid friction approximation: cheaper
 SUBSTEPS = 8
 GRIPPER_SUBSTEPS = 20
 SETTLE_SUBSTEPS = 24
-REUSE_WORLD = True  # reset() restores a saved table+arm state instead of rebuilding it
 WORKSPACE_LOW = np.array(SafetyConfig.workspace_min)  # the arm's default box is the twin's
 WORKSPACE_HIGH = np.array(SafetyConfig.workspace_max)
 LEASH_M = 0.05
@@ -229,18 +228,7 @@ class ParrotEnv(gymnasium.Env):
         if self._home_q is None:
             self._home_q = home_joint_positions(self.client, self.robot)
         self.robot.reset(self._home_q)
-        self._world_state = p.saveState(**c)
-        self._scene_bodies = []
-        self._object_shapes = {}  # object name -> (collision, visual) shape of this world
-
-    def _restore_world(self) -> None:
-        """Back to the state right after _build_world: scene bodies removed, arm at home."""
-        c = dict(physicsClientId=self.client)
-        for body in self._scene_bodies:
-            p.removeBody(body, **c)
-        self._scene_bodies = []
-        p.restoreState(self._world_state, **c)
-        self.robot.reset(self._home_q)
+        self._scene_bodies = []  # tray, pad and objects: what a randomized look recolours
 
     def _make_tray(self, pos, rgba) -> int:
         c = dict(physicsClientId=self.client)
@@ -323,10 +311,10 @@ class ParrotEnv(gymnasium.Env):
         self.seed = int(seed)
         self.safety_stop = None
         rng = np.random.default_rng(self.seed)
-        if self.robot is None or not REUSE_WORLD:
-            self._build_world()
-        else:
-            self._restore_world()
+        # A fresh world every episode: a restored one (saveState/restoreState) keeps the
+        # contact caches of the episode before, which change the solver's order, so a seed's
+        # episode would depend on what ran before it (and on the number of collection workers).
+        self._build_world()
         c = dict(physicsClientId=self.client)
         tray_xy, target_xy, obj_xy = self._sample_layout(rng)
         self.tray_pos = np.array([tray_xy[0], tray_xy[1], 0.0])
@@ -341,7 +329,7 @@ class ParrotEnv(gymnasium.Env):
             half = objpool.object_spec(name)["half_extents"]
             orn = p.getQuaternionFromEuler((0, 0, rng.uniform(-np.pi, np.pi)))
             self.bodies[name] = objpool.load_object(self.client, name, (xy[0], xy[1], half[2] + 0.003),
-                                                    orn, shapes=self._object_shapes)
+                                                    orn)
             self._scene_bodies.append(self.bodies[name])
         self.object_names = names
         if not self.task_spec.named_object:

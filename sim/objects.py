@@ -139,29 +139,18 @@ def mesh_vertices(object_name: str) -> np.ndarray:
     return verts * s["scale"] - np.asarray(s["centre"])
 
 
-def load_object(client: int, object_name: str, pos, orn, shapes: dict | None = None) -> int:
+def load_object(client: int, object_name: str, pos, orn) -> int:
     """Create the object as a rigid body (convex-hull collision) centred at ``pos``.
-
-    ``shapes``: the client's (collision, visual) shapes by object name, made on first use and
-    reused: PyBullet keeps a shape until the world is reset, so making them anew every episode
-    re-read the mesh and grew the client by one mesh per object per episode."""
+    Its shapes live until the world is reset (the env builds a fresh world per episode)."""
     s = object_spec(object_name)
     c = dict(physicsClientId=client)
-    reused = shapes is not None and object_name in shapes
-    if reused:
-        col, vis = shapes[object_name]
-    else:
-        scale = [s["scale"]] * 3
-        offset = [-x for x in s["centre"]]  # put the bounding-box centre at the body origin
-        col = p.createCollisionShape(p.GEOM_MESH, fileName=s["mesh"], meshScale=scale,
-                                     collisionFramePosition=offset, **c)
-        vis = p.createVisualShape(p.GEOM_MESH, fileName=s["mesh"], meshScale=scale,
-                                  visualFramePosition=offset, rgbaColor=s["rgba"], **c)
-        if shapes is not None:
-            shapes[object_name] = (col, vis)
+    scale = [s["scale"]] * 3
+    offset = [-x for x in s["centre"]]  # put the bounding-box centre at the body origin
+    col = p.createCollisionShape(p.GEOM_MESH, fileName=s["mesh"], meshScale=scale,
+                                 collisionFramePosition=offset, **c)
+    vis = p.createVisualShape(p.GEOM_MESH, fileName=s["mesh"], meshScale=scale,
+                              visualFramePosition=offset, rgbaColor=s["rgba"], **c)
     body = p.createMultiBody(OBJECT_MASS_KG, col, vis, pos, orn, **c)
-    if reused:  # a randomized look may have recoloured the shape's last body
-        p.changeVisualShape(body, -1, rgbaColor=s["rgba"], **c)
     p.changeDynamics(body, -1, lateralFriction=1.0, spinningFriction=0.002, rollingFriction=0.0005,
                      **c)
     return body
