@@ -68,6 +68,27 @@ class Episode:
         return len(self.actions)
 
 
+def demo_start(episode: Episode) -> int:
+    """The first step whose action is a demonstration (attr ``demo_start``, 0 when absent):
+    the steps before it led somewhere on purpose (a scripted deliberate miss) and only show
+    the states a recovery starts from."""
+    k = episode.attrs.get("demo_start", 0)
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 0 <= k < len(episode):
+        raise DatasetError(f"episode {episode.attrs.get('seed', '?')}: demo_start must be an "
+                           f"integer step in [0, {len(episode)}), got {k!r}")
+    return int(k)
+
+
+def demonstration(episode: Episode) -> Episode:
+    """The episode from its demo_start on: what a prior or BC learns from."""
+    k = demo_start(episode)
+    if k == 0:
+        return episode
+    return Episode(episode.images[k:], episode.actions[k:], episode.rewards[k:],
+                   {**episode.attrs, "demo_start": 0},
+                   None if episode.states is None else episode.states[k:])
+
+
 def _check_states(states: np.ndarray, steps: int, where: str) -> None:
     if states.shape != (steps, STATE_DIM):
         raise DatasetError(f"{where}: states must be ({steps}, {STATE_DIM}) {STATE_NAMES}, "
@@ -286,13 +307,14 @@ def load_episodes(root) -> list[Episode]:
 
 
 def load_arrays(root, tasks: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """All steps as flat arrays: images (N,H,W,3) uint8, actions (N,7), episode (N,) int, and
-    states (N,4) when every episode has them. ``tasks``: only the episodes of these tasks."""
+    """All demonstration steps (each episode from its demo_start) as flat arrays: images
+    (N,H,W,3) uint8, actions (N,7), episode (N,) int, and states (N,4) when every episode has them. ``tasks``: only the episodes of these tasks."""
     episodes = load_episodes(root)
     if tasks:
         episodes = [e for e in episodes if e.attrs.get("task") in tasks]
         if not episodes:
             raise DatasetError(f"{root}: no episodes of task {', '.join(tasks)}")
+    episodes = [demonstration(e) for e in episodes]
     arrays = {
         "images": np.concatenate([e.images for e in episodes]),
         "actions": np.concatenate([e.actions for e in episodes]),

@@ -35,7 +35,7 @@ import numpy as np
 from parrot_core.action_space import ACTION_DIM, ACTION_NAMES
 from parrot_core.arm_state import STATE_NAMES
 from parrot_core.camera import model_image
-from parrot_core.dataset import DatasetWriter, Episode, load_episodes, read_header
+from parrot_core.dataset import DatasetWriter, Episode, demo_start, load_episodes, read_header
 from parrot_core.files import atomic_write_text
 
 CODEBASE_VERSION = "v3.0"
@@ -111,7 +111,8 @@ def export_lerobot(src, out, fps: float = 10.0, robot_type: str = "xarm6") -> di
         episode_rows.append({"episode_index": k, "tasks": [task], "length": n,
                              "data/chunk_index": 0, "data/file_index": 0,
                              "dataset_from_index": index, "dataset_to_index": index + n,
-                             "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
+                             "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
+                             "demo_start": demo_start(ep)})  # Parrot's: steps before it are no demonstration
         index += n
     if not with_states:
         del columns["observation.state"]
@@ -275,6 +276,7 @@ def import_lerobot(root, out, image_key: str | None = None, image_size=(48, 48),
             attrs={"task": ep_task, "objects": [], "object_pool": "lerobot", "seed": -1,
                    "success": success, "success_assumed": success_col is None,
                    "source": "lerobot", "lerobot_episode": int(ep["episode_index"]),
+                   "demo_start": int(ep.get("demo_start") or 0),
                    "source_key": f"{root.resolve()}#{int(ep['episode_index'])}"}))
         writer.record_attempt(True, ep_task, key=f"{root.resolve()}#{int(ep['episode_index'])}")
         n += 1

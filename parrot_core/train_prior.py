@@ -53,7 +53,8 @@ from parrot_core import __version__
 from parrot_core.action_space import ACTION_NAMES, GRIPPER_LABELS, gripper_as_target_state
 from parrot_core.arm_state import STATE_DIM
 from parrot_core.camera import same_view
-from parrot_core.dataset import episode_paths, read_episode, read_episode_attrs, read_header
+from parrot_core.dataset import (demonstration, episode_paths, read_episode, read_episode_attrs,
+                                 read_header)
 from parrot_core.device import pick_device
 from parrot_core.files import atomic_replace, atomic_write_text
 from parrot_core.flow import ConditionalRealNVP, PriorConfig
@@ -202,7 +203,7 @@ def _load_split(sources: DataSources, refs: list[str], with_states: bool, grippe
     if not refs:
         return (torch.zeros(0, 1, 1, 3, dtype=torch.uint8), torch.zeros(0, 7),
                 torch.zeros(0, STATE_DIM) if with_states else None, np.zeros(0, np.int64))
-    eps = [read_episode(sources.path(r)) for r in refs]
+    eps = [demonstration(read_episode(sources.path(r))) for r in refs]
     images = torch.from_numpy(np.concatenate([e.images for e in eps]))
     actions = torch.from_numpy(np.concatenate(
         [_episode_actions(e, gripper_labels) for e in eps]).astype(np.float32))
@@ -215,6 +216,16 @@ def _load_split(sources: DataSources, refs: list[str], with_states: bool, grippe
                                  f"states; a state-conditioned prior needs data collected with "
                                  f"them (parrot collect writes them)")
     return images, actions, torch.from_numpy(np.concatenate([e.states for e in eps])), row_source
+
+
+def _load_init(path) -> ConditionalRealNVP:
+    """The prior to start from: a run (its best checkpoint) or a `parrot export` dir, so a
+    shipped prior (models/, which has no checkpoint) can be fine-tuned too."""
+    from parrot_core.prior_features import load_prior_module
+    model = load_prior_module(path)
+    if not hasattr(model, "checkpoint_info"):
+        model.checkpoint_info = {"path": str(Path(path).resolve())}
+    return model
 
 
 def widen_prior(prior: ConditionalRealNVP, state_dim: int | None = None,
@@ -348,8 +359,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda if present, else cpu) | cpu | cuda[:N]")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     parser.add_argument("--resume", action="store_true", help="continue RUN from RUN/last.pt")
-    parser.add_argument("--init-from", metavar="PRIOR_RUN",
-                        help="start from this run's weights (best.pt) and model config: fine-tuning")
+    parser.add_argument("--init-from", metavar="PRIOR",
+                        help="start from this prior's weights and model config (fine-tuning): a "
+                             "run (its best.pt) or a `parrot export` dir such as models/prior_xarm6_48px")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     parser.add_argument("--tensorboard", action="store_true",
                         help="also log NLLs and histograms of prior samples to OUT/tensorboard "
@@ -420,7 +432,7 @@ def main(args) -> int:
         if (out / LAST).exists():
             raise PriorTrainingError(f"{out} already holds a run; pass --resume to continue it, "
                                      f"or choose another --out")
-        init = load_prior(args.init_from) if args.init_from else None
+        init = _load_init(args.init_from) if args.init_from else None
         # a state-conditioned init keeps the normalization it was trained with
         new_normalization = args.arm_state and (init is None or init.state_dim == 0)
         if init is not None:

@@ -2,6 +2,7 @@
 
     parrot collect --task grasp|pick_place|mixed --episodes N --workers K --out DIR \
         [--objects train] [--seed S] [--image-size 48] [--noise 0.1] [--max-steps 25] [--resume]
+        [--retries N] [--misaim P]
 
 Episode ``i`` uses seed ``S + i`` for the scene and ``policy_rng(S + i)`` for the policy, so
 the dataset does not depend on K. ``mixed`` alternates grasp (even i) and pick_place (odd i).
@@ -70,7 +71,7 @@ def collect_episode(env, policy, seed: int):
         attrs={"task": env.config.task, "objects": list(info["object_names"]),
                "object_pool": env.config.objects, "seed": int(seed), "success": success,
                "source": "scripted", "target_object": info["target_object"] or "",
-               "steps": len(actions)},
+               "steps": len(actions), "demo_start": int(getattr(policy, "demo_start", 0))},
         states=np.stack(states))
     return episode, success
 
@@ -107,7 +108,9 @@ def collect_indices(indices: list, args: dict, parent: int | None = None):
                                                  camera_file=args["camera_file"],
                                                  randomize=args["randomize"]))
             seed = args["seed"] + i
-            policy = make_scripted_policy(task, policy_rng(seed), noise_std=args["noise"])
+            policy = make_scripted_policy(task, policy_rng(seed), noise_std=args["noise"],
+                                          retries=args.get("retries", 0),
+                                          misaim=args.get("misaim", 0.0))
             if args.get("dagger"):
                 if learners is None:
                     learners = dagger_learners(args["dagger"])
@@ -146,6 +149,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--image-size", type=int, default=48)
     parser.add_argument("--max-steps", type=int, default=25)
     parser.add_argument("--noise", type=float, default=0.1, help="std of the N(0, s) action noise")
+    parser.add_argument("--retries", type=int, default=0, metavar="N",
+                        help="after a missed grasp, open and try again up to N times")
+    parser.add_argument("--misaim", type=float, default=0.0, metavar="P",
+                        help="fraction of episodes whose first grasp aims 3-5 cm off the object "
+                             "(recoveries to learn from; needs --retries; the steps up to that "
+                             "close are stored as no demonstration)")
     parser.add_argument("--camera-file", metavar="YAML",
                         help="the arm camera's file: collect its view (default: the twin's camera)")
     parser.add_argument("--randomize", action="store_true",
@@ -164,7 +173,8 @@ def add_arguments(parser) -> None:
 
 def run_collection(task, episodes, workers, out, objects="train", seed=0, image_size=48,
                    max_steps=25, noise=0.1, progress=True, resume=False,
-                   camera_file=None, randomize=False, ray_address=None, dagger=None) -> dict:
+                   camera_file=None, randomize=False, ray_address=None, dagger=None,
+                   retries=0, misaim=0.0) -> dict:
     """Collect and return {task: {"attempted", "kept"}} (also printed by the CLI)."""
     if objects != "train":
         raise CollectError(f"--objects {objects}: only the train pool may be collected; held-out "
@@ -173,6 +183,10 @@ def run_collection(task, episodes, workers, out, objects="train", seed=0, image_
         raise CollectError(f"unknown task {task!r}; choose one of {COLLECT_TASKS}")
     if episodes < 1 or workers < 1:
         raise CollectError("--episodes and --workers must be >= 1")
+    if retries < 0 or not 0.0 <= misaim <= 1.0:
+        raise CollectError(f"--retries must be >= 0 and --misaim in [0, 1], got {retries}, {misaim}")
+    if misaim and not retries:
+        raise CollectError("--misaim needs --retries >= 1: a deliberate miss must be recovered")
     if dagger is not None and not (Path(dagger) / "prior_meta.json").exists() \
             and not (Path(dagger) / "config.json").exists():
         raise CollectError(f"--dagger {dagger}: not a prior export dir (prior_meta.json) or "
@@ -190,6 +204,7 @@ def run_collection(task, episodes, workers, out, objects="train", seed=0, image_
     args = {"task": task, "objects": objects, "image_size": image_size, "max_steps": max_steps,
             "seed": seed, "noise": noise, "out": str(out), "camera_file": camera_file,
             "randomize": randomize, "dagger": None if dagger is None else str(dagger),
+            "retries": int(retries), "misaim": float(misaim),
             "run_id": time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]}
     args["camera_view"] = twin_camera(camera_file).view_record()
     DatasetWriter(out, (image_size, image_size), worker=0, run_id=args["run_id"],
@@ -244,7 +259,8 @@ def main(args) -> int:
                             seed=args.seed, image_size=args.image_size, max_steps=args.max_steps,
                             noise=args.noise, progress=not args.no_progress,
                             resume=args.resume, camera_file=args.camera_file,
-                            randomize=args.randomize, ray_address=args.ray, dagger=args.dagger)
+                            randomize=args.randomize, ray_address=args.ray, dagger=args.dagger,
+                            retries=args.retries, misaim=args.misaim)
     dt = time.perf_counter() - t0
     total = sum(c["attempted"] for c in counts.values())
     if total == 0:

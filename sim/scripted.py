@@ -8,6 +8,13 @@ Pick and place (Alg. 2): grasp as above until the object is held, then
 nothing more (``placeAttempted``). The drop point is DROP_HEIGHT_M above the tray
 (``pick_place``) or the target pad (``place_on_target``).
 
+Retries (``retries=N``): when the lift after a close has risen RETRY_CHECK_M and the object
+did not come up, open and go for it again, up to N more times, as a person teleoperating
+would. ``misaim=p`` makes the first attempt of a fraction p of episodes aim MISAIM_M off the
+object sideways, so that the data holds recoveries from the misses a learnt policy makes;
+the steps up to that deliberate close are not demonstrations (``demo_start``: the first
+step whose action is one, stored with the episode and the only steps a prior learns from).
+
 Every action gets N(0, noise_std) noise on all 7 dimensions and is clipped to +-0.9, like
 the original collection. All randomness (which object ``grasp`` goes for, the noise) comes
 from the ``rng`` passed in; ``policy_rng(seed)`` is the one collection uses, so an
@@ -33,6 +40,9 @@ HELD_LIFT_M = 0.02
 HELD_DIST_M = 0.07
 CLIP = 0.9
 GRIP_CLOSE, GRIP_OPEN = -1.0, 1.0
+RETRY_CHECK_M = 0.04  # lift this far above the close before judging a grasp missed
+MISAIM_M = (0.03, 0.05)  # a deliberate miss: this far from the object, any sideways direction
+BLIND_GRASP_Z_M = 0.025  # about the centre height of a 7 cm object lying on the table
 
 
 def policy_rng(seed: int) -> np.random.Generator:
@@ -43,20 +53,44 @@ def policy_rng(seed: int) -> np.random.Generator:
 class ScriptedPolicy:
     """``reset()`` at episode start, then ``act(info) -> (7,) float32`` each step."""
 
-    def __init__(self, task: str, rng: np.random.Generator, noise_std: float = 0.1):
+    def __init__(self, task: str, rng: np.random.Generator, noise_std: float = 0.1,
+                 retries: int = 0, misaim: float = 0.0):
+        if retries < 0 or not 0.0 <= misaim <= 1.0:
+            raise ValueError(f"retries must be >= 0 and misaim in [0, 1], got {retries}, {misaim}")
+        if misaim and not retries:
+            raise ValueError("misaim needs retries >= 1: a deliberate miss must be recovered")
         self.spec = task_spec(task)
         self.task = task
         self.rng = rng
         self.noise_std = float(noise_std)
+        self.retries = int(retries)
+        self.misaim = float(misaim)
         self.reset()
 
     def reset(self) -> None:
         self.object = None
         self.grasp_attempted = False
         self.place_attempted = False
+        self.attempts_left = self.retries
+        self.close_z = None
+        self.steps = 0  # actions planned so far
+        self.demo_start = 0  # first step whose action is a demonstration
+        # drawn only when asked for, so that misaim=0 leaves the noise stream as it was
+        self.aim_offset = self._draw_misaim() if self.misaim else np.zeros(3)
+
+    def _draw_misaim(self) -> np.ndarray:
+        if self.rng.random() >= self.misaim:
+            return np.zeros(3)
+        angle = self.rng.uniform(0.0, 2.0 * np.pi)
+        radius = self.rng.uniform(*MISAIM_M)
+        return np.array([radius * np.cos(angle), radius * np.sin(angle), 0.0])
 
     def plan(self, info) -> np.ndarray:
         """The noise-free action of Alg. 1/2 for this step (updates the policy's phase)."""
+        self.steps += 1
+        return self._plan(info)
+
+    def _plan(self, info) -> np.ndarray:
         a = np.zeros(7)
         if self.object is None:
             names = info["object_names"]
@@ -78,14 +112,27 @@ class ScriptedPolicy:
                 self.place_attempted = True
             return a
         # Alg. 1
-        target = obj.copy()
-        target[2] = max(target[2] + GRASP_Z_OFFSET_M, MIN_GRASP_Z_M)
+        target = obj + self.aim_offset
+        target[2] = max(obj[2] + GRASP_Z_OFFSET_M, MIN_GRASP_Z_M)
         if not self.grasp_attempted and not info["gripper_closed"]:
             if np.linalg.norm(target - ee) > GRASP_THRESHOLD_M:
                 a[:3] = K_GAIN * (target - ee)
             else:
                 a[6] = GRIP_CLOSE
                 self.grasp_attempted = True
+                self.close_z = ee[2]
+                if self.aim_offset.any():  # a deliberate miss is no demonstration
+                    self.demo_start = self.steps
+                    self.aim_offset = np.zeros(3)
+            return a
+        if (self.attempts_left and self.close_z is not None and not held
+                and ee[2] - self.close_z >= RETRY_CHECK_M):
+            self.attempts_left -= 1  # missed: open and go for the object again
+            self.grasp_attempted, self.close_z = False, None
+            target = obj.copy()
+            target[2] = max(obj[2] + GRASP_Z_OFFSET_M, MIN_GRASP_Z_M)
+            a[:3] = K_GAIN * (target - ee)
+            a[6] = GRIP_OPEN
             return a
         goal = (LIFT_M if self.task == "lift" else GRASP_LIFT_M) + LIFT_MARGIN_M
         a[6] = GRIP_CLOSE if info["gripper_closed"] else 0.0
@@ -104,5 +151,47 @@ class ScriptedPolicy:
         return self.add_noise(self.plan(info))
 
 
-def make_scripted_policy(task: str, rng: np.random.Generator, noise_std: float = 0.1) -> ScriptedPolicy:
-    return ScriptedPolicy(task, rng, noise_std)
+def make_scripted_policy(task: str, rng: np.random.Generator, noise_std: float = 0.1,
+                         retries: int = 0, misaim: float = 0.0) -> ScriptedPolicy:
+    return ScriptedPolicy(task, rng, noise_std, retries, misaim)
+
+
+class BlindReach:
+    """The scripted motions without looking: reach where objects spawn on average (the centre
+    of the object region), descend, close, lift; for a place task carry to the centre of the
+    containers' region and open. What a policy that ignores the image achieves on a layout:
+    a success rate well above 0 means the layout does not test finding the object."""
+
+    def __init__(self, task: str):
+        from sim.env import CONTAINER_REGION, OBJECT_REGION  # sim.env imports this module
+
+        self.spec = task_spec(task)
+        self.grasp_at = np.array([*np.mean(OBJECT_REGION, axis=0), BLIND_GRASP_Z_M])
+        drop_region = CONTAINER_REGION if self.spec.place == "tray" else OBJECT_REGION
+        height = DROP_HEIGHT_M.get(self.spec.place, 0.0)
+        self.drop_at = np.array([*np.mean(drop_region, axis=0), height])
+        self.reset()
+
+    def reset(self) -> None:
+        self.close_z = None
+        self.opened = False
+
+    def act(self, info) -> np.ndarray:
+        ee = np.asarray(info["ee_pos"], dtype=np.float64)
+        a = np.zeros(7)
+        if self.close_z is None:  # reach and close
+            if np.linalg.norm(self.grasp_at - ee) > GRASP_THRESHOLD_M:
+                a[:3] = K_GAIN * (self.grasp_at - ee)
+            else:
+                a[6] = GRIP_CLOSE
+                self.close_z = ee[2]
+        elif ee[2] < self.close_z + GRASP_LIFT_M + LIFT_MARGIN_M and not self.opened:
+            a[2], a[6] = 1.0, GRIP_CLOSE  # lift
+        elif self.spec.place is not None and not self.opened:
+            if np.linalg.norm(self.drop_at - ee) > DROP_THRESHOLD_M:
+                a[:3] = K_GAIN * (self.drop_at - ee)
+                a[6] = GRIP_CLOSE
+            else:
+                a[6] = GRIP_OPEN
+                self.opened = True
+        return np.clip(a, -CLIP, CLIP).astype(np.float32)

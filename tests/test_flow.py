@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from parrot_core.action_space import gripper_as_target_state, to_metric
-from parrot_core.dataset import DatasetWriter, Episode
+from parrot_core.dataset import DatasetError, DatasetWriter, Episode
 from parrot_core.flow import ACTION_CLAMP, ConditionalRealNVP, PriorConfig, coupling_masks
 from parrot_core.onnx_prior import PriorLoadError
 from parrot_core.train_prior import (PriorTrainingError, add_arguments, batch_indices, load_prior,
@@ -315,6 +315,26 @@ def test_init_from_fine_tunes_from_another_runs_weights(tmp_path):
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["prior"]["coupling_hidden"] == [32, 32]
     assert config["train"]["init_from"].endswith("best.pt")
+
+
+def test_steps_before_demo_start_are_not_learnt(tmp_path):
+    """An episode's steps before its demo_start attr (a scripted deliberate miss) are left out
+    of training and validation; a demo_start outside the episode is refused by name."""
+    data = tmp_path / "data"
+    write_dataset(data, n_episodes=6, steps=20)
+    writer = DatasetWriter(data, (16, 16), worker=1, run_id="miss")
+    rng = np.random.default_rng(1)
+    for e in range(6):
+        act = np.clip(rng.standard_normal((20, 7)), -1, 1).astype(np.float32)
+        img = rng.integers(0, 256, (20, 16, 16, 3), dtype=np.uint8)
+        writer.write_episode(Episode(img, act, attrs={"task": "grasp", "seed": 100 + e,
+                                                      "demo_start": 15}))
+    assert main(train_args(data, tmp_path / "run", steps=2, eval_every=2)) == 0
+    counts = json.loads((tmp_path / "run" / "config.json").read_text())["dataset"]
+    assert counts["train_steps"] + counts["val_steps"] == 6 * 20 + 6 * 5
+    writer.write_episode(Episode(img, act, attrs={"task": "grasp", "seed": 200, "demo_start": 20}))
+    with pytest.raises(DatasetError, match="demo_start must be an integer step in"):
+        main(train_args(data, tmp_path / "bad", steps=2, eval_every=2, val_fraction=0.0))
 
 
 # ---- conditioning on the arm state -------------------------------------------------------

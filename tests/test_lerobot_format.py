@@ -26,13 +26,15 @@ def write_dataset(root, n: int = 3, steps: int = 6) -> None:
             rng.uniform(-1, 1, (steps, 7)).astype(np.float32),
             np.r_[np.zeros(steps - 1), 1.0].astype(np.float32),
             states=rng.uniform(0, 0.5, (steps, 4)).astype(np.float32),
-            attrs={"task": "grasp" if k % 2 == 0 else "pick_place", "seed": k, "success": True}))
+            attrs={"task": "grasp" if k % 2 == 0 else "pick_place", "seed": k, "success": True,
+                   "demo_start": k}))
 
 
 def test_export_then_import_round_trips_images_actions_states_and_tasks(tmp_path, capsys):
     """Export writes meta/info.json (v3.0, image/action/state features), the frames, the
     episode rows with their index ranges and the tasks; importing it gives back every
-    episode's images (PNG is lossless), actions, states, rewards and task, source=lerobot."""
+    episode's images (PNG is lossless), actions, states, rewards, task and demo_start (the
+    first step that is a demonstration), source=lerobot."""
     write_dataset(tmp_path / "ours")
     assert parrot(["dataset", "export", str(tmp_path / "ours"), "--format", "lerobot",
                    "--out", str(tmp_path / "lr")]) == 0
@@ -58,6 +60,7 @@ def test_export_then_import_round_trips_images_actions_states_and_tasks(tmp_path
         np.testing.assert_allclose(a.states, b.states, atol=1e-7)
         np.testing.assert_allclose(a.rewards, b.rewards)
         assert b.attrs["task"] == a.attrs["task"] and b.attrs["source"] == "lerobot"
+        assert b.attrs["demo_start"] == a.attrs["demo_start"]
         assert b.attrs["success"] is True and not b.attrs["success_assumed"]
 
 

@@ -227,6 +227,24 @@ def test_cli_reports_a_missing_run_in_one_line(tmp_path, capsys):
     assert rc == 1 and len(err) == 1 and err[0].startswith("parrot export: error:")
 
 
+def test_train_prior_fine_tunes_from_an_export_dir(exported, tmp_path):
+    """--init-from EXPORT_DIR (what models/ ships: no checkpoint) starts from the exported
+    weights: on the same data and split, the fine-tune's step-0 validation NLL is the exported
+    run's best."""
+    from parrot_core.train_prior import read_metrics
+
+    run, export = exported
+    rc = parrot(["train-prior", "--data", str(run.parent / "data"), "--out", str(tmp_path / "ft"),
+                 "--init-from", str(export), "--steps", "2", "--eval-every", "2",
+                 "--batch-size", "32", "--threads", "1", "--no-progress"])
+    assert rc == 0
+    best = min(r["val_nll"] for r in read_metrics(run))
+    first = read_metrics(tmp_path / "ft")[0]
+    assert first["step"] == 0 and abs(first["val_nll"] - best) < 1e-4
+    config = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert config["train"]["init_from"] == str(export.resolve())
+
+
 @pytest.mark.parametrize("name", ["prior_xarm6_48px", "prior_xarm6_48px_pick_place"])
 def test_shipped_prior_loads_and_round_trips(name):
     """The priors shipped in models/ (used by `make demo` and the README's RL commands) pass

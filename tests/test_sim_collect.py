@@ -52,6 +52,30 @@ def test_policy_noise_comes_only_from_its_rng():
     assert np.array_equal(runs[0], runs[1])
 
 
+def test_a_deliberate_miss_is_retried_and_is_not_a_demonstration():
+    """--retries 1 --misaim 1 (grasp, seed 1): the first close misses, the policy lifts, opens
+    and grasps on its second try; demo_start is the step after the missed close, so a prior
+    learns the recovery and not the miss. Without misaim, retries change nothing while the
+    first grasp holds (no extra draws from the rng)."""
+    with ParrotEnv(EnvConfig(task="grasp", terminate_on_success=False)) as env:
+        missed, success = collect_episode(
+            env, make_scripted_policy("grasp", policy_rng(1), retries=1, misaim=1.0), 1)
+        plain, _ = collect_episode(env, make_scripted_policy("grasp", policy_rng(0)), 0)
+        with_retries, _ = collect_episode(
+            env, make_scripted_policy("grasp", policy_rng(0), retries=1), 0)
+    k = missed.attrs["demo_start"]
+    closed = missed.states[:, 3]
+    assert success and k > 0
+    assert closed[k - 1] == 0 and closed[k] == 1  # the action before demo_start closed
+    reopened = k + int(np.argmin(closed[k:]))
+    assert closed[reopened] == 0 and closed[reopened:].max() == 1  # opened, then closed again
+    assert plain.attrs["demo_start"] == 0 and np.array_equal(plain.actions, with_retries.actions)
+    with pytest.raises(ValueError, match="misaim needs retries"):
+        make_scripted_policy("grasp", policy_rng(0), misaim=0.5)
+    with pytest.raises(CollectError, match="--misaim needs --retries"):
+        run_collection("grasp", 1, 1, "unused", misaim=0.5)
+
+
 def test_heldout_pool_is_refused_for_collection(tmp_path):
     """`parrot collect --objects heldout` fails with one clear line and writes nothing."""
     proc = _collect_cli("--task", "grasp", "--episodes", 1, "--out", tmp_path / "ds",
