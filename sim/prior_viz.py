@@ -2,8 +2,9 @@
 
 A random policy without the prior draws actions uniformly in [-1, 1]^7; with the prior it
 draws z ~ N(0, I) and executes a = f(z; image); the prior's mode runs z = 0 in closed loop.
-All run the same fixed-seed scenes (by default held-out objects, which the prior never saw).
-The script plots the end-effector paths side by side, prints how often each succeeds with a
+All run the same fixed-seed scenes (by default held-out objects, which the prior never saw),
+and so does a blind reach (scripted motions that never look), the rate a prior must beat to
+show it finds objects. The script plots the end-effector paths side by side, prints how often each succeeds with a
 95% interval, and prints the localization figures of `sim.prior_diagnostics`.
 """
 
@@ -23,6 +24,7 @@ from parrot_core.intervals import wilson_interval
 from parrot_core.onnx_prior import trained_camera_view
 from sim.env import EnvConfig, ParrotEnv, add_scene_arguments, scene_config
 from sim.prior_diagnostics import first_close_miss, reaching_error, summarize_misses
+from sim.scripted import BlindReach
 
 
 @dataclass
@@ -33,6 +35,7 @@ class ExplorationResult:
     objects: list[np.ndarray]  # per episode (num_objects, 3) initial object positions
     close_misses: list  # per episode: (dx, dy) to the nearest object at the first close, or None
     refusals: Counter = field(default_factory=Counter)  # rule -> steps the safety filter refused
+    closes: list = field(default_factory=list)  # per episode: how often the gripper closed
 
     @property
     def success_rate(self) -> float:
@@ -44,6 +47,9 @@ class ExplorationResult:
 
 
 # A sampler maps (observation, info) of one step to its action; info carries the arm state.
+
+BLIND = "blind reach (no image)"
+
 
 def uniform_sampler(rng: np.random.Generator):
     return lambda obs, info: rng.uniform(-1.0, 1.0, 7).astype(np.float32)
@@ -70,6 +76,17 @@ def load_prior_forward(prior_dir):
     return forward
 
 
+def blind_sampler(task: str):
+    """The scripted motions to where objects spawn on average, never looking (BlindReach)."""
+    policy = BlindReach(task)
+
+    def act(obs, info):
+        if info["t"] == 0:
+            policy.reset()
+        return policy.act(info)
+    return act
+
+
 def prior_sampler(forward, rng: np.random.Generator):
     """Random z ~ N(0, I) through the prior, afresh every step."""
     return lambda obs, info: forward(rng.standard_normal(7).astype(np.float32), obs,
@@ -89,11 +106,13 @@ def explore(env: ParrotEnv, sampler, name: str, episodes: int, seed: int,
         obs, info = env.reset(seed=seed + i)
         path = [info["ee_pos"]]
         result.objects.append(np.array([info["object_positions"][n] for n in info["object_names"]]))
-        success, done, miss = False, False, None
+        success, done, miss, closes = False, False, None, 0
         while not done:
             action = sampler(obs, info)
             miss = first_close_miss(info, action, miss)
+            was_closed = info["gripper_closed"]
             obs, _, terminated, truncated, info = env.step(action)
+            closes += int(info["gripper_closed"] and not was_closed)
             if info.get("safety_stop"):
                 result.refusals[info["safety_stop"]] += 1
             path.append(info["ee_pos"])
@@ -102,7 +121,15 @@ def explore(env: ParrotEnv, sampler, name: str, episodes: int, seed: int,
         result.successes.append(success)
         result.paths.append(np.array(path))
         result.close_misses.append(miss)
+        result.closes.append(closes)
     return result
+
+
+def regrasps(result: ExplorationResult) -> dict:
+    """Episodes that closed the gripper again after a first close (a retry after a miss, or a
+    drop), and how many of them succeeded."""
+    again = [ok for ok, n in zip(result.successes, result.closes) if n >= 2]
+    return {"episodes": len(result.closes), "closed_again": len(again), "succeeded": int(sum(again))}
 
 
 def plot(results: list[ExplorationResult], out: Path, max_paths: int = 12) -> None:
@@ -160,6 +187,8 @@ def main(args) -> int:
                 ("prior mode (z = 0)", prior_mode(forward))]
         results = [explore(env, sampler, name, args.episodes, args.seed, not args.no_progress)
                    for name, sampler in runs]
+        blind = explore(env, blind_sampler(args.task), BLIND, args.episodes, args.seed,
+                        not args.no_progress)
         reach = (reaching_error(env, prior_mode(forward), args.reach_episodes, args.seed)
                  if args.reach_episodes > 0 else None)
     finally:
@@ -175,14 +204,17 @@ def main(args) -> int:
         "randomize_scale": args.randomize_scale,
         "success_without_prior": without.success_rate, "success_with_prior": with_prior.success_rate,
         "success_prior_mode": mode.success_rate, "ratio_lower_bound": ratio,
-        "interval95": {r.name: wilson_interval(sum(r.successes), len(r.successes)) for r in results},
+        "success_blind_reach": blind.success_rate,
+        "interval95": {r.name: wilson_interval(sum(r.successes), len(r.successes))
+                       for r in (*results, blind)},
         "close_miss": {r.name: summarize_misses(r.close_misses) for r in results[1:]},
+        "regrasps": {r.name: regrasps(r) for r in results[1:]},
         "reaching_error": reach.as_dict() if reach else None,
         "safety_refusals": {r.name: {"steps": r.steps, **r.refusals} for r in results},
         "prior": str(args.prior), "plot": str(out),
     }
     out.with_suffix(".json").write_text(json.dumps(summary, indent=2))
-    print_summary(args, results, summary, ratio)
+    print_summary(args, [*results, blind], summary, ratio)
     return 0
 
 
@@ -192,11 +224,13 @@ def print_summary(args, results, summary, ratio) -> None:
         (", randomized look" + (f" x{args.randomize_scale:g}" if args.randomize_scale != 1 else "")
          if args.randomize else ""))
     print(f"{args.task} with {scene}, {args.episodes} episodes each (seeds {args.seed}..):")
-    for label, r in zip(("without prior:", "with prior:", "prior mode:"), results):
+    for label, r in zip(("without prior:", "with prior:", "prior mode:", "blind reach:"), results):
         k, n = sum(r.successes), len(r.successes)
         lo, hi = summary["interval95"][r.name]
         print(f"  {label:15s}{r.success_rate:6.1%} ({k}/{n}, 95% CI {lo:.1%}-{hi:.1%})")
     print(f"  ratio:         >= {ratio:.1f}x (a zero baseline counted as 1/{args.episodes})")
+    print("  (blind reach: the scripted motions to the centre of the object region, no image;"
+          " well above 0 means the scenes do not test finding the object)")
     for name, m in summary["close_miss"].items():
         if m["closed"]:
             print(f"  {name}: first close {m['median_miss_m'] * 100:.1f} cm sideways from the "
@@ -205,7 +239,10 @@ def print_summary(args, results, summary, ratio) -> None:
                   f"episodes that closed; {m['within_2cm']:.0%} within 2 cm)")
         else:
             print(f"  {name}: never closed the gripper")
-    for r in results:
+    for name, g in summary["regrasps"].items():
+        print(f"  {name}: closed the gripper again in {g['closed_again']}/{g['episodes']} "
+              f"episodes, {g['succeeded']} of them succeeded")
+    for r in results[:3]:
         refused = sum(r.refusals.values())
         rules = ", ".join(f"{rule} {n}" for rule, n in sorted(r.refusals.items()))
         print(f"  {r.name}: {refused}/{r.steps} steps refused by the arm's safety filter"
