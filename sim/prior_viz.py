@@ -4,8 +4,9 @@ A random policy without the prior draws actions uniformly in [-1, 1]^7; with the
 draws z ~ N(0, I) and executes a = f(z; image); the prior's mode runs z = 0 in closed loop.
 All run the same fixed-seed scenes (by default held-out objects, which the prior never saw),
 and so does a blind reach (scripted motions that never look), the rate a prior must beat to
-show it finds objects. The script plots the end-effector paths side by side, prints how often each succeeds with a
-95% interval, and prints the localization figures of `sim.prior_diagnostics`.
+show it finds objects. The script plots the end-effector paths side by side, prints how often
+each succeeds with a 95% interval, and prints the localization figures of
+`sim.prior_diagnostics`.
 """
 
 from __future__ import annotations

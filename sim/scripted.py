@@ -50,6 +50,13 @@ def policy_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), 1])
 
 
+def grasp_point(obj: np.ndarray, offset=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Where the TCP closes on an object centred at ``obj`` (shifted sideways by ``offset``)."""
+    target = obj + np.asarray(offset)
+    target[2] = max(obj[2] + GRASP_Z_OFFSET_M, MIN_GRASP_Z_M)
+    return target
+
+
 class ScriptedPolicy:
     """``reset()`` at episode start, then ``act(info) -> (7,) float32`` each step."""
 
@@ -112,8 +119,7 @@ class ScriptedPolicy:
                 self.place_attempted = True
             return a
         # Alg. 1
-        target = obj + self.aim_offset
-        target[2] = max(obj[2] + GRASP_Z_OFFSET_M, MIN_GRASP_Z_M)
+        target = grasp_point(obj, self.aim_offset)
         if not self.grasp_attempted and not info["gripper_closed"]:
             if np.linalg.norm(target - ee) > GRASP_THRESHOLD_M:
                 a[:3] = K_GAIN * (target - ee)
@@ -129,9 +135,7 @@ class ScriptedPolicy:
                 and ee[2] - self.close_z >= RETRY_CHECK_M):
             self.attempts_left -= 1  # missed: open and go for the object again
             self.grasp_attempted, self.close_z = False, None
-            target = obj.copy()
-            target[2] = max(obj[2] + GRASP_Z_OFFSET_M, MIN_GRASP_Z_M)
-            a[:3] = K_GAIN * (target - ee)
+            a[:3] = K_GAIN * (grasp_point(obj) - ee)
             a[6] = GRIP_OPEN
             return a
         goal = (LIFT_M if self.task == "lift" else GRASP_LIFT_M) + LIFT_MARGIN_M
