@@ -73,7 +73,8 @@ def demo_start(episode: Episode) -> int:
     the steps before it led somewhere on purpose (a scripted deliberate miss) and only show
     the states a recovery starts from."""
     k = episode.attrs.get("demo_start", 0)
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 0 <= k < len(episode):
+    is_int = isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
+    if not is_int or not 0 <= k < len(episode):
         raise DatasetError(f"episode {episode.attrs.get('seed', '?')}: demo_start must be an "
                            f"integer step in [0, {len(episode)}), got {k!r}")
     return int(k)
@@ -308,7 +309,8 @@ def load_episodes(root) -> list[Episode]:
 
 def load_arrays(root, tasks: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """All demonstration steps (each episode from its demo_start) as flat arrays: images
-    (N,H,W,3) uint8, actions (N,7), episode (N,) int, and states (N,4) when every episode has them. ``tasks``: only the episodes of these tasks."""
+    (N,H,W,3) uint8, actions (N,7), episode (N,) int, and states (N,4) when every episode has
+    them. ``tasks``: only the episodes of these tasks."""
     episodes = load_episodes(root)
     if tasks:
         episodes = [e for e in episodes if e.attrs.get("task") in tasks]

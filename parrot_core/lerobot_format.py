@@ -112,7 +112,8 @@ def export_lerobot(src, out, fps: float = 10.0, robot_type: str = "xarm6") -> di
                              "data/chunk_index": 0, "data/file_index": 0,
                              "dataset_from_index": index, "dataset_to_index": index + n,
                              "meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0,
-                             "demo_start": demo_start(ep)})  # Parrot's: steps before it are no demonstration
+                             # Parrot's own: the steps before it are no demonstration
+                             "demo_start": demo_start(ep)})
         index += n
     if not with_states:
         del columns["observation.state"]
