@@ -31,6 +31,7 @@ from parrot_core.arm_state import state_from_info
 from parrot_core.camera import twin_camera
 from parrot_core.dataset import DatasetWriter, Episode
 from sim.dagger import dagger_episode, dagger_learners
+from sim.scripted import retry_options_error
 from sim.tasks import TASKS
 
 COLLECT_TASKS = (*TASKS, "mixed")  # mixed: grasp and pick_place episodes alternating
@@ -183,10 +184,9 @@ def run_collection(task, episodes, workers, out, objects="train", seed=0, image_
         raise CollectError(f"unknown task {task!r}; choose one of {COLLECT_TASKS}")
     if episodes < 1 or workers < 1:
         raise CollectError("--episodes and --workers must be >= 1")
-    if retries < 0 or not 0.0 <= misaim <= 1.0:
-        raise CollectError(f"--retries must be >= 0 and --misaim in [0, 1], got {retries}, {misaim}")
-    if misaim and not retries:
-        raise CollectError("--misaim needs --retries >= 1: a deliberate miss must be recovered")
+    error = retry_options_error(retries, misaim, flag="--")
+    if error:  # before any worker starts
+        raise CollectError(error)
     if dagger is not None and not (Path(dagger) / "prior_meta.json").exists() \
             and not (Path(dagger) / "config.json").exists():
         raise CollectError(f"--dagger {dagger}: not a prior export dir (prior_meta.json) or "

@@ -57,15 +57,24 @@ def grasp_point(obj: np.ndarray, offset=(0.0, 0.0, 0.0)) -> np.ndarray:
     return target
 
 
+def retry_options_error(retries: int, misaim: float, flag: str = "") -> str | None:
+    """What is wrong with these retry options, or None; ``flag`` ("--") names CLI options."""
+    if retries < 0 or not 0.0 <= misaim <= 1.0:
+        return (f"{flag}retries must be >= 0 and {flag}misaim in [0, 1], "
+                f"got {retries}, {misaim}")
+    if misaim and not retries:
+        return f"{flag}misaim needs {flag}retries >= 1: a deliberate miss must be recovered"
+    return None
+
+
 class ScriptedPolicy:
     """``reset()`` at episode start, then ``act(info) -> (7,) float32`` each step."""
 
     def __init__(self, task: str, rng: np.random.Generator, noise_std: float = 0.1,
                  retries: int = 0, misaim: float = 0.0):
-        if retries < 0 or not 0.0 <= misaim <= 1.0:
-            raise ValueError(f"retries must be >= 0 and misaim in [0, 1], got {retries}, {misaim}")
-        if misaim and not retries:
-            raise ValueError("misaim needs retries >= 1: a deliberate miss must be recovered")
+        error = retry_options_error(retries, misaim)
+        if error:
+            raise ValueError(error)
         self.spec = task_spec(task)
         self.task = task
         self.rng = rng
@@ -167,11 +176,11 @@ class BlindReach:
     a success rate well above 0 means the layout does not test finding the object."""
 
     def __init__(self, task: str):
-        from sim.env import CONTAINER_REGION, OBJECT_REGION  # sim.env imports this module
+        from sim.env import CONTAINER_REGION, OBJECT_REGION, PAD_REGION  # sim.env imports us
 
         self.spec = task_spec(task)
         self.grasp_at = np.array([*np.mean(OBJECT_REGION, axis=0), BLIND_GRASP_Z_M])
-        drop_region = CONTAINER_REGION if self.spec.place == "tray" else OBJECT_REGION
+        drop_region = CONTAINER_REGION if self.spec.place == "tray" else PAD_REGION
         height = DROP_HEIGHT_M.get(self.spec.place, 0.0)
         self.drop_at = np.array([*np.mean(drop_region, axis=0), height])
         self.reset()
