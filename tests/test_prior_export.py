@@ -245,8 +245,7 @@ def test_train_prior_fine_tunes_from_an_export_dir(exported, tmp_path):
     assert config["train"]["init_from"] == str(export.resolve())
 
 
-@pytest.mark.parametrize("name", ["prior_xarm6_48px", "prior_xarm6_48px_pick_place",
-                                  "prior_xarm6_48px_kp"])
+@pytest.mark.parametrize("name", ["prior_xarm6_48px", "prior_xarm6_48px_pick_place"])
 def test_shipped_prior_loads_and_round_trips(name):
     """The priors shipped in models/ (used by `make demo` and the README's RL commands) pass
     the hash and signature checks, read the arm state, invert their own samples, and rebuild
