@@ -13,8 +13,7 @@
 set -euo pipefail
 OUT=${1:-runs/p9}; STEPS=${2:-10000}; FT_STEPS=${3:-3000}
 CAM=experiments/cameras/front_55deg.yaml
-parrot() { "${PARROT:-.venv/bin/parrot}" "$@"; }
-resume_flag() { [ -f "$1/last.pt" ] && echo --resume || true; }
+source "$(dirname "$0")/common.sh"
 
 parrot collect --task mixed --episodes 24000 --workers 2 --seed 100000 --camera-file "$CAM" \
     --out "$OUT/data_cam55" --resume --no-progress

@@ -10,8 +10,7 @@
 #   experiments/kp_prior.sh [OUT=runs/kp] [STEPS=10000] [FT_STEPS=3000] [LONG_STEPS=5000]
 set -euo pipefail
 OUT=${1:-runs/kp}; STEPS=${2:-10000}; FT_STEPS=${3:-3000}; LONG_STEPS=${4:-5000}
-parrot() { "${PARROT:-.venv/bin/parrot}" "$@"; }
-resume_flag() { [ -f "$1/last.pt" ] && echo --resume || true; }
+source "$(dirname "$0")/common.sh"
 mkdir -p "$OUT/viz"
 
 # the shipped priors' collection, made again (deterministic per seed)

@@ -12,8 +12,7 @@
 # the rate with an EMA of the weights. prior-viz summaries (JSON beside each plot): OUT/viz.
 set -euo pipefail
 OUT=${1:-runs/noaug}; STEPS=${2:-10000}; FT_STEPS=${3:-3000}
-parrot() { "${PARROT:-.venv/bin/parrot}" "$@"; }
-resume_flag() { [ -f "$1/last.pt" ] && echo --resume || true; }
+source "$(dirname "$0")/common.sh"
 mkdir -p "$OUT/viz"
 
 parrot collect --task mixed --episodes 24000 --workers 2 --seed 100000 --out "$OUT/data_mixed" \

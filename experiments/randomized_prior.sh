@@ -9,7 +9,7 @@
 # random exploration through the prior"). The prior-viz summaries (JSON) land in OUT/viz.
 set -euo pipefail
 OUT=${1:-runs/p6}; PLAIN=${2:-runs/data_mixed_s}; INIT=${3:-runs/prior_mixed_g3000}
-parrot() { "${PARROT:-.venv/bin/parrot}" "$@"; }
+source "$(dirname "$0")/common.sh"
 parrot collect --task mixed --episodes 8000 --workers 2 --seed 200000 --randomize \
     --out "$OUT/data_rand" --resume
 resume=(); [ -f "$OUT/prior_dr/last.pt" ] && resume=(--resume)

@@ -9,8 +9,7 @@
 # prior-viz summaries (JSON beside each plot): OUT/viz.
 set -euo pipefail
 OUT=${1:-runs/retry}; STEPS=${2:-3000}; ATTEMPTS=${3:-12000}
-parrot() { "${PARROT:-.venv/bin/parrot}" "$@"; }
-resume_flag() { [ -f "$1/last.pt" ] && echo --resume || true; }
+source "$(dirname "$0")/common.sh"
 mkdir -p "$OUT/viz"
 
 parrot collect --task mixed --episodes "$ATTEMPTS" --workers 2 --seed 600000 --retries 1 \
