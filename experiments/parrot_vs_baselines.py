@@ -34,7 +34,8 @@ import numpy as np
 # success probability), the critics have LayerNorm, targets are 25-step returns (nearly Monte
 # Carlo), and the policy re-weights the z it tried by exp(advantage / 0.1) (AWAC) instead of
 # following Q's gradient. alpha starts at 1 and soft targets update every step
-# (docs/RL_DESIGN.md). `--setting gradient` gives the earlier one (Q's gradient, 1-step targets).
+# (docs/RL_DESIGN.md). `--setting gradient` gives the earlier one (Q's gradient, 1-step targets);
+# `--setting awac-mc` also ends the return at the time limit, so every target is Monte Carlo.
 GRADIENT = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
             "--terminate-on-success", "--critic-layer-norm"]
 SETTINGS = {
@@ -42,6 +43,7 @@ SETTINGS = {
                  "--awac-lambda", "0.1"],
     "gradient": GRADIENT,
 }
+SETTINGS["awac-mc"] = [*SETTINGS["awac-n25"], "--no-time-limit-bootstrap"]
 TASKS = {  # name -> extra train-rl arguments
     "grasp": ["--task", "grasp"],
     # one held-out object (a different one per episode seed) and the tray, like the paper's

@@ -373,7 +373,9 @@ class TrainingRun:
         next_obs, reward, terminated, truncated, info = self.env.step(
             self.transform(agent_action, obs, info))
         next_agent_obs = self.observe(next_obs, info)
-        self.buffer.add(agent_obs, agent_action, reward, next_agent_obs, terminated, truncated)
+        # without bootstrapping at the time limit, the critic sees the cut as the episode's end
+        ends_return = terminated or (truncated and not self.agent.cfg.bootstrap_time_limit)
+        self.buffer.add(agent_obs, agent_action, reward, next_agent_obs, ends_return, truncated)
         self.state["global_step"] += 1
         return next_obs, info, next_agent_obs, reward, terminated or truncated
 

@@ -48,6 +48,11 @@ class SACConfig:
     reward_scale: float = 1.0
     updates_per_step: float = 1.0  # gradient steps per env step (may be fractional)
     n_step: int = 1  # n-step returns: a sparse success reaches Q in 1/n as many backups
+    # True (SAC): an episode cut at the time limit bootstraps from its last observation. False:
+    # the cut ends the return, so with n_step >= the episode length every target is the
+    # episode's own discounted success (Monte Carlo) and no error of Q can feed back into Q
+    # (docs/RL_DESIGN.md, "Time limits").
+    bootstrap_time_limit: bool = True
     autotune_alpha: bool = True
     init_alpha: float = 1.0
     target_entropy: float | None = None  # None -> -action_dim

@@ -108,6 +108,11 @@ def add_arguments(parser) -> None:
     s.add_argument("--learning-starts", type=int, default=d.learning_starts)
     s.add_argument("--updates-per-step", type=float, default=d.updates_per_step)
     s.add_argument("--n-step", type=int, default=d.n_step, help="n-step returns (1: the paper's one-step)")
+    s.add_argument("--no-time-limit-bootstrap", dest="bootstrap_time_limit", action="store_false",
+                   default=d.bootstrap_time_limit,
+                   help="an episode cut at --max-steps ends the return instead of bootstrapping "
+                        "from its last observation (with --n-step >= --max-steps: Monte Carlo "
+                        "targets)")
     s.add_argument("--target-update-period", type=int, default=d.target_update_period)
     s.add_argument("--tau", type=float, default=d.tau, help="1 = hard copy every period (Table 1)")
     s.add_argument("--buffer-size", type=int, default=d.buffer_size)
@@ -202,7 +207,7 @@ def main(args) -> int:
         hidden_sizes=_int_tuple(args.hidden or DEFAULT_HIDDEN[args.observation]),
         batch_size=args.batch_size, policy_lr=args.lr, q_lr=args.lr, alpha_lr=args.lr, bc_lr=args.lr,
         gamma=args.gamma, learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
-        n_step=args.n_step,
+        n_step=args.n_step, bootstrap_time_limit=args.bootstrap_time_limit,
         target_update_period=args.target_update_period, tau=args.tau,
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
         mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,

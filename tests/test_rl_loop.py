@@ -71,6 +71,19 @@ def test_truncation_bootstraps_termination_does_not():
     assert buf.dones[:2].tolist() == [0.0, 1.0]
 
 
+@pytest.mark.parametrize("bootstrap", [True, False])
+def test_without_time_limit_bootstrap_the_cut_ends_the_critics_return(tmp_path, bootstrap):
+    """With bootstrap_time_limit=False the loop stores an episode cut at its time limit as done
+    (the critic's target stops there); by default it bootstraps. Either way the cut is an
+    episode end, so n-step returns never run into the next episode."""
+    _run(tmp_path, 30, bootstrap_time_limit=bootstrap)
+    with np.load(tmp_path / "replay_30.npz") as f:
+        dones, ends = f["dones"], f["ends"]
+    cut = np.arange(30) % 3 == 2  # ColorSignEnv(horizon=3) truncates every third step
+    assert ends.tolist() == cut.tolist()
+    assert dones.tolist() == (np.zeros(30) if bootstrap else cut).tolist()
+
+
 def test_replay_buffer_round_trip(tmp_path):
     """save/load keeps the filled part, the write pointer and uint8 images."""
     rng = np.random.default_rng(0)

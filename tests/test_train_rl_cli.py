@@ -133,7 +133,8 @@ def test_sac_option_defaults_are_sacconfigs():
                        "mean_reg": "mean_reg", "target_kl": "target_kl",
                        "policy_update": "policy_update", "awac_lambda": "awac_lambda",
                        "critic_layer_norm": "critic_layer_norm",
-                       "critic_regularizer": "critic_regularizer"}
+                       "critic_regularizer": "critic_regularizer",
+                       "bootstrap_time_limit": "bootstrap_time_limit"}
     differ = {f: (getattr(d, f), getattr(args, o)) for f, o in option_of_field.items()
               if getattr(d, f) != getattr(args, o)}
     assert not differ, differ
