@@ -12,10 +12,9 @@ OUT=${1:-runs/p6}; PLAIN=${2:-runs/data_mixed_s}; INIT=${3:-runs/prior_mixed_g30
 source "$(dirname "$0")/common.sh"
 parrot collect --task mixed --episodes 8000 --workers 2 --seed 200000 --randomize \
     --out "$OUT/data_rand" --resume
-resume=(); [ -f "$OUT/prior_dr/last.pt" ] && resume=(--resume)
 parrot train-prior --data "$PLAIN" "$OUT/data_rand" --data-weights 1,1 --out "$OUT/prior_dr" \
     --init-from "$INIT" --lr 1e-4 --ema-decay 0.999 --steps 3000 --eval-every 500 \
-    --snapshot-every 500 --threads 2 "${resume[@]}"
+    --snapshot-every 500 --threads 2 $(resume_flag "$OUT/prior_dr")
 parrot export --prior "$OUT/prior_dr" --out "$OUT/export_dr"
 viz() {  # NAME PRIOR ARGS...
   local name=$1 prior=$2; shift 2

@@ -17,14 +17,16 @@ mkdir -p "$OUT"
 prior_of() { [ "$1" = pick_place ] && echo models/prior_xarm6_48px_pick_place || echo models/prior_xarm6_48px; }
 scene_of() { [ "$1" = pick_place ] && echo "--num-objects 1" || true; }
 
+# the grid's awac-mc setting (experiments/parrot_vs_baselines.py SETTINGS, their one source)
+AWAC_MC=$(.venv/bin/python -c "import sys; sys.path.insert(0, 'experiments')
+from parrot_vs_baselines import SETTINGS; print(*SETTINGS['awac-mc'])")
+
 train() {  # TASK SEED NAME [extra train-rl flags]
   local task=$1 seed=$2 name=$3; shift 3
   local run="$OUT/$task-parrot-$name-s$seed"
   parrot train-rl --task "$task" $(scene_of "$task") --objects heldout --algo parrot \
-      --prior "$(prior_of "$task")" --steps 50000 --seed "$seed" --terminate-on-success \
-      --critic-layer-norm --no-critic-regularizer --n-step 25 --policy-update awac \
-      --awac-lambda 0.1 --tau 0.005 --target-update-period 1 --init-alpha 1.0 \
-      --eval-every 10000 --eval-episodes 100 --threads 1 --no-time-limit-bootstrap --no-progress \
+      --prior "$(prior_of "$task")" --steps 50000 --seed "$seed" $AWAC_MC \
+      --eval-every 10000 --eval-episodes 100 --threads 1 --no-progress \
       --out "$run" $(resume_flag "$run") "$@"
 }
 evaluate() {  # TASK SEED NAME
