@@ -35,15 +35,26 @@ import numpy as np
 # Carlo), and the policy re-weights the z it tried by exp(advantage / 0.1) (AWAC) instead of
 # following Q's gradient. alpha starts at 1 and soft targets update every step
 # (docs/RL_DESIGN.md). `--setting gradient` gives the earlier one (Q's gradient, 1-step targets);
-# `--setting awac-mc` also ends the return at the time limit, so every target is Monte Carlo.
+# `--setting awac-mc` also ends the return at the time limit, so every target is Monte Carlo;
+# `awac-mc-v8` and `awac-mc-l03-v8` change the AWAC step (docs/RL_DESIGN.md, "The AWAC step").
 GRADIENT = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
             "--terminate-on-success", "--critic-layer-norm"]
+
+
+def awac(temperature: str) -> list[str]:
+    return [*GRADIENT, "--no-critic-regularizer", "--n-step", "25", "--policy-update", "awac",
+            "--awac-lambda", temperature]
+
+
+MONTE_CARLO = ["--no-time-limit-bootstrap"]
 SETTINGS = {
-    "awac-n25": [*GRADIENT, "--no-critic-regularizer", "--n-step", "25", "--policy-update", "awac",
-                 "--awac-lambda", "0.1"],
+    "awac-n25": awac("0.1"),
+    "awac-mc": [*awac("0.1"), *MONTE_CARLO],
+    # the advantage's baseline from 8 policy samples, and with it a sharper temperature
+    "awac-mc-v8": [*awac("0.1"), *MONTE_CARLO, "--awac-value-samples", "8"],
+    "awac-mc-l03-v8": [*awac("0.03"), *MONTE_CARLO, "--awac-value-samples", "8"],
     "gradient": GRADIENT,
 }
-SETTINGS["awac-mc"] = [*SETTINGS["awac-n25"], "--no-time-limit-bootstrap"]
 TASKS = {  # name -> extra train-rl arguments
     "grasp": ["--task", "grasp"],
     # one held-out object (a different one per episode seed) and the tray, like the paper's

@@ -14,30 +14,8 @@ OUT=${1:-runs/rl_mc}
 source "$(dirname "$0")/common.sh"
 mkdir -p "$OUT"
 
-prior_of() { [ "$1" = pick_place ] && echo models/prior_xarm6_48px_pick_place || echo models/prior_xarm6_48px; }
-scene_of() { [ "$1" = pick_place ] && echo "--num-objects 1" || true; }
-
-# the grid's awac-mc setting (experiments/parrot_vs_baselines.py SETTINGS, their one source)
-AWAC_MC=$(.venv/bin/python -c "import sys; sys.path.insert(0, 'experiments')
-from parrot_vs_baselines import SETTINGS; print(*SETTINGS['awac-mc'])")
-
-train() {  # TASK SEED NAME [extra train-rl flags]
-  local task=$1 seed=$2 name=$3; shift 3
-  local run="$OUT/$task-parrot-$name-s$seed"
-  parrot train-rl --task "$task" $(scene_of "$task") --objects heldout --algo parrot \
-      --prior "$(prior_of "$task")" --steps 50000 --seed "$seed" $AWAC_MC \
-      --eval-every 10000 --eval-episodes 100 --threads 1 --no-progress \
-      --out "$run" $(resume_flag "$run") "$@"
-}
-evaluate() {  # TASK SEED NAME
-  local task=$1 seed=$2 name=$3
-  local run="$OUT/$task-parrot-$name-s$seed" export="$OUT/export-$task-$name-s$seed"
-  [ -f "$OUT/eval_${task}_${name}_s${seed}_20000.json" ] && return
-  parrot export-policy "$run" --out "$export"
-  parrot eval-policy --policy "$export" --prior "$(prior_of "$task")" --task "$task" \
-      $(scene_of "$task") --objects heldout --episodes 200 --seed 20000 \
-      --out "$OUT/eval_${task}_${name}_s${seed}_20000.json"
-}
+train() { rl_train "$1" "$2" "$3" awac-mc "${@:4}"; }  # TASK SEED NAME [extra flags]
+evaluate() { rl_evaluate "$@"; }
 
 (train grasp 0 awac-mc; train grasp 2 awac-mc; train grasp 1 awac-mc-utd2 --updates-per-step 2
  train grasp 0 priv-awac-mc --observation privileged --steps 20000 --eval-every 5000) &

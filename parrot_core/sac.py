@@ -285,18 +285,29 @@ class SACAgent:
 
     def awac_actor_loss(self, obs, actions, alpha):
         """Weighted likelihood of the replayed actions, weight exp(A / lambda) with the
-        advantage A = Q(s, a) - Q(s, a ~ pi): no gradient through Q, so a critic that is still
-        wrong can only reweight actions the policy already tried. alpha * regularizer keeps
-        the KL to the prior's base distribution in check as in the SAC update."""
+        advantage A = Q(s, a) - V(s), V(s) the mean of Q over `awac_value_samples` z ~ pi: no
+        gradient through Q, so a critic that is still wrong can only reweight actions the
+        policy already tried. alpha * regularizer keeps the KL to the prior's base
+        distribution in check as in the SAC update."""
         cfg = self.cfg
-        pi, logp = self.actor.sample(obs)  # one sample: the baseline of A and the regularizer
+        pi, logp = self.actor.sample(obs)  # the regularizer's sample, and the baseline's first
         with torch.no_grad():
             q_data = torch.min(self.qf1(obs, actions), self.qf2(obs, actions))
-            q_pi = torch.min(self.qf1(obs, pi), self.qf2(obs, pi))
-            weight = torch.exp((q_data - q_pi) / cfg.awac_lambda).clamp(max=cfg.awac_max_weight)
+            value = self.policy_value(obs, pi, cfg.awac_value_samples)
+            weight = torch.exp((q_data - value) / cfg.awac_lambda).clamp(max=cfg.awac_max_weight)
         reg = self.regularizer(pi, logp)
         loss = -(weight * self.actor.log_prob(obs, actions)).mean() + (alpha * reg).mean()
         return loss, logp, reg, pi
+
+    @torch.no_grad()
+    def policy_value(self, obs: torch.Tensor, pi: torch.Tensor, samples: int) -> torch.Tensor:
+        """V(s) = E_{z ~ pi} min(Q1, Q2)(s, z), from the given sample `pi` and `samples` - 1 more."""
+        q = lambda o, z: torch.min(self.qf1(o, z), self.qf2(o, z))  # noqa: E731
+        if samples == 1:
+            return q(obs, pi)
+        more_obs = obs.repeat(samples - 1, *([1] * (obs.dim() - 1)))
+        more = q(more_obs, self.actor.sample(more_obs)[0]).view(samples - 1, -1)
+        return (q(obs, pi) + more.sum(0)) / samples
 
     def regularizer(self, action: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
         """What alpha weighs, per sample: log pi(a|s) (entropy bonus), or log pi(z|s) - log

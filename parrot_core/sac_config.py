@@ -69,6 +69,9 @@ class SACConfig:
     policy_update: str = "sac"
     awac_lambda: float = 0.3  # advantage temperature (in units of Q) for "awac"
     awac_max_weight: float = 20.0  # cap on exp(advantage / lambda): one lucky sample cannot dominate
+    # z samples from the policy that estimate the advantage's baseline V(s) = E_pi Q(s, z): Q
+    # varies over the policy's z, so one sample adds noise to every weight (CRR uses 4)
+    awac_value_samples: int = 1
     # LayerNorm after each hidden layer of the critics: bounds how far Q can extrapolate to
     # actions it never saw (RLPD, Ball et al. 2023), the overestimation the actor exploits
     critic_layer_norm: bool = False
@@ -108,6 +111,8 @@ class SACConfig:
                                  f"got {self.policy_update!r}")
         if self.awac_lambda <= 0 or self.awac_max_weight <= 0:
             raise SACConfigError("awac_lambda and awac_max_weight must be > 0")
+        if self.awac_value_samples < 1:
+            raise SACConfigError(f"awac_value_samples must be >= 1, got {self.awac_value_samples}")
 
     @property
     def entropy_target(self) -> float:

@@ -136,6 +136,8 @@ def add_arguments(parser) -> None:
                    help="sac: the policy follows Q's gradient; awac: it re-weights the actions "
                         "it tried by exp(advantage / --awac-lambda)")
     s.add_argument("--awac-lambda", type=float, default=d.awac_lambda, help="awac: advantage temperature")
+    s.add_argument("--awac-value-samples", type=int, default=d.awac_value_samples,
+                   help="awac: z samples of the policy whose mean Q is the advantage's baseline")
     s.add_argument("--critic-layer-norm", action="store_true", default=d.critic_layer_norm,
                    help="LayerNorm in the critics' hidden layers (against Q overestimation)")
 
@@ -212,6 +214,7 @@ def main(args) -> int:
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
         mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,
         target_kl=args.target_kl, policy_update=args.policy_update, awac_lambda=args.awac_lambda,
+        awac_value_samples=args.awac_value_samples,
         critic_layer_norm=args.critic_layer_norm, critic_regularizer=args.critic_regularizer,
         **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"

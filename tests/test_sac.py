@@ -96,6 +96,8 @@ def test_config_rejects_nonsense():
         SACConfig(policy_update="ppo")
     with pytest.raises(SACConfigError, match="awac_lambda"):
         SACConfig(awac_lambda=0.0)
+    with pytest.raises(SACConfigError, match="awac_value_samples"):
+        SACConfig(awac_value_samples=0)
 
 
 def _learn(algo, transform, tmp_path, steps=500, **config):
@@ -129,12 +131,36 @@ def test_parrot_learns_through_a_frozen_prior(tmp_path):
     assert float(prior.dummy) == 0.0
 
 
-def test_parrot_with_the_awac_policy_update_learns_through_the_prior(tmp_path):
+@pytest.mark.parametrize("value_samples", [1, 8])
+def test_parrot_with_the_awac_policy_update_learns_through_the_prior(tmp_path, value_samples):
     """--policy-update awac: the z policy re-weights the z it tried by exp(advantage / lambda)
-    instead of following Q's gradient, and still learns the negating prior's task (>= 0.9)."""
+    instead of following Q's gradient, and still learns the negating prior's task (>= 0.9),
+    with the advantage's baseline from one policy sample or the mean of eight."""
     rows = _learn("parrot", PriorTransform(negating_prior()), tmp_path, steps=750,
-                  policy_update="awac", awac_lambda=0.1)
+                  policy_update="awac", awac_lambda=0.1, awac_value_samples=value_samples)
     assert rows[0]["eval_success"] < 0.7 and rows[-1]["eval_success"] >= 0.9
+
+
+class _SumOfZ(torch.nn.Module):
+    """A stand-in critic Q(s, z) = sum(z): under N(0, I) its value E_pi Q is 0 in every state."""
+
+    def forward(self, obs, z):
+        return z.sum(dim=1)
+
+
+@pytest.mark.parametrize("samples, spread", [(1, (2.0, 3.2)), (64, (0.2, 0.45))])
+def test_the_awac_baseline_averages_the_policys_samples(samples, spread):
+    """The advantage's baseline V(s) is the mean of Q over `awac_value_samples` z ~ pi: with
+    Q = sum(z) and the policy at N(0, I) one sample scatters V by sqrt(7) = 2.6 around the true
+    0, the mean of 64 by sqrt(7 / 64) = 0.33."""
+    agent = make_agent(tiny_config("parrot", awac_value_samples=samples), seed=0)
+    agent.qf1 = agent.qf2 = _SumOfZ()
+    obs = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (2000, 8, 8, 3), dtype=np.uint8))
+    pi, _ = agent.actor.sample(obs)
+    value = agent.policy_value(obs, pi, agent.cfg.awac_value_samples)
+    assert value.shape == (2000,)
+    assert abs(float(value.mean())) < 0.2
+    assert spread[0] < float(value.std()) < spread[1], float(value.std())
 
 
 def test_prior_transform_runs_the_real_flow():
