@@ -1,0 +1,105 @@
+"""How much does a critic learn from z? Supervised Monte Carlo critics on a finished run's replay.
+
+An offline probe (docs/RESULTS.md, fourteenth session): each transition's target is its
+episode's discounted success from that step on (the run's own Monte Carlo target), a fifth of
+the episodes are held out, and critics of the run's kind (LayerNorm MLPs on the prior's
+features and z) are fit to the rest. Printed: the held-out mean squared error and the AUC of
+telling successful from failed episodes at their first 8 steps, for one critic, a wider one,
+five averaged, and one that never sees z (z replaced by zeros).
+
+    python experiments/critic_probe.py runs/rl_mc/grasp-parrot-awac-mc-s2
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from parrot_core.rl_loop import CHECKPOINT
+from parrot_core.sac import QNetwork, SACConfig
+
+EARLY_STEPS = 8  # where an episode's outcome is still open
+
+
+def monte_carlo_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> np.ndarray:
+    returns = np.zeros(len(rewards), np.float32)
+    g = 0.0
+    for i in range(len(rewards) - 1, -1, -1):
+        g = rewards[i] + gamma * (0.0 if ends[i] else g)
+        returns[i] = g
+    return returns
+
+
+def episode_and_step(ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.concatenate([[True], ends[:-1]])
+    episode = np.cumsum(starts) - 1
+    step = np.arange(len(ends)) - np.flatnonzero(starts)[episode]
+    return episode, step
+
+
+def auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a positive scores above a negative (Mann-Whitney)."""
+    ranks = np.empty(len(score))
+    ranks[np.argsort(score)] = np.arange(1, len(score) + 1)
+    pos, neg = positive.sum(), (~positive).sum()
+    return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def fit_and_score(data: dict, hidden: tuple[int, ...], heads: int, see_z: bool, steps: int,
+                  seed: int) -> tuple[float, float]:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    obs, z, target = data["obs"], data["z"] if see_z else torch.zeros_like(data["z"]), data["target"]
+    cfg = SACConfig(obs_dim=obs.shape[1], hidden_sizes=hidden, critic_layer_norm=True)
+    critics = [QNetwork(cfg) for _ in range(heads)]
+    opt = torch.optim.Adam([p for q in critics for p in q.parameters()], lr=cfg.q_lr)
+    for _ in range(steps):
+        loss = 0.0
+        for q in critics:  # each head its own batch
+            i = torch.as_tensor(rng.choice(data["train"], cfg.batch_size))
+            loss = loss + ((q(obs[i], z[i]) - target[i]) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    i = torch.as_tensor(data["test"])
+    with torch.no_grad():
+        predicted = torch.stack([q(obs[i], z[i]) for q in critics]).mean(0).numpy()
+    truth = target[i].numpy()
+    return float(((predicted - truth) ** 2).mean()), auc(predicted, truth > 0.5)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="a finished `parrot train-rl` run on the prior's features")
+    ap.add_argument("--steps", type=int, default=8000, help="critic updates per fit")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if not (args.run / CHECKPOINT).exists():
+        raise SystemExit(f"{args.run}: no {CHECKPOINT}; expected a train-rl run directory")
+    torch.set_num_threads(2)
+    checkpoint = torch.load(args.run / CHECKPOINT, weights_only=False)
+    gamma = checkpoint["agent"]["config"]["gamma"]
+    with np.load(args.run / checkpoint["replay_file"]) as replay:
+        obs, z, rewards, ends = (replay[k] for k in ("obs", "actions", "rewards", "ends"))
+    if obs.ndim != 2:
+        raise SystemExit(f"{args.run}: replay holds images; the probe needs a prior-features run")
+    episode, step = episode_and_step(ends)
+    held_out = np.random.default_rng(args.seed).random(episode.max() + 1) < 0.2
+    data = {"obs": torch.as_tensor(obs), "z": torch.as_tensor(z),
+            "target": torch.as_tensor(monte_carlo_returns(rewards, ends, gamma)),
+            "train": np.flatnonzero(~held_out[episode]),
+            "test": np.flatnonzero(held_out[episode] & (step < EARLY_STEPS))}
+    print(f"{args.run}: {episode.max() + 1} episodes, {len(data['test'])} held-out early transitions")
+    for name, hidden, heads, see_z in (("critic 128-128", (128, 128), 1, True),
+                                       ("critic 256-256", (256, 256), 1, True),
+                                       ("5 critics 128-128, averaged", (128, 128), 5, True),
+                                       ("critic 128-128 without z", (128, 128), 1, False)):
+        mse, area = fit_and_score(data, hidden, heads, see_z, args.steps, args.seed)
+        print(f"  {name:30s} held-out MSE {mse:.4f}  AUC {area:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
