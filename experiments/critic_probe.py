@@ -5,7 +5,10 @@ episode's discounted success from that step on (the run's own Monte Carlo target
 the episodes are held out, and critics of the run's kind (LayerNorm MLPs on the prior's
 features and z) are fit to the rest. Printed: the held-out mean squared error and the AUC of
 telling successful from failed episodes at their first 8 steps, for one critic, a wider one,
-five averaged, and one that never sees z (z replaced by zeros).
+five averaged, and one that never sees z (z replaced by zeros). First, what the run's own final
+critics say of its policy at recent early steps: the policy's spread, how much Q varies over
+the policy's z, the advantage's spread with a one-sample and a 32-sample baseline, and Q of the
+policy's mean, of its average sample and of the best of 32 samples.
 
     python experiments/critic_probe.py runs/rl_mc/grasp-parrot-awac-mc-s2
 """
@@ -19,7 +22,7 @@ import numpy as np
 import torch
 
 from parrot_core.rl_loop import CHECKPOINT
-from parrot_core.sac import QNetwork, SACConfig
+from parrot_core.sac import QNetwork, SACAgent, SACConfig
 
 EARLY_STEPS = 8  # where an episode's outcome is still open
 
@@ -46,6 +49,22 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
     ranks[np.argsort(score)] = np.arange(1, len(score) + 1)
     pos, neg = positive.sum(), (~positive).sum()
     return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+@torch.no_grad()
+def run_critic_statistics(agent: SACAgent, obs: torch.Tensor, z: torch.Tensor, samples: int = 32) -> dict:
+    """The run's critics on its policy at the given states (and the z it took there)."""
+    q_taken = agent.min_q(obs, z)
+    repeated = obs.repeat(samples, 1)
+    q_samples = agent.min_q(repeated, agent.actor.sample(repeated)[0]).view(samples, -1)
+    log_std = agent.actor.params(obs)[1]
+    return {"the policy's std in z (mean over states and dims)": float(log_std.exp().mean()),
+            "std of Q over the policy's z (median per state)": float(q_samples.std(0).median()),
+            "advantage std, 1-sample baseline": float((q_taken - q_samples[0]).std()),
+            f"advantage std, {samples}-sample baseline": float((q_taken - q_samples.mean(0)).std()),
+            "Q of the policy's mean": float(agent.min_q(obs, agent.actor.deterministic(obs)).mean()),
+            "Q of its average sample": float(q_samples.mean()),
+            f"Q of the best of {samples} samples": float(q_samples.max(0).values.mean())}
 
 
 def fit_and_score(data: dict, hidden: tuple[int, ...], heads: int, see_z: bool, steps: int,
@@ -92,6 +111,13 @@ def main() -> None:
             "target": torch.as_tensor(monte_carlo_returns(rewards, ends, gamma)),
             "train": np.flatnonzero(~held_out[episode]),
             "test": np.flatnonzero(held_out[episode] & (step < EARLY_STEPS))}
+    agent = SACAgent.from_state_dict(checkpoint["agent"])
+    recent = np.flatnonzero(step < EARLY_STEPS)[-2000:]
+    torch.manual_seed(args.seed)
+    stats = run_critic_statistics(agent, data["obs"][recent], data["z"][recent])
+    print(f"{args.run}: its final critics at the last {len(recent)} early-step states")
+    for name, value in stats.items():
+        print(f"  {name:50s} {value:.3f}")
     print(f"{args.run}: {episode.max() + 1} episodes, {len(data['test'])} held-out early transitions")
     for name, hidden, heads, see_z in (("critic 128-128", (128, 128), 1, True),
                                        ("critic 256-256", (256, 256), 1, True),
