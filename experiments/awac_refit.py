@@ -21,20 +21,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from finished_run import load_finished_run
 from parrot_core.rl_loop import CHECKPOINT
-from parrot_core.sac import Actor, SACAgent
+from parrot_core.sac import Actor
 
 
 def refit(run: Path, out: Path, awac_lambda: float, value_samples: int, updates: int,
           batch_size: int, seed: int) -> None:
-    checkpoint = torch.load(run / CHECKPOINT, weights_only=False)
-    agent = SACAgent.from_state_dict(checkpoint["agent"])
+    checkpoint, agent, replay = load_finished_run(run)
     agent.cfg.awac_lambda, agent.cfg.awac_value_samples = awac_lambda, value_samples
     torch.manual_seed(seed)
     agent.actor = Actor(agent.cfg)  # a fresh policy: N(0, I) in z for every image
     optimizer = torch.optim.Adam(agent.actor.parameters(), lr=agent.cfg.policy_lr)
-    with np.load(run / checkpoint["replay_file"]) as replay:
-        obs, actions = torch.as_tensor(replay["obs"]), torch.as_tensor(replay["actions"])
+    n = len(replay)
+    obs, actions = torch.as_tensor(replay.obs[:n]), torch.as_tensor(replay.actions[:n])
     rng = np.random.default_rng(seed)
     no_alpha = torch.zeros(())  # the runs' alpha was ~0 from 30k steps on: no KL term
     for _ in tqdm(range(updates), desc="awac refit", mininterval=5):
@@ -60,8 +60,6 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    if not (args.run / CHECKPOINT).exists():
-        raise SystemExit(f"{args.run}: no {CHECKPOINT}; expected a train-rl run directory")
     torch.set_num_threads(1)
     refit(args.run, args.out, args.awac_lambda, args.awac_value_samples, args.updates,
           args.batch_size, args.seed)

@@ -21,19 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from parrot_core.rl_loop import CHECKPOINT
+from finished_run import load_finished_run
 from parrot_core.sac import QNetwork, SACAgent, SACConfig
 
 EARLY_STEPS = 8  # where an episode's outcome is still open
-
-
-def monte_carlo_returns(rewards: np.ndarray, ends: np.ndarray, gamma: float) -> np.ndarray:
-    returns = np.zeros(len(rewards), np.float32)
-    g = 0.0
-    for i in range(len(rewards) - 1, -1, -1):
-        g = rewards[i] + gamma * (0.0 if ends[i] else g)
-        returns[i] = g
-    return returns
 
 
 def episode_and_step(ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,22 +87,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8000, help="critic updates per fit")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    if not (args.run / CHECKPOINT).exists():
-        raise SystemExit(f"{args.run}: no {CHECKPOINT}; expected a train-rl run directory")
     torch.set_num_threads(2)
-    checkpoint = torch.load(args.run / CHECKPOINT, weights_only=False)
-    gamma = checkpoint["agent"]["config"]["gamma"]
-    with np.load(args.run / checkpoint["replay_file"]) as replay:
-        obs, z, rewards, ends = (replay[k] for k in ("obs", "actions", "rewards", "ends"))
-    if obs.ndim != 2:
+    _, agent, replay = load_finished_run(args.run)
+    n = len(replay)
+    if replay.obs.ndim != 2:
         raise SystemExit(f"{args.run}: replay holds images; the probe needs a prior-features run")
+    ends = replay.ends[:n]
     episode, step = episode_and_step(ends)
     held_out = np.random.default_rng(args.seed).random(episode.max() + 1) < 0.2
-    data = {"obs": torch.as_tensor(obs), "z": torch.as_tensor(z),
-            "target": torch.as_tensor(monte_carlo_returns(rewards, ends, gamma)),
+    # the run's own Monte Carlo targets: the discounted rewards to the episode's end
+    target = replay._n_step(np.arange(n), int(step.max()) + 1, agent.cfg.gamma)[0]
+    data = {"obs": torch.as_tensor(replay.obs[:n]), "z": torch.as_tensor(replay.actions[:n]),
+            "target": torch.as_tensor(target),
             "train": np.flatnonzero(~held_out[episode]),
             "test": np.flatnonzero(held_out[episode] & (step < EARLY_STEPS))}
-    agent = SACAgent.from_state_dict(checkpoint["agent"])
     recent = np.flatnonzero(step < EARLY_STEPS)[-2000:]
     torch.manual_seed(args.seed)
     stats = run_critic_statistics(agent, data["obs"][recent], data["z"][recent])
