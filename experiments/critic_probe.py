@@ -24,7 +24,7 @@ import torch
 from finished_run import load_finished_run
 from parrot_core.sac import QNetwork, SACAgent, SACConfig
 
-EARLY_STEPS = 8  # where an episode's outcome is still open
+EARLY_STEPS = 8  # env steps where an episode's outcome is still open
 
 
 def episode_and_step(ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,10 +93,11 @@ def main() -> None:
     if replay.obs.ndim != 2:
         raise SystemExit(f"{args.run}: replay holds images; the probe needs a prior-features run")
     ends = replay.ends[:n]
-    episode, step = episode_and_step(ends)
+    episode, decision = episode_and_step(ends)
+    step = decision * agent.cfg.hold_steps  # the env step each decision was taken at
     held_out = np.random.default_rng(args.seed).random(episode.max() + 1) < 0.2
     # the run's own Monte Carlo targets: the discounted rewards to the episode's end
-    target = replay._n_step(np.arange(n), int(step.max()) + 1, agent.cfg.gamma)[0]
+    target = replay._n_step(np.arange(n), int(decision.max()) + 1, agent.cfg.decision_gamma)[0]
     data = {"obs": torch.as_tensor(replay.obs[:n]), "z": torch.as_tensor(replay.actions[:n]),
             "target": torch.as_tensor(target),
             "train": np.flatnonzero(~held_out[episode]),

@@ -36,7 +36,8 @@ import numpy as np
 # following Q's gradient. alpha starts at 1 and soft targets update every step
 # (docs/RL_DESIGN.md). `--setting gradient` gives the earlier one (Q's gradient, 1-step targets);
 # `--setting awac-mc` also ends the return at the time limit, so every target is Monte Carlo;
-# `awac-mc-v8` and `awac-mc-l03-v8` change the AWAC step (docs/RL_DESIGN.md, "The AWAC step").
+# `awac-mc-v8` and `awac-mc-l03-v8` change the AWAC step (docs/RL_DESIGN.md, "The AWAC step");
+# `awac-mc-h5*` hold each z for 5 env steps.
 GRADIENT = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
             "--terminate-on-success", "--critic-layer-norm"]
 
@@ -53,6 +54,13 @@ SETTINGS = {
     # the advantage's baseline from 8 policy samples, and with it a sharper temperature
     "awac-mc-v8": [*awac("0.1"), *MONTE_CARLO, "--awac-value-samples", "8"],
     "awac-mc-l03-v8": [*awac("0.03"), *MONTE_CARLO, "--awac-value-samples", "8"],
+    # z chosen every 5 env steps and held (docs/RL_DESIGN.md, "Holding z"), one update per
+    # decision (the same updates per replayed transition as awac-mc) or per env step
+    "awac-mc-h5": [*awac("0.1"), *MONTE_CARLO, "--hold-steps", "5", "--updates-per-step", "0.2"],
+    "awac-mc-h5-u1": [*awac("0.1"), *MONTE_CARLO, "--hold-steps", "5"],
+    # alpha starts at 0.1: with a fifth of the updates it then falls per env step as awac-mc's
+    "awac-mc-h5-a01": [*awac("0.1"), *MONTE_CARLO, "--hold-steps", "5", "--updates-per-step", "0.2",
+                       "--init-alpha", "0.1"],
     "gradient": GRADIENT,
 }
 TASKS = {  # name -> extra train-rl arguments

@@ -153,6 +153,11 @@ def export_policy(run_dir, out_dir, exporter: str = "dynamo", opset: int = DEFAU
 
     run_dir, out = Path(run_dir), Path(out_dir)
     actor, config, ckpt = _load_run(run_dir)
+    if actor.cfg.hold_steps != 1:
+        raise PolicyExportError(
+            f"{run_dir} holds each action for {actor.cfg.hold_steps} env steps; an exported policy "
+            f"chooses one for every image, so it would not act as it was trained. Only runs with "
+            f"--hold-steps 1 can be exported")
     loop_state = ckpt["loop"]
     transform = config.get("transform", {})
     outputs = transform.get("agent_outputs", "action")

@@ -1,7 +1,8 @@
 """The RL training loop: any env with the ParrotEnv API, a SACAgent, an ActionTransform.
 
 ``train(...)`` runs ``total_steps`` environment steps with one (or ``updates_per_step``)
-SAC update per step after ``learning_starts``, evaluates the deterministic policy every
+SAC update per step after ``learning_starts`` (the agent decides every step, or every
+``hold_steps`` steps and holds its action in between), evaluates the deterministic policy every
 ``eval_every`` steps on fixed-seed episodes, writes ``metrics.jsonl`` and checkpoints.
 
 Run directory::
@@ -100,11 +101,13 @@ def run_eval_episodes(agent: SACAgent, env, transform: ActionTransform, episodes
                       seed_base: int, observe: Observe, deterministic: bool) -> dict:
     """Success rate / return of the policy on fixed-seed episodes (mean action, or sampled)."""
     successes, returns, lengths = [], [], []
+    hold = agent.cfg.hold_steps
     for i in range(episodes):
         obs, info = env.reset(seed=seed_base + i)
         ret, length, success, done = 0.0, 0, False, False
         while not done:
-            a = agent.act(observe(obs, info), deterministic=deterministic)
+            if length % hold == 0:  # a new decision; in between the policy holds it
+                a = agent.act(observe(obs, info), deterministic=deterministic)
             obs, r, terminated, truncated, info = env.step(transform(a, obs, info))
             ret += float(r)
             length += 1
@@ -279,6 +282,17 @@ def train(agent: SACAgent, env_factory: Callable[[], object], transform: ActionT
         run.close()
 
 
+@dataclass
+class DecisionOutcome:
+    """What one decision's env steps returned: their count, undiscounted reward, and end."""
+    steps: int = 0
+    reward: float = 0.0
+    success: bool = False
+    terminated: bool = False
+    truncated: bool = False
+    done: bool = False
+
+
 class TrainingRun:
     """One run directory's training: collect -> update -> evaluate -> checkpoint."""
 
@@ -338,12 +352,12 @@ class TrainingRun:
                    dynamic_ncols=True, desc=str(self.run_meta.get("algo", "sac")))
         ep_return, ep_success, done = 0.0, False, False
         while step < loop.total_steps:
-            obs, info, agent_obs, reward, done = self.collect_step(obs, info, agent_obs)
-            step = state["global_step"]
-            ep_return += float(reward)
-            ep_success = ep_success or bool(info.get("success", False))
-            self.update()
-            bar.update(1)
+            obs, info, agent_obs, outcome = self.collect_decision(obs, info, agent_obs)
+            bar.update(state["global_step"] - step)
+            step, done = state["global_step"], outcome.done
+            ep_return += outcome.reward
+            ep_success = ep_success or outcome.success
+            self.update(outcome.steps)
             if not done:
                 continue
             self.train_eps.append((ep_success, ep_return))
@@ -367,28 +381,43 @@ class TrainingRun:
         self.save_checkpoint(step, in_progress=not done)
         return last_row
 
-    def collect_step(self, obs, info, agent_obs):
-        """One env step with the current policy, stored in replay."""
+    def collect_decision(self, obs, info, agent_obs):
+        """One action of the current policy, held for up to ``hold_steps`` env steps (never past
+        the episode's end or the budget), stored in replay as one transition."""
+        cfg = self.agent.cfg
         agent_action = self.agent.act(agent_obs)
-        next_obs, reward, terminated, truncated, info = self.env.step(
-            self.transform(agent_action, obs, info))
-        next_agent_obs = self.observe(next_obs, info)
+        outcome = DecisionOutcome()
+        discounted, discount = 0.0, 1.0
+        while (outcome.steps < cfg.hold_steps and not outcome.done
+               and self.state["global_step"] < self.loop.total_steps):
+            obs, reward, terminated, truncated, info = self.env.step(
+                self.transform(agent_action, obs, info))
+            self.state["global_step"] += 1
+            outcome.steps += 1
+            outcome.reward += float(reward)
+            outcome.success = outcome.success or bool(info.get("success", False))
+            outcome.terminated, outcome.truncated = bool(terminated), bool(truncated)
+            outcome.done = outcome.terminated or outcome.truncated
+            discounted += discount * float(reward)
+            discount *= cfg.gamma
+        next_agent_obs = self.observe(obs, info)
         # without bootstrapping at the time limit, the critic sees the cut as the episode's end
-        ends_return = terminated or (truncated and not self.agent.cfg.bootstrap_time_limit)
-        self.buffer.add(agent_obs, agent_action, reward, next_agent_obs, ends_return, truncated)
-        self.state["global_step"] += 1
-        return next_obs, info, next_agent_obs, reward, terminated or truncated
+        ends_return = outcome.terminated or (outcome.truncated and not cfg.bootstrap_time_limit)
+        self.buffer.add(agent_obs, agent_action, discounted, next_agent_obs, ends_return,
+                        outcome.truncated)
+        return obs, info, next_agent_obs, outcome
 
-    def update(self) -> None:
-        """``updates_per_step`` SAC updates (fractional ones accumulate) after learning_starts."""
+    def update(self, env_steps: int) -> None:
+        """``updates_per_step`` SAC updates per env step taken (fractional ones accumulate),
+        after learning_starts."""
         cfg, state = self.agent.cfg, self.state
         if state["global_step"] < cfg.learning_starts:
             return
-        state["update_credit"] += cfg.updates_per_step
+        state["update_credit"] += cfg.updates_per_step * env_steps
         while state["update_credit"] >= 1.0:
             state["update_credit"] -= 1.0
             batch = self.buffer.sample(cfg.batch_size, self.np_rng, self.agent.device,
-                                       cfg.n_step, cfg.gamma)
+                                       cfg.n_step, cfg.decision_gamma)
             self.losses.add(self.agent.update(batch))
 
     def pretrain_bc(self, bc_data: dict) -> None:

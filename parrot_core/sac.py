@@ -223,8 +223,8 @@ class SACAgent:
         cfg = self.cfg
         obs, actions, rewards = batch["obs"], batch["actions"], batch["rewards"]
         next_obs, dones = batch["next_obs"], batch["dones"]
-        # gamma^k for a k-step return (ReplayBuffer.sample with n_step > 1), else gamma
-        discounts = batch.get("discounts", torch.full_like(rewards, cfg.gamma))
+        # the discount to next_obs: from ReplayBuffer.sample with n_step > 1, else one decision's
+        discounts = batch.get("discounts", torch.full_like(rewards, cfg.decision_gamma))
         alpha = self.log_alpha.exp().detach()
 
         # Q-functions: soft Bellman backup from the target networks

@@ -47,7 +47,12 @@ class SACConfig:
     tau: float = 1.0  # 1.0: hard copy every `target_update_period` (Table 1)
     reward_scale: float = 1.0
     updates_per_step: float = 1.0  # gradient steps per env step (may be fractional)
-    n_step: int = 1  # n-step returns: a sparse success reaches Q in 1/n as many backups
+    n_step: int = 1  # n-step returns (in decisions): a sparse success reaches Q in 1/n as many backups
+    # env steps each action the policy chooses is held for (PARROT: z, still mapped through the
+    # prior on every new image). One decision then moves k steps of the episode, an effect a
+    # critic can tell from noise (docs/RL_DESIGN.md, "Holding z"); replay stores one transition
+    # per decision, its reward discounted within the hold and its discount gamma^k.
+    hold_steps: int = 1
     # True (SAC): an episode cut at the time limit bootstraps from its last observation. False:
     # the cut ends the return, so with n_step >= the episode length every target is the
     # episode's own discounted success (Monte Carlo) and no error of Q can feed back into Q
@@ -104,6 +109,8 @@ class SACConfig:
             raise SACConfigError("log(init_std) must lie inside (log_std_min, log_std_max)")
         if self.n_step < 1:
             raise SACConfigError(f"n_step must be >= 1, got {self.n_step}")
+        if self.hold_steps < 1:
+            raise SACConfigError(f"hold_steps must be >= 1, got {self.hold_steps}")
         if self.regularizer not in REGULARIZERS:
             raise SACConfigError(f"regularizer must be one of {REGULARIZERS}, got {self.regularizer!r}")
         if self.policy_update not in POLICY_UPDATES:
@@ -117,6 +124,11 @@ class SACConfig:
     @property
     def entropy_target(self) -> float:
         return float(-self.action_dim if self.target_entropy is None else self.target_entropy)
+
+    @property
+    def decision_gamma(self) -> float:
+        """The discount from one decision to the next: gamma per env step, hold_steps of them."""
+        return self.gamma ** self.hold_steps
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

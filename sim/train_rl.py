@@ -107,7 +107,11 @@ def add_arguments(parser) -> None:
     s.add_argument("--gamma", type=float, default=d.gamma)
     s.add_argument("--learning-starts", type=int, default=d.learning_starts)
     s.add_argument("--updates-per-step", type=float, default=d.updates_per_step)
-    s.add_argument("--n-step", type=int, default=d.n_step, help="n-step returns (1: the paper's one-step)")
+    s.add_argument("--n-step", type=int, default=d.n_step,
+                   help="n-step returns, counted in decisions (1: the paper's one-step)")
+    s.add_argument("--hold-steps", type=int, default=d.hold_steps,
+                   help="env steps each chosen action (z for parrot) is held for; parrot still maps "
+                        "the held z through the prior on every new image (1: choose every step)")
     s.add_argument("--no-time-limit-bootstrap", dest="bootstrap_time_limit", action="store_false",
                    default=d.bootstrap_time_limit,
                    help="an episode cut at --max-steps ends the return instead of bootstrapping "
@@ -209,7 +213,7 @@ def main(args) -> int:
         hidden_sizes=_int_tuple(args.hidden or DEFAULT_HIDDEN[args.observation]),
         batch_size=args.batch_size, policy_lr=args.lr, q_lr=args.lr, alpha_lr=args.lr, bc_lr=args.lr,
         gamma=args.gamma, learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
-        n_step=args.n_step, bootstrap_time_limit=args.bootstrap_time_limit,
+        n_step=args.n_step, hold_steps=args.hold_steps, bootstrap_time_limit=args.bootstrap_time_limit,
         target_update_period=args.target_update_period, tau=args.tau,
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
         mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,

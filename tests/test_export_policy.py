@@ -26,8 +26,9 @@ from rl_toy import ColorSignEnv, negating_prior, tiny_config
 torch.set_num_threads(1)
 
 
-def _tiny_run(root, algo):
-    agent = make_agent(tiny_config(algo, learning_starts=10, batch_size=16, hidden_sizes=(32,)), seed=0)
+def _tiny_run(root, algo, **cfg):
+    agent = make_agent(tiny_config(algo, learning_starts=10, batch_size=16, hidden_sizes=(32,), **cfg),
+                       seed=0)
     transform = PriorTransform(negating_prior(), source="stand-in", sha256="ab" * 32) if algo == "parrot" \
         else IdentityTransform()
     train(agent, lambda: ColorSignEnv(), transform, root, LoopConfig(total_steps=40, eval_every=40,
@@ -141,3 +142,12 @@ def test_baseline_policy_outputs_actions(tmp_path):
     policy = OnnxPolicy(tmp_path / "export")
     a = policy.act(np.zeros((3, 8, 8, 3), np.uint8))
     assert a.shape == (3, 7) and np.all(np.abs(a) <= 1.0)
+
+
+def test_a_run_that_holds_its_actions_is_refused(tmp_path):
+    """A run trained with --hold-steps 2 would act differently when exported (one action per
+    image): export-policy refuses it with an error that names the hold, and writes nothing."""
+    run = _tiny_run(tmp_path / "run", "sac", hold_steps=2)
+    with pytest.raises(PolicyExportError, match="holds each action for 2 env steps"):
+        export_policy(run, tmp_path / "export")
+    assert not (tmp_path / "export").exists()

@@ -84,6 +84,46 @@ def test_without_time_limit_bootstrap_the_cut_ends_the_critics_return(tmp_path, 
     assert dones.tolist() == (np.zeros(30) if bootstrap else cut).tolist()
 
 
+class RecordingEnv(ColorSignEnv):
+    """ColorSignEnv that logs every step's (step in episode, action, reward)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.log = []
+
+    def step(self, action):
+        t = self.t
+        out = super().step(action)
+        self.log.append((t, np.array(action, np.float32), out[1]))
+        return out
+
+
+def test_holding_an_action_stores_one_transition_per_decision(tmp_path):
+    """hold_steps=2 on 3-step episodes: the policy acts at steps 0 and 2 and holds its action in
+    between, in training and in evaluation; replay holds one transition per decision, its
+    reward discounted within the hold; the budget still counts env steps."""
+    train_env, eval_env = RecordingEnv(horizon=3), RecordingEnv(horizon=3)
+    agent = make_agent(tiny_config("sac", **CFG, hold_steps=2, gamma=0.9), seed=0)
+    train(agent, lambda: train_env, IdentityTransform(), tmp_path,
+          LoopConfig(total_steps=30, eval_every=30, eval_episodes=2, progress=False),
+          run_meta={"algo": "sac", "task": "toy"}, eval_env_factory=lambda: eval_env)
+    assert len(train_env.log) == 30
+    for log in (train_env.log, eval_env.log):
+        steps = [t for t, _, _ in log]
+        for i, (t, action, _) in enumerate(log):
+            if t == 1:  # the second step of a hold: the action of the step before
+                assert np.array_equal(action, log[i - 1][1])
+            if t == 2 and log is train_env.log:  # a new decision (sampled; the mean may repeat)
+                assert not np.array_equal(action, log[i - 1][1])
+        assert set(steps) == {0, 1, 2}
+    with np.load(tmp_path / "replay_30.npz") as f:
+        rewards, ends = f["rewards"], f["ends"]
+    assert len(rewards) == 20 and ends.tolist() == [False, True] * 10
+    logged = np.array([r for _, _, r in train_env.log]).reshape(10, 3)
+    want = np.stack([logged[:, 0] + 0.9 * logged[:, 1], logged[:, 2]], axis=1).reshape(-1)
+    assert np.allclose(rewards, want)
+
+
 def test_replay_buffer_round_trip(tmp_path):
     """save/load keeps the filled part, the write pointer and uint8 images."""
     rng = np.random.default_rng(0)

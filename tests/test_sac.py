@@ -98,6 +98,8 @@ def test_config_rejects_nonsense():
         SACConfig(awac_lambda=0.0)
     with pytest.raises(SACConfigError, match="awac_value_samples"):
         SACConfig(awac_value_samples=0)
+    with pytest.raises(SACConfigError, match="hold_steps"):
+        SACConfig(hold_steps=0)
 
 
 def _learn(algo, transform, tmp_path, steps=500, **config):
