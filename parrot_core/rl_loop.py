@@ -290,7 +290,10 @@ class DecisionOutcome:
     success: bool = False
     terminated: bool = False
     truncated: bool = False
-    done: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
 
 
 class TrainingRun:
@@ -397,7 +400,6 @@ class TrainingRun:
             outcome.reward += float(reward)
             outcome.success = outcome.success or bool(info.get("success", False))
             outcome.terminated, outcome.truncated = bool(terminated), bool(truncated)
-            outcome.done = outcome.terminated or outcome.truncated
             discounted += discount * float(reward)
             discount *= cfg.gamma
         next_agent_obs = self.observe(obs, info)

@@ -49,9 +49,8 @@ class SACConfig:
     updates_per_step: float = 1.0  # gradient steps per env step (may be fractional)
     n_step: int = 1  # n-step returns (in decisions): a sparse success reaches Q in 1/n as many backups
     # env steps each action the policy chooses is held for (PARROT: z, still mapped through the
-    # prior on every new image). One decision then moves k steps of the episode, an effect a
-    # critic can tell from noise (docs/RL_DESIGN.md, "Holding z"); replay stores one transition
-    # per decision, its reward discounted within the hold and its discount gamma^k.
+    # prior on every new image); replay stores one transition per decision, its reward
+    # discounted within the hold and its discount gamma^k (docs/RL_DESIGN.md, "Holding z")
     hold_steps: int = 1
     # True (SAC): an episode cut at the time limit bootstraps from its last observation. False:
     # the cut ends the return, so with n_step >= the episode length every target is the
