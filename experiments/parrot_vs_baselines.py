@@ -54,8 +54,8 @@ SETTINGS = {
     # the advantage's baseline from 8 policy samples, and with it a sharper temperature
     "awac-mc-v8": [*awac("0.1"), *MONTE_CARLO, "--awac-value-samples", "8"],
     "awac-mc-l03-v8": [*awac("0.03"), *MONTE_CARLO, "--awac-value-samples", "8"],
-    # z chosen every 5 env steps and held (docs/RL_DESIGN.md, "Holding z"), one update per
-    # decision (the same updates per replayed transition as awac-mc) or per env step
+    # z chosen every 5 env steps and held (docs/RL_DESIGN.md, "Holding z for several steps"),
+    # one update per decision (the same updates per replayed transition as awac-mc) or per env step
     "awac-mc-h5": [*awac("0.1"), *MONTE_CARLO, "--hold-steps", "5", "--updates-per-step", "0.2"],
     "awac-mc-h5-u1": [*awac("0.1"), *MONTE_CARLO, "--hold-steps", "5"],
     # alpha starts at 0.1: with a fifth of the updates it then falls per env step as awac-mc's

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Holding z (docs/RL_DESIGN.md "Holding z"; docs/RESULTS.md, fifteenth session), grasp, 50k env
-# steps each, three seeds at a time on 2 cores:
+# Holding z (docs/RL_DESIGN.md "Holding z for several steps"; docs/RESULTS.md, fifteenth
+# session), grasp, 50k env steps each, three seeds at a time on 2 cores:
 #   awac-mc-h5      the policy picks z every 5 env steps and holds it, one update per decision
 #                   (10k updates); the fifteenth session stopped it at 20k
 #   awac-mc-h5-u1   the same with one update per env step (50k updates); stopped at 20k

@@ -50,7 +50,8 @@ class SACConfig:
     n_step: int = 1  # n-step returns (in decisions): a sparse success reaches Q in 1/n as many backups
     # env steps each action the policy chooses is held for (PARROT: z, still mapped through the
     # prior on every new image); replay stores one transition per decision, its reward
-    # discounted within the hold and its discount gamma^k (docs/RL_DESIGN.md, "Holding z")
+    # discounted within the hold and its discount gamma^k (docs/RL_DESIGN.md, "Holding z for
+    # several steps")
     hold_steps: int = 1
     # True (SAC): an episode cut at the time limit bootstraps from its last observation. False:
     # the cut ends the return, so with n_step >= the episode length every target is the
