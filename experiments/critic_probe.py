@@ -45,15 +45,15 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
 @torch.no_grad()
 def run_critic_statistics(agent: SACAgent, obs: torch.Tensor, z: torch.Tensor, samples: int = 32) -> dict:
     """The run's critics on its policy at the given states (and the z it took there)."""
-    q_taken = agent.min_q(obs, z)
+    q_taken = agent.critic_q(obs, z)
     repeated = obs.repeat(samples, 1)
-    q_samples = agent.min_q(repeated, agent.actor.sample(repeated)[0]).view(samples, -1)
+    q_samples = agent.critic_q(repeated, agent.actor.sample(repeated)[0]).view(samples, -1)
     log_std = agent.actor.params(obs)[1]
     return {"the policy's std in z (mean over states and dims)": float(log_std.exp().mean()),
             "std of Q over the policy's z (median per state)": float(q_samples.std(0).median()),
             "advantage std, 1-sample baseline": float((q_taken - q_samples[0]).std()),
             f"advantage std, {samples}-sample baseline": float((q_taken - q_samples.mean(0)).std()),
-            "Q of the policy's mean": float(agent.min_q(obs, agent.actor.deterministic(obs)).mean()),
+            "Q of the policy's mean": float(agent.critic_q(obs, agent.actor.deterministic(obs)).mean()),
             "Q of its average sample": float(q_samples.mean()),
             f"Q of the best of {samples} samples": float(q_samples.max(0).values.mean())}
 

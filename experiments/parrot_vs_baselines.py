@@ -61,6 +61,8 @@ SETTINGS = {
     # alpha starts at 0.1: with a fifth of the updates it then falls per env step as awac-mc's
     "awac-mc-h5-a01": [*awac("0.1"), *MONTE_CARLO, "--hold-steps", "5", "--updates-per-step", "0.2",
                        "--init-alpha", "0.1"],
+    # the policy's update reads the mean of the two critics instead of their min
+    "awac-mc-qmean": [*awac("0.1"), *MONTE_CARLO, "--critic-estimate", "mean"],
     "gradient": GRADIENT,
 }
 TASKS = {  # name -> extra train-rl arguments

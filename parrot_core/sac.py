@@ -276,7 +276,7 @@ class SACAgent:
     def sac_actor_loss(self, obs, alpha):
         """Maximise min Q - alpha * regularizer through the reparameterised sample."""
         pi, logp, raw_mean = self.actor.sample(obs, with_raw=True)
-        q_pi = self.min_q(obs, pi)
+        q_pi = self.critic_q(obs, pi)
         reg = self.regularizer(pi, logp)
         # + a weak pull of the pre-tanh mean to 0 (rlkit's mean regulariser): brings a mean that
         # ran into tanh's flat tail back where Q's gradient reaches it again
@@ -292,25 +292,26 @@ class SACAgent:
         cfg = self.cfg
         pi, logp = self.actor.sample(obs)  # the regularizer's sample, and the baseline's first
         with torch.no_grad():
-            q_data = self.min_q(obs, actions)
+            q_data = self.critic_q(obs, actions)
             value = self.policy_value(obs, pi, cfg.awac_value_samples)
             weight = torch.exp((q_data - value) / cfg.awac_lambda).clamp(max=cfg.awac_max_weight)
         reg = self.regularizer(pi, logp)
         loss = -(weight * self.actor.log_prob(obs, actions)).mean() + (alpha * reg).mean()
         return loss, logp, reg, pi
 
-    def min_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """The pessimistic estimate of the two critics."""
-        return torch.min(self.qf1(obs, action), self.qf2(obs, action))
+    def critic_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """What the policy's update reads of the two critics: their min or their mean."""
+        q1, q2 = self.qf1(obs, action), self.qf2(obs, action)
+        return torch.min(q1, q2) if self.cfg.critic_estimate == "min" else (q1 + q2) / 2
 
     @torch.no_grad()
     def policy_value(self, obs: torch.Tensor, pi: torch.Tensor, samples: int) -> torch.Tensor:
-        """V(s) = E_{z ~ pi} min_q(s, z), from the given sample `pi` and `samples` - 1 more."""
+        """V(s) = E_{z ~ pi} critic_q(s, z), from the given sample `pi` and `samples` - 1 more."""
         if samples == 1:
-            return self.min_q(obs, pi)
+            return self.critic_q(obs, pi)
         more_obs = obs.repeat(samples - 1, *([1] * (obs.dim() - 1)))
-        more = self.min_q(more_obs, self.actor.sample(more_obs)[0]).view(samples - 1, -1)
-        return (self.min_q(obs, pi) + more.sum(0)) / samples
+        more = self.critic_q(more_obs, self.actor.sample(more_obs)[0]).view(samples - 1, -1)
+        return (self.critic_q(obs, pi) + more.sum(0)) / samples
 
     def regularizer(self, action: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
         """What alpha weighs, per sample: log pi(a|s) (entropy bonus), or log pi(z|s) - log

@@ -18,6 +18,10 @@ REGULARIZERS = ("entropy", "kl_base")
 # likelihood of the replayed actions, weight exp(advantage / awac_lambda)): the policy only
 # moves towards actions it tried that Q rates above its average (Nair et al. 2020).
 POLICY_UPDATES = ("sac", "awac")
+# What the policy's update reads of the two critics: their min (SAC's pessimism, against the
+# overestimation bootstrapping feeds) or their mean (with Monte Carlo targets nothing
+# bootstraps, and averaging two critics halves the part of their noise that is independent)
+CRITIC_ESTIMATES = ("min", "mean")
 
 
 class SACConfigError(ValueError):
@@ -77,6 +81,7 @@ class SACConfig:
     # z samples from the policy that estimate the advantage's baseline V(s) = E_pi Q(s, z): Q
     # varies over the policy's z, so one sample adds noise to every weight (CRR uses 4)
     awac_value_samples: int = 1
+    critic_estimate: str = "min"  # one of CRITIC_ESTIMATES; the critics' own targets keep the min
     # LayerNorm after each hidden layer of the critics: bounds how far Q can extrapolate to
     # actions it never saw (RLPD, Ball et al. 2023), the overestimation the actor exploits
     critic_layer_norm: bool = False
@@ -118,6 +123,9 @@ class SACConfig:
                                  f"got {self.policy_update!r}")
         if self.awac_lambda <= 0 or self.awac_max_weight <= 0:
             raise SACConfigError("awac_lambda and awac_max_weight must be > 0")
+        if self.critic_estimate not in CRITIC_ESTIMATES:
+            raise SACConfigError(f"critic_estimate must be one of {CRITIC_ESTIMATES}, "
+                                 f"got {self.critic_estimate!r}")
         if self.awac_value_samples < 1:
             raise SACConfigError(f"awac_value_samples must be >= 1, got {self.awac_value_samples}")
 

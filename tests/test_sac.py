@@ -100,6 +100,8 @@ def test_config_rejects_nonsense():
         SACConfig(awac_value_samples=0)
     with pytest.raises(SACConfigError, match="hold_steps"):
         SACConfig(hold_steps=0)
+    with pytest.raises(SACConfigError, match="critic_estimate"):
+        SACConfig(critic_estimate="max")
 
 
 def _learn(algo, transform, tmp_path, steps=500, **config):
@@ -163,6 +165,27 @@ def test_the_awac_baseline_averages_the_policys_samples(samples, spread):
     assert value.shape == (2000,)
     assert abs(float(value.mean())) < 0.2
     assert spread[0] < float(value.std()) < spread[1], float(value.std())
+
+
+class _ConstantQ(torch.nn.Module):
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, obs, z):
+        return torch.full((len(z),), self.value)
+
+
+@pytest.mark.parametrize("estimate, want", [("min", 0.2), ("mean", 0.5)])
+def test_the_policy_reads_the_critics_min_or_mean(estimate, want):
+    """critic_q, what the policy's update (and its AWAC baseline) reads of the two critics, is
+    their min by default and their mean with critic_estimate='mean'."""
+    agent = make_agent(tiny_config("parrot", critic_estimate=estimate), seed=0)
+    agent.qf1, agent.qf2 = _ConstantQ(0.2), _ConstantQ(0.8)
+    obs = torch.zeros((5, 8, 8, 3), dtype=torch.uint8)
+    z = torch.zeros(5, 7)
+    assert torch.allclose(agent.critic_q(obs, z), torch.full((5,), want))
+    assert torch.allclose(agent.policy_value(obs, z, 4), torch.full((5,), want))
 
 
 def test_prior_transform_runs_the_real_flow():
