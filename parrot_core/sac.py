@@ -274,7 +274,7 @@ class SACAgent:
         }
 
     def sac_actor_loss(self, obs, alpha):
-        """Maximise min Q - alpha * regularizer through the reparameterised sample."""
+        """Maximise critic_q - alpha * regularizer through the reparameterised sample."""
         pi, logp, raw_mean = self.actor.sample(obs, with_raw=True)
         q_pi = self.critic_q(obs, pi)
         reg = self.regularizer(pi, logp)
