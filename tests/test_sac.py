@@ -168,6 +168,8 @@ def test_the_awac_baseline_averages_the_policys_samples(samples, spread):
 
 
 class _ConstantQ(torch.nn.Module):
+    """A stand-in critic with the same value for every state and z."""
+
     def __init__(self, value: float):
         super().__init__()
         self.value = value
