@@ -37,7 +37,7 @@ import numpy as np
 # (docs/RL_DESIGN.md). `--setting gradient` gives the earlier one (Q's gradient, 1-step targets);
 # `--setting awac-mc` also ends the return at the time limit, so every target is Monte Carlo;
 # `awac-mc-v8` and `awac-mc-l03-v8` change the AWAC step (docs/RL_DESIGN.md, "The AWAC step");
-# `awac-mc-h5*` hold each z for 5 env steps.
+# `awac-mc-h5*` hold each z for 5 env steps; `awac-mc-ret` weighs z by its return.
 GRADIENT = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
             "--terminate-on-success", "--critic-layer-norm"]
 
@@ -63,6 +63,8 @@ SETTINGS = {
                        "--init-alpha", "0.1"],
     # the policy's update reads the mean of the two critics instead of their min
     "awac-mc-qmean": [*awac("0.1"), *MONTE_CARLO, "--critic-estimate", "mean"],
+    # the advantage reads the replayed return (Monte Carlo here) instead of the critics' Q
+    "awac-mc-ret": [*awac("0.1"), *MONTE_CARLO, "--awac-advantage", "return"],
     "gradient": GRADIENT,
 }
 TASKS = {  # name -> extra train-rl arguments

@@ -243,7 +243,7 @@ class SACAgent:
         self.qf1.requires_grad_(False)  # Q weights frozen for the policy's step
         self.qf2.requires_grad_(False)
         if cfg.policy_update == "awac":
-            actor_loss, logp, reg, pi = self.awac_actor_loss(obs, actions, alpha)
+            actor_loss, logp, reg, pi = self.awac_actor_loss(obs, actions, alpha, target)
         else:
             actor_loss, logp, reg, pi = self.sac_actor_loss(obs, alpha)
         self.actor_opt.zero_grad(set_to_none=True)
@@ -283,21 +283,26 @@ class SACAgent:
         loss = (alpha * reg - q_pi).mean() + self.cfg.mean_reg * raw_mean.pow(2).mean()
         return loss, logp, reg, pi
 
-    def awac_actor_loss(self, obs, actions, alpha):
-        """Weighted likelihood of the replayed actions, weight exp(A / lambda) with the
-        advantage A = Q(s, a) - V(s), V(s) the mean of Q over `awac_value_samples` z ~ pi: no
-        gradient through Q, so a critic that is still wrong can only reweight actions the
+    def awac_actor_loss(self, obs, actions, alpha, returns):
+        """Weighted likelihood of the replayed actions, weight exp(A / lambda) (`awac_weights`):
+        no gradient through Q, so a critic that is still wrong can only reweight actions the
         policy already tried. alpha * regularizer keeps the KL to the prior's base
         distribution in check as in the SAC update."""
-        cfg = self.cfg
         pi, logp = self.actor.sample(obs)  # the regularizer's sample, and the baseline's first
-        with torch.no_grad():
-            q_data = self.critic_q(obs, actions)
-            value = self.policy_value(obs, pi, cfg.awac_value_samples)
-            weight = torch.exp((q_data - value) / cfg.awac_lambda).clamp(max=cfg.awac_max_weight)
+        weight = self.awac_weights(obs, actions, pi, returns)
         reg = self.regularizer(pi, logp)
         loss = -(weight * self.actor.log_prob(obs, actions)).mean() + (alpha * reg).mean()
         return loss, logp, reg, pi
+
+    @torch.no_grad()
+    def awac_weights(self, obs, actions, pi, returns) -> torch.Tensor:
+        """exp(A / lambda), capped, with the advantage A = estimate - V(s): the estimate is
+        critic_q(s, a) or the replayed return (the critics' own target), per `awac_advantage`;
+        V(s) is the mean of critic_q over `awac_value_samples` z ~ pi (`pi` the first)."""
+        cfg = self.cfg
+        estimate = returns if cfg.awac_advantage == "return" else self.critic_q(obs, actions)
+        value = self.policy_value(obs, pi, cfg.awac_value_samples)
+        return torch.exp((estimate - value) / cfg.awac_lambda).clamp(max=cfg.awac_max_weight)
 
     def critic_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """What the policy's update reads of the two critics: their min or their mean."""

@@ -22,6 +22,10 @@ POLICY_UPDATES = ("sac", "awac")
 # overestimation bootstrapping feeds) or their mean (with Monte Carlo targets nothing
 # bootstraps, and averaging two critics halves the part of their noise that is independent)
 CRITIC_ESTIMATES = ("min", "mean")
+# What the AWAC step's advantage A = estimate - V(s) takes as the replayed action's worth: the
+# critics' Q(s, a), or the return they regress to (their n-step target; with Monte Carlo targets
+# the episode's own discounted success), unbiased where a critic cannot resolve one step's z
+AWAC_ADVANTAGES = ("q", "return")
 
 
 class SACConfigError(ValueError):
@@ -81,6 +85,7 @@ class SACConfig:
     # z samples from the policy that estimate the advantage's baseline V(s) = E_pi Q(s, z): Q
     # varies over the policy's z, so one sample adds noise to every weight (CRR uses 4)
     awac_value_samples: int = 1
+    awac_advantage: str = "q"  # one of AWAC_ADVANTAGES (docs/RL_DESIGN.md, "The advantage's return")
     critic_estimate: str = "min"  # one of CRITIC_ESTIMATES; the critics' own targets keep the min
     # LayerNorm after each hidden layer of the critics: bounds how far Q can extrapolate to
     # actions it never saw (RLPD, Ball et al. 2023), the overestimation the actor exploits
@@ -126,6 +131,9 @@ class SACConfig:
         if self.critic_estimate not in CRITIC_ESTIMATES:
             raise SACConfigError(f"critic_estimate must be one of {CRITIC_ESTIMATES}, "
                                  f"got {self.critic_estimate!r}")
+        if self.awac_advantage not in AWAC_ADVANTAGES:
+            raise SACConfigError(f"awac_advantage must be one of {AWAC_ADVANTAGES}, "
+                                 f"got {self.awac_advantage!r}")
         if self.awac_value_samples < 1:
             raise SACConfigError(f"awac_value_samples must be >= 1, got {self.awac_value_samples}")
 

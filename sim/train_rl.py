@@ -95,7 +95,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--tensorboard", action="store_true",
                    help="also log to OUT/tensorboard (needs the tensorboard package)")
     # defaults from SACConfig, the one source of them (torch-free, so --help stays fast)
-    from parrot_core.sac_config import CRITIC_ESTIMATES, POLICY_UPDATES, REGULARIZERS, SACConfig
+    from parrot_core.sac_config import (AWAC_ADVANTAGES, CRITIC_ESTIMATES, POLICY_UPDATES,
+                                        REGULARIZERS, SACConfig)
     d = SACConfig()
     s = parser.add_argument_group("SAC (defaults: paper Table 1 / Figure 7)")
     s.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -142,6 +143,9 @@ def add_arguments(parser) -> None:
     s.add_argument("--awac-lambda", type=float, default=d.awac_lambda, help="awac: advantage temperature")
     s.add_argument("--awac-value-samples", type=int, default=d.awac_value_samples,
                    help="awac: z samples of the policy whose mean Q is the advantage's baseline")
+    s.add_argument("--awac-advantage", choices=AWAC_ADVANTAGES, default=d.awac_advantage,
+                   help="awac: the replayed z's worth in its advantage: the critics' Q (q) or "
+                        "the return they regress to (return)")
     s.add_argument("--critic-estimate", choices=CRITIC_ESTIMATES, default=d.critic_estimate,
                    help="what the policy's update reads of the two critics: min (SAC) or mean "
                         "(their targets keep the min)")
@@ -221,7 +225,8 @@ def main(args) -> int:
         buffer_size=args.buffer_size, init_alpha=args.init_alpha, target_entropy=args.target_entropy,
         mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,
         target_kl=args.target_kl, policy_update=args.policy_update, awac_lambda=args.awac_lambda,
-        awac_value_samples=args.awac_value_samples, critic_estimate=args.critic_estimate,
+        awac_value_samples=args.awac_value_samples, awac_advantage=args.awac_advantage,
+        critic_estimate=args.critic_estimate,
         critic_layer_norm=args.critic_layer_norm, critic_regularizer=args.critic_regularizer,
         **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"

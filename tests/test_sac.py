@@ -102,6 +102,8 @@ def test_config_rejects_nonsense():
         SACConfig(hold_steps=0)
     with pytest.raises(SACConfigError, match="critic_estimate"):
         SACConfig(critic_estimate="max")
+    with pytest.raises(SACConfigError, match="awac_advantage"):
+        SACConfig(awac_advantage="td")
 
 
 def _learn(algo, transform, tmp_path, steps=500, **config):
@@ -188,6 +190,42 @@ def test_the_policy_reads_the_critics_min_or_mean(estimate, want):
     z = torch.zeros(5, 7)
     assert torch.allclose(agent.critic_q(obs, z), torch.full((5,), want))
     assert torch.allclose(agent.policy_value(obs, z, 4), torch.full((5,), want))
+
+
+@pytest.mark.parametrize("advantage", ["q", "return"])
+def test_the_awac_advantage_reads_the_critics_or_the_return(advantage):
+    """awac_advantage='q' weighs a replayed z by what the critics say of it, 'return' by the
+    return it earned: with critics that rate every z alike (0.5), the two replayed z of one state
+    weigh the same under 'q', and the one whose episode succeeded (return 1, the other 0) weighs
+    exp(0.5 / lambda) (capped) against exp(-0.5 / lambda) under 'return'."""
+    agent = make_agent(tiny_config("parrot", policy_update="awac", awac_lambda=0.1,
+                                    awac_advantage=advantage), seed=0)
+    agent.qf1 = agent.qf2 = _ConstantQ(0.5)
+    obs = torch.zeros((2, 8, 8, 3), dtype=torch.uint8)
+    z, returns = torch.tensor([[0.5] * 7, [-0.5] * 7]), torch.tensor([1.0, 0.0])
+    weights = agent.awac_weights(obs, z, agent.actor.sample(obs)[0], returns)
+    want = [1.0, 1.0] if advantage == "q" else [agent.cfg.awac_max_weight, math.exp(-5.0)]
+    assert torch.allclose(weights, torch.tensor(want), rtol=1e-5)
+
+
+def test_the_awac_policy_moves_towards_the_z_whose_episodes_succeeded():
+    """With awac_advantage='return' the AWAC step alone moves the policy's mean towards the z
+    that earned a return and away from the one that did not, however the critics rate them."""
+    agent = make_agent(tiny_config("parrot", policy_update="awac", awac_lambda=0.1,
+                                   awac_advantage="return", autotune_alpha=False, init_alpha=1e-3),
+                       seed=0)
+    agent.qf1 = agent.qf2 = _ConstantQ(0.5)
+    obs = torch.zeros((64, 8, 8, 3), dtype=torch.uint8)
+    z = torch.tensor([[0.5] * 7, [-0.5] * 7]).repeat(32, 1)
+    returns = torch.tensor([1.0, 0.0]).repeat(32)
+    for _ in range(100):
+        loss = agent.awac_actor_loss(obs, z, torch.tensor(1e-3), returns)[0]
+        agent.actor_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        agent.actor_opt.step()
+    with torch.no_grad():
+        mean = agent.actor.deterministic(obs[:1])[0]
+    assert torch.all(mean > 0.3), mean
 
 
 def test_prior_transform_runs_the_real_flow():
