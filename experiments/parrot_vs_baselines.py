@@ -37,7 +37,8 @@ import numpy as np
 # (docs/RL_DESIGN.md). `--setting gradient` gives the earlier one (Q's gradient, 1-step targets);
 # `--setting awac-mc` also ends the return at the time limit, so every target is Monte Carlo;
 # `awac-mc-v8` and `awac-mc-l03-v8` change the AWAC step (docs/RL_DESIGN.md, "The AWAC step");
-# `awac-mc-h5*` hold each z for 5 env steps; `awac-mc-ret` weighs z by its return.
+# `awac-mc-h5*` hold each z for 5 env steps; `awac-mc-ret` weighs z by its return;
+# `awac-mc-qa`'s critics see the prior's action.
 GRADIENT = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
             "--terminate-on-success", "--critic-layer-norm"]
 
@@ -65,6 +66,8 @@ SETTINGS = {
     "awac-mc-qmean": [*awac("0.1"), *MONTE_CARLO, "--critic-estimate", "mean"],
     # the advantage reads the replayed return (Monte Carlo here) instead of the critics' Q
     "awac-mc-ret": [*awac("0.1"), *MONTE_CARLO, "--awac-advantage", "return"],
+    # the critics see the action the prior maps z to instead of z
+    "awac-mc-qa": [*awac("0.1"), *MONTE_CARLO, "--critic-input", "action"],
     "gradient": GRADIENT,
 }
 TASKS = {  # name -> extra train-rl arguments

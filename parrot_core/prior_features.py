@@ -91,6 +91,11 @@ class PriorFeatures:
         state = state_from_info(info)[None] if self.module.state_dim else None
         return self.batch(np.asarray(obs)[None], state)[0]
 
+    def action_of(self, features: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The prior's action f(z; s) from features this module computed (a batch): the flow's
+        couplings alone, differentiable in z (SACConfig.critic_input "action")."""
+        return self.module.flow.forward_from_condition(z, features)[0]
+
     def checkpoint(self) -> dict:
         """Saved with every RL checkpoint (see FeatureModule.to_checkpoint)."""
         return {"prior_features": self.module.to_checkpoint()}

@@ -86,10 +86,10 @@ def train_episode_seed(seed: int, episode: int) -> int:
     return seed * TRAIN_SEED_STRIDE + episode
 
 
-def make_agent(config, seed: int, device="cpu") -> SACAgent:
-    """A fresh agent with seeded initial weights."""
+def make_agent(config, seed: int, device="cpu", action_of=None) -> SACAgent:
+    """A fresh agent with seeded initial weights (``action_of``: see SACAgent)."""
     torch.manual_seed(seed)
-    return SACAgent(config, device)
+    return SACAgent(config, device, action_of)
 
 
 def image_observation(obs, info):

@@ -189,11 +189,19 @@ def _as_obs_tensor(obs, cfg: "SACConfig", device) -> torch.Tensor:
 
 
 class SACAgent:
-    """Actor, twin Q, target twin Q, log alpha and their optimisers."""
+    """Actor, twin Q, target twin Q, log alpha and their optimisers.
 
-    def __init__(self, config: SACConfig, device: str | torch.device = "cpu"):
+    ``action_of(obs, z) -> action``: the prior's map from z to the arm's action, given the
+    stored observation (the prior's features); needed only with ``critic_input="action"``.
+    """
+
+    def __init__(self, config: SACConfig, device: str | torch.device = "cpu", action_of=None):
         self.cfg = config
         self.device = torch.device(device)
+        if config.critic_input == "action" and action_of is None:
+            raise SACConfigError("critic_input 'action' needs action_of, the prior's map "
+                                 "(features, z) -> action (PARROT on the prior's features)")
+        self.action_of = action_of if config.critic_input == "action" else None
         self.actor = Actor(config).to(self.device)
         self.qf1 = QNetwork(config).to(self.device)
         self.qf2 = QNetwork(config).to(self.device)
@@ -230,11 +238,13 @@ class SACAgent:
         # Q-functions: soft Bellman backup from the target networks
         with torch.no_grad():
             next_a, next_logp = self.actor.sample(next_obs)
-            next_q = torch.min(self.qf1_target(next_obs, next_a), self.qf2_target(next_obs, next_a))
+            next_seen = self.critic_view(next_obs, next_a)
+            next_q = torch.min(self.qf1_target(next_obs, next_seen), self.qf2_target(next_obs, next_seen))
             if cfg.critic_regularizer:  # soft value: the regularizer is paid in every future step
                 next_q = next_q - alpha * self.regularizer(next_a, next_logp)
             target = cfg.reward_scale * rewards + (1.0 - dones) * discounts * next_q
-        q1, q2 = self.qf1(obs, actions), self.qf2(obs, actions)
+        seen = self.critic_view(obs, actions)
+        q1, q2 = self.qf1(obs, seen), self.qf2(obs, seen)
         q_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
         self.q_opt.zero_grad(set_to_none=True)
         q_loss.backward()
@@ -243,7 +253,7 @@ class SACAgent:
         self.qf1.requires_grad_(False)  # Q weights frozen for the policy's step
         self.qf2.requires_grad_(False)
         if cfg.policy_update == "awac":
-            actor_loss, logp, reg, pi = self.awac_actor_loss(obs, actions, alpha, target)
+            actor_loss, logp, reg, pi = self.awac_actor_loss(obs, actions, alpha, target, seen)
         else:
             actor_loss, logp, reg, pi = self.sac_actor_loss(obs, alpha)
         self.actor_opt.zero_grad(set_to_none=True)
@@ -283,31 +293,38 @@ class SACAgent:
         loss = (alpha * reg - q_pi).mean() + self.cfg.mean_reg * raw_mean.pow(2).mean()
         return loss, logp, reg, pi
 
-    def awac_actor_loss(self, obs, actions, alpha, returns):
+    def awac_actor_loss(self, obs, actions, alpha, returns, seen=None):
         """Weighted likelihood of the replayed actions, weight exp(A / lambda) (`awac_weights`):
         no gradient through Q, so a critic that is still wrong can only reweight actions the
         policy already tried. alpha * regularizer keeps the KL to the prior's base
         distribution in check as in the SAC update."""
         pi, logp = self.actor.sample(obs)  # the regularizer's sample, and the baseline's first
-        weight = self.awac_weights(obs, actions, pi, returns)
+        weight = self.awac_weights(obs, actions, pi, returns, seen)
         reg = self.regularizer(pi, logp)
         loss = -(weight * self.actor.log_prob(obs, actions)).mean() + (alpha * reg).mean()
         return loss, logp, reg, pi
 
     @torch.no_grad()
-    def awac_weights(self, obs, actions, pi, returns) -> torch.Tensor:
+    def awac_weights(self, obs, actions, pi, returns, seen=None) -> torch.Tensor:
         """exp(A / lambda), capped, with the advantage A = estimate - V(s): the estimate is
         critic_q(s, a) or the replayed return (the critics' own target), per `awac_advantage`;
-        V(s) is the mean of critic_q over `awac_value_samples` z ~ pi (`pi` the first)."""
+        V(s) is the mean of critic_q over `awac_value_samples` z ~ pi (`pi` the first). `seen`:
+        critic_view(obs, actions) if the caller has it."""
         cfg = self.cfg
-        estimate = returns if cfg.awac_advantage == "return" else self.critic_q(obs, actions)
+        estimate = returns if cfg.awac_advantage == "return" else self.critic_q(obs, actions, seen)
         value = self.policy_value(obs, pi, cfg.awac_value_samples)
         return torch.exp((estimate - value) / cfg.awac_lambda).clamp(max=cfg.awac_max_weight)
 
-    def critic_q(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """What the policy's update reads of the two critics: their min or their mean."""
-        q1, q2 = self.qf1(obs, action), self.qf2(obs, action)
+    def critic_q(self, obs: torch.Tensor, action: torch.Tensor, seen=None) -> torch.Tensor:
+        """What the policy's update reads of the two critics: their min or their mean. `seen`:
+        critic_view(obs, action) if the caller has it (the prior's map costs more than a critic)."""
+        seen = self.critic_view(obs, action) if seen is None else seen
+        q1, q2 = self.qf1(obs, seen), self.qf2(obs, seen)
         return torch.min(q1, q2) if self.cfg.critic_estimate == "min" else (q1 + q2) / 2
+
+    def critic_view(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """What the critics see of z (critic_input): z itself, or the prior's action f(z; s)."""
+        return z if self.action_of is None else self.action_of(obs, z)
 
     @torch.no_grad()
     def policy_value(self, obs: torch.Tensor, pi: torch.Tensor, samples: int) -> torch.Tensor:
@@ -369,8 +386,8 @@ class SACAgent:
         self.num_updates = int(state["num_updates"])
 
     @classmethod
-    def from_state_dict(cls, state: dict, device="cpu") -> "SACAgent":
-        agent = cls(SACConfig.from_dict(state["config"]), device)
+    def from_state_dict(cls, state: dict, device="cpu", action_of=None) -> "SACAgent":
+        agent = cls(SACConfig.from_dict(state["config"]), device, action_of)
         agent.load_state_dict(state)
         return agent
 

@@ -26,6 +26,10 @@ CRITIC_ESTIMATES = ("min", "mean")
 # critics' Q(s, a), or the return they regress to (their n-step target; with Monte Carlo targets
 # the episode's own discounted success), unbiased where a critic cannot resolve one step's z
 AWAC_ADVANTAGES = ("q", "return")
+# What the critics see of the policy's choice: z itself, or the action a = f(z; s) the prior
+# maps it to (PARROT on the prior's features: the flow runs on the stored features). A critic
+# on z must learn the flow's state-dependent map besides the task (docs/RL_DESIGN.md).
+CRITIC_INPUTS = ("z", "action")
 
 
 class SACConfigError(ValueError):
@@ -87,6 +91,7 @@ class SACConfig:
     awac_value_samples: int = 1
     awac_advantage: str = "q"  # one of AWAC_ADVANTAGES (docs/RL_DESIGN.md, "The advantage's return")
     critic_estimate: str = "min"  # one of CRITIC_ESTIMATES; the critics' own targets keep the min
+    critic_input: str = "z"  # one of CRITIC_INPUTS
     # LayerNorm after each hidden layer of the critics: bounds how far Q can extrapolate to
     # actions it never saw (RLPD, Ball et al. 2023), the overestimation the actor exploits
     critic_layer_norm: bool = False
@@ -131,6 +136,8 @@ class SACConfig:
         if self.critic_estimate not in CRITIC_ESTIMATES:
             raise SACConfigError(f"critic_estimate must be one of {CRITIC_ESTIMATES}, "
                                  f"got {self.critic_estimate!r}")
+        if self.critic_input not in CRITIC_INPUTS:
+            raise SACConfigError(f"critic_input must be one of {CRITIC_INPUTS}, got {self.critic_input!r}")
         if self.awac_advantage not in AWAC_ADVANTAGES:
             raise SACConfigError(f"awac_advantage must be one of {AWAC_ADVANTAGES}, "
                                  f"got {self.awac_advantage!r}")

@@ -95,8 +95,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--tensorboard", action="store_true",
                    help="also log to OUT/tensorboard (needs the tensorboard package)")
     # defaults from SACConfig, the one source of them (torch-free, so --help stays fast)
-    from parrot_core.sac_config import (AWAC_ADVANTAGES, CRITIC_ESTIMATES, POLICY_UPDATES,
-                                        REGULARIZERS, SACConfig)
+    from parrot_core.sac_config import (AWAC_ADVANTAGES, CRITIC_ESTIMATES, CRITIC_INPUTS,
+                                        POLICY_UPDATES, REGULARIZERS, SACConfig)
     d = SACConfig()
     s = parser.add_argument_group("SAC (defaults: paper Table 1 / Figure 7)")
     s.add_argument("--batch-size", type=int, default=d.batch_size)
@@ -149,6 +149,9 @@ def add_arguments(parser) -> None:
     s.add_argument("--critic-estimate", choices=CRITIC_ESTIMATES, default=d.critic_estimate,
                    help="what the policy's update reads of the two critics: min (SAC) or mean "
                         "(their targets keep the min)")
+    s.add_argument("--critic-input", choices=CRITIC_INPUTS, default=d.critic_input,
+                   help="what the critics see of the policy's z: z itself, or the action the "
+                        "prior maps it to (parrot on prior-features)")
     s.add_argument("--critic-layer-norm", action="store_true", default=d.critic_layer_norm,
                    help="LayerNorm in the critics' hidden layers (against Q overestimation)")
 
@@ -200,6 +203,9 @@ def main(args) -> int:
     if args.observation == "privileged" and args.algo == "bc-sac":
         raise TrainRLError("--observation privileged: the prior's dataset has no object positions "
                            "to clone from; use parrot or sac")
+    if args.critic_input == "action" and not (args.algo == "parrot" and features_obs):
+        raise TrainRLError("--critic-input action needs --algo parrot with --observation "
+                           "prior-features: the prior maps z to the action from the stored features")
     if args.algo == "bc-sac" and not args.data:
         raise TrainRLError("--algo bc-sac needs --data DATASET (the prior's training data)")
     if args.algo != "bc-sac" and args.data:
@@ -226,7 +232,7 @@ def main(args) -> int:
         mean_reg=args.mean_reg, obs_dim=0 if observe is image_observation else observe.dim,
         target_kl=args.target_kl, policy_update=args.policy_update, awac_lambda=args.awac_lambda,
         awac_value_samples=args.awac_value_samples, awac_advantage=args.awac_advantage,
-        critic_estimate=args.critic_estimate,
+        critic_estimate=args.critic_estimate, critic_input=args.critic_input,
         critic_layer_norm=args.critic_layer_norm, critic_regularizer=args.critic_regularizer,
         **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
@@ -249,7 +255,8 @@ def main(args) -> int:
                       bc_steps=run_meta["bc_steps"], bc_patience=args.bc_patience,
                       progress=not args.no_progress,
                       tensorboard=args.tensorboard)
-    agent = make_agent(cfg, args.seed, device=device)
+    agent = make_agent(cfg, args.seed, device=device,
+                       action_of=observe.action_of if args.critic_input == "action" else None)
     from sim.env import scene_config
     factory = make_env_factory(args.task, args.objects, args.image_size, args.max_steps,
                                args.terminate_on_success, **scene_config(args))

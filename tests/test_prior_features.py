@@ -48,6 +48,19 @@ def test_features_are_what_the_prior_is_conditioned_on():
         features.batch(img)
 
 
+def test_action_of_is_the_priors_action_from_its_features():
+    """action_of(features, z), the map critics on the action read (critic_input='action'), is the
+    prior's forward(z, image, state) for the image and state those features came from."""
+    prior = tiny_prior(state_dim=4)
+    features = PriorFeatures(prior)
+    img = torch.as_tensor(np.random.default_rng(0).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8))
+    states = torch.tensor([[0.4, 0.01 * k, 0.1, float(k == 2)] for k in range(3)])
+    z = torch.as_tensor(np.random.default_rng(1).standard_normal((3, 7)), dtype=torch.float32)
+    with torch.no_grad():
+        feats = torch.as_tensor(features.batch(img.numpy(), states.numpy()))
+        assert torch.allclose(features.action_of(feats, z), prior(z, img, states), atol=1e-6)
+
+
 def test_sac_on_prior_features_learns_and_exports_image_to_action(tmp_path):
     """SAC whose replay holds the frozen features (float32 vectors, not images) learns the toy
     task; the checkpoint carries the feature weights, so `export-policy` writes a graph from

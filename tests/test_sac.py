@@ -104,10 +104,12 @@ def test_config_rejects_nonsense():
         SACConfig(critic_estimate="max")
     with pytest.raises(SACConfigError, match="awac_advantage"):
         SACConfig(awac_advantage="td")
+    with pytest.raises(SACConfigError, match="critic_input"):
+        SACConfig(critic_input="image")
 
 
-def _learn(algo, transform, tmp_path, steps=500, **config):
-    agent = make_agent(tiny_config(algo, **config), seed=0)
+def _learn(algo, transform, tmp_path, steps=500, action_of=None, **config):
+    agent = make_agent(tiny_config(algo, **config), seed=0, action_of=action_of)
     loop = LoopConfig(total_steps=steps, seed=0, eval_every=250, eval_episodes=20, progress=False)
     train(agent, lambda: ColorSignEnv(), transform, tmp_path, loop, run_meta={"algo": algo})
     return [r for r in read_metrics(tmp_path) if r["kind"] == "eval"]
@@ -145,6 +147,40 @@ def test_parrot_with_the_awac_policy_update_learns_through_the_prior(tmp_path, v
     rows = _learn("parrot", PriorTransform(negating_prior()), tmp_path, steps=750,
                   policy_update="awac", awac_lambda=0.1, awac_value_samples=value_samples)
     assert rows[0]["eval_success"] < 0.7 and rows[-1]["eval_success"] >= 0.9
+
+
+def test_parrot_with_critics_on_the_priors_action_learns(tmp_path):
+    """critic_input='action': the critics see the action the prior maps z to, not z; with the
+    negating prior's map as action_of the AWAC policy in z still learns the task (>= 0.9)."""
+    rows = _learn("parrot", PriorTransform(negating_prior()), tmp_path, steps=750,
+                  action_of=lambda obs, z: -torch.tanh(z), policy_update="awac", awac_lambda=0.1,
+                  critic_input="action")
+    assert rows[0]["eval_success"] < 0.7 and rows[-1]["eval_success"] >= 0.9
+
+
+class _SumOfInput(torch.nn.Module):
+    """A stand-in critic Q(s, x) = sum(x) of whatever it is shown."""
+
+    def forward(self, obs, x):
+        return x.sum(dim=1)
+
+
+@pytest.mark.parametrize("critic_input", ["z", "action"])
+def test_the_critics_see_z_or_the_priors_action(critic_input):
+    """critic_q(s, z) evaluates the critics on z itself, or with critic_input='action' on
+    action_of(s, z), the prior's action (here a stand-in map 2z + 1)."""
+    agent = make_agent(tiny_config("parrot", critic_input=critic_input), seed=0,
+                       action_of=lambda obs, z: 2 * z + 1)
+    agent.qf1 = agent.qf2 = _SumOfInput()
+    obs = torch.zeros((3, 8, 8, 3), dtype=torch.uint8)
+    z = torch.arange(21, dtype=torch.float32).view(3, 7)
+    seen = z if critic_input == "z" else 2 * z + 1
+    assert torch.equal(agent.critic_q(obs, z), seen.sum(dim=1))
+
+
+def test_critics_on_the_action_need_the_priors_map():
+    with pytest.raises(SACConfigError, match="action_of"):
+        make_agent(tiny_config("parrot", critic_input="action"), seed=0)
 
 
 class _SumOfZ(torch.nn.Module):

@@ -54,7 +54,8 @@ def test_bc_sac_clones_the_dataset_before_rl(tmp_path, monkeypatch):
 
 def test_argument_errors_are_one_line(tmp_path, capsys):
     """parrot without --prior, sac with --prior on images, sac on prior features without
-    --prior, bc-sac without --data, a bad --prior path and
+    --prior, bc-sac without --data, critics on the prior's action without the prior's
+    features, a bad --prior path and
     --device cuda on a machine without CUDA exit 1 with `parrot train-rl: error: ...`."""
     base = ["train-rl", "--task", "grasp", "--steps", "10", "--out", str(tmp_path / "r"), *SMALL]
     assert parrot(base + ["--algo", "parrot"]) == 1
@@ -65,6 +66,8 @@ def test_argument_errors_are_one_line(tmp_path, capsys):
     assert "needs --prior" in capsys.readouterr().err  # the features come from a prior
     assert parrot(base + ["--algo", "bc-sac"]) == 1
     assert "needs --data" in capsys.readouterr().err
+    assert parrot(base + ["--algo", "sac", "--critic-input", "action"]) == 1
+    assert "--critic-input action needs --algo parrot" in capsys.readouterr().err
     assert parrot(base + ["--algo", "parrot", "--prior", str(tmp_path / "missing")]) == 1
     assert "prior directory not found" in capsys.readouterr().err
     if not torch.cuda.is_available():
@@ -134,6 +137,7 @@ def test_sac_option_defaults_are_sacconfigs():
                        "policy_update": "policy_update", "awac_lambda": "awac_lambda",
                        "awac_value_samples": "awac_value_samples", "hold_steps": "hold_steps",
                        "critic_estimate": "critic_estimate", "awac_advantage": "awac_advantage",
+                       "critic_input": "critic_input",
                        "critic_layer_norm": "critic_layer_norm",
                        "critic_regularizer": "critic_regularizer",
                        "bootstrap_time_limit": "bootstrap_time_limit"}
