@@ -38,7 +38,8 @@ import numpy as np
 # `--setting awac-mc` also ends the return at the time limit, so every target is Monte Carlo;
 # `awac-mc-v8` and `awac-mc-l03-v8` change the AWAC step (docs/RL_DESIGN.md, "The AWAC step");
 # `awac-mc-h5*` hold each z for 5 env steps; `awac-mc-ret` weighs z by its return;
-# `awac-mc-qa`'s critics see the prior's action; `awac-mc-b20k` replays only recent steps.
+# `awac-mc-qa`'s critics see the prior's action; `awac-mc-b20k` and `-b10k` replay only
+# recent steps.
 GRADIENT = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
             "--terminate-on-success", "--critic-layer-norm"]
 
@@ -71,6 +72,7 @@ SETTINGS = {
     # replay keeps the last 20k transitions (about 800 episodes), not all 50k: the AWAC step
     # then stays near the recent policies instead of the mixture of every one since the prior
     "awac-mc-b20k": [*awac("0.1"), *MONTE_CARLO, "--buffer-size", "20000"],
+    "awac-mc-b10k": [*awac("0.1"), *MONTE_CARLO, "--buffer-size", "10000"],
     "gradient": GRADIENT,
 }
 TASKS = {  # name -> extra train-rl arguments
