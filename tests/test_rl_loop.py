@@ -181,6 +181,27 @@ def test_n_step_returns_stop_at_episode_ends_and_at_the_newest_step():
     assert "discounts" not in one and one["next_obs"][:, 0].tolist() == list(range(1, 9))
 
 
+def test_n_step_returns_in_a_replay_that_has_wrapped():
+    """A replay smaller than the run (--buffer-size) overwrites its oldest steps: a return
+    still sums one episode across the array's end, and stops at the newest transition instead
+    of running on into the oldest one kept (the next slot to be overwritten)."""
+    g = 0.5
+    buf = ReplayBuffer(4, (1,), 7, np.float32)
+    # 6 steps into 4 slots: slots hold steps 4, 5, 2, 3; steps 2-5 are one episode (no end yet)
+    for k, r in enumerate([9.0, 9.0, 1.0, 2.0, 4.0, 8.0]):
+        buf.add(np.float32([k]), np.zeros(7), r, np.float32([k + 1]), k == 1, False)
+
+    class Fixed:  # "samples" every slot once
+        def integers(self, low, high, size):
+            return np.arange(high)
+
+    b = {k: v.numpy() for k, v in buf.sample(4, Fixed(), n_step=3, gamma=g).items()}
+    # slots 0..3 hold steps 4, 5, 2, 3
+    assert np.allclose(b["rewards"], [4 + g * 8, 8, 1 + g * 2 + g * g * 4, 2 + g * 4 + g * g * 8])
+    assert b["next_obs"][:, 0].tolist() == [6, 6, 5, 6]
+    assert np.allclose(b["discounts"], [g ** 2, g, g ** 3, g ** 3])
+
+
 def test_bc_to_convergence_stops_at_the_plateau_and_keeps_the_best_weights():
     """With patience, BC holds whole episodes out, stops once their NLL has not improved for
     `patience` checks (long before the step cap on an easy feature dataset) and leaves the
