@@ -179,6 +179,7 @@ def test_the_critics_see_z_or_the_priors_action(critic_input):
 
 
 def test_critics_on_the_action_need_the_priors_map():
+    """An agent whose critics read the prior's action but is given no map to it is refused."""
     with pytest.raises(SACConfigError, match="action_of"):
         make_agent(tiny_config("parrot", critic_input="action"), seed=0)
 
