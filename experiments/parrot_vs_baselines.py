@@ -73,6 +73,9 @@ SETTINGS = {
     # then stays near the recent policies instead of the mixture of every one since the prior
     "awac-mc-b20k": [*awac("0.1"), *MONTE_CARLO, "--buffer-size", "20000"],
     "awac-mc-b10k": [*awac("0.1"), *MONTE_CARLO, "--buffer-size", "10000"],
+    # on b20k: a policy three times as fast (critics and alpha unchanged), or alpha from 0.1
+    "awac-mc-b20k-plr1e3": [*awac("0.1"), *MONTE_CARLO, "--buffer-size", "20000", "--policy-lr", "1e-3"],
+    "awac-mc-b20k-a01": [*awac("0.1"), *MONTE_CARLO, "--buffer-size", "20000", "--init-alpha", "0.1"],
     "gradient": GRADIENT,
 }
 TASKS = {  # name -> extra train-rl arguments

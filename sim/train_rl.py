@@ -105,6 +105,9 @@ def add_arguments(parser) -> None:
     s.add_argument("--channels", type=int, default=d.conv_channels,
                    help="conv channels of policy and Q CNNs")
     s.add_argument("--lr", type=float, default=d.policy_lr, help="policy, Q and alpha learning rate")
+    s.add_argument("--policy-lr", type=float,
+                   help="the policy's learning rate alone (default: --lr); a faster policy follows "
+                        "the AWAC step's reweighted replay more closely")
     s.add_argument("--gamma", type=float, default=d.gamma)
     s.add_argument("--learning-starts", type=int, default=d.learning_starts)
     s.add_argument("--updates-per-step", type=float, default=d.updates_per_step)
@@ -224,7 +227,8 @@ def main(args) -> int:
     cfg = config_for_algo(
         args.algo, image_size=args.image_size, conv_channels=args.channels,
         hidden_sizes=_int_tuple(args.hidden or DEFAULT_HIDDEN[args.observation]),
-        batch_size=args.batch_size, policy_lr=args.lr, q_lr=args.lr, alpha_lr=args.lr, bc_lr=args.lr,
+        batch_size=args.batch_size, policy_lr=args.lr if args.policy_lr is None else args.policy_lr,
+        q_lr=args.lr, alpha_lr=args.lr, bc_lr=args.lr,
         gamma=args.gamma, learning_starts=args.learning_starts, updates_per_step=args.updates_per_step,
         n_step=args.n_step, hold_steps=args.hold_steps, bootstrap_time_limit=args.bootstrap_time_limit,
         target_update_period=args.target_update_period, tau=args.tau,

@@ -163,6 +163,19 @@ def test_bc_alone_with_zero_steps_clones_and_evaluates_once(tmp_path, monkeypatc
     assert rows[1]["eval_success"] >= 0.8
 
 
+def test_policy_lr_sets_the_policys_learning_rate_alone(tmp_path, monkeypatch):
+    """`--policy-lr` overrides `--lr` for the policy only: the critics and alpha keep `--lr`, and
+    the agent's optimizers (saved in the checkpoint) use those rates."""
+    monkeypatch.setattr(train_rl, "make_env_factory", lambda *a, **kw: (lambda: ColorSignEnv()))
+    assert parrot(["train-rl", "--task", "grasp", "--algo", "sac", "--steps", "30", "--lr", "2e-4",
+                   "--policy-lr", "1e-3", "--out", str(tmp_path / "run"), *SMALL]) == 0
+    sac = json.loads((tmp_path / "run" / "config.json").read_text())["sac"]
+    assert (sac["policy_lr"], sac["q_lr"], sac["alpha_lr"]) == (1e-3, 2e-4, 2e-4)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["agent"]
+    assert state["actor_opt"]["param_groups"][0]["lr"] == 1e-3
+    assert state["q_opt"]["param_groups"][0]["lr"] == 2e-4
+
+
 def test_resuming_a_finished_bc_sac_run_does_not_load_the_dataset(tmp_path, monkeypatch, capsys):
     """A grid rerun resumes every finished run: bc-sac must not read its (large) dataset just to
     find there is nothing to do. Pinned by removing the dataset before the resume."""
