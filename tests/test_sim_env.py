@@ -181,3 +181,40 @@ def test_the_twin_refuses_a_step_out_of_the_workspace_like_the_arm():
         assert "workspace" in reasons and reasons[0] is None
     finally:
         env.close()
+
+
+class ScriptedDraws:
+    """Stands in for the layout's numpy Generator: `uniform` returns the given candidates."""
+
+    def __init__(self, candidates):
+        self.candidates = np.asarray(candidates, float)
+
+    def uniform(self, low, high, size=None):
+        return self.candidates
+
+
+def test_objects_are_the_first_candidates_in_draw_order_clear_of_each_other():
+    """The layout takes candidates greedily in the order drawn: one too close to an object
+    already taken is skipped, the next clear one is taken, and too few clear ones give None."""
+    with ParrotEnv(EnvConfig(task="grasp", num_objects=2)) as e:
+        a, too_close, b, c = (0.30, 0.0), (0.30, 0.05), (0.45, 0.0), (0.45, 0.07)
+        tray = np.array([10.0, 10.0])  # far away: every candidate is clear of it
+        got = e._sample_object_xy(ScriptedDraws([a, too_close, b, c]), tray, None)
+        assert np.array_equal(np.array(got), np.array([a, b]))
+        assert e._sample_object_xy(ScriptedDraws([a, too_close]), tray, None) is None
+
+
+def test_every_scene_keeps_objects_apart_and_clear_of_the_tray():
+    """Over 40 three-object scenes: object centres at least MIN_OBJECT_GAP_M apart, inside
+    OBJECT_REGION, and at least MIN_CONTAINER_GAP_M from the tray's centre."""
+    from sim.env import MIN_CONTAINER_GAP_M, MIN_OBJECT_GAP_M, OBJECT_REGION
+
+    with ParrotEnv(EnvConfig(task="grasp", num_objects=3)) as e:
+        for seed in range(40):
+            tray, pad, xy = e._sample_layout(np.random.default_rng(seed))
+            xy = np.array(xy)
+            assert xy.shape == (3, 2)
+            assert (xy >= OBJECT_REGION[0]).all() and (xy <= OBJECT_REGION[1]).all()
+            assert (np.linalg.norm(xy - tray, axis=1) >= MIN_CONTAINER_GAP_M).all()
+            gaps = [np.hypot(*(xy[i] - xy[j])) for i in range(3) for j in range(i + 1, 3)]
+            assert min(gaps) >= MIN_OBJECT_GAP_M
