@@ -76,6 +76,8 @@ SETTINGS = {
     # on b20k: a policy three times as fast (critics and alpha unchanged), or alpha from 0.1
     "awac-mc-b20k-plr1e3": [*awac("0.1"), *MONTE_CARLO, "--buffer-size", "20000", "--policy-lr", "1e-3"],
     "awac-mc-b20k-a01": [*awac("0.1"), *MONTE_CARLO, "--buffer-size", "20000", "--init-alpha", "0.1"],
+    # on b20k: evaluation and export read an average of the policy's weights (about 1000 updates)
+    "awac-mc-b20k-ema": [*awac("0.1"), *MONTE_CARLO, "--buffer-size", "20000", "--actor-ema", "0.999"],
     "gradient": GRADIENT,
 }
 TASKS = {  # name -> extra train-rl arguments

@@ -116,7 +116,8 @@ def _load_run(run_dir) -> tuple[Actor, dict, dict]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         actor = Actor(SACConfig.from_dict(ckpt["agent"]["config"]))
-        actor.load_state_dict(ckpt["agent"]["actor"])
+        # the policy the run evaluated: the average of its weights where it kept one
+        actor.load_state_dict(ckpt["agent"].get("eval_actor", ckpt["agent"]["actor"]))
     except Exception as e:
         raise PolicyExportError(f"{path}: cannot load the policy ({type(e).__name__}: {e})") from e
     return actor.eval(), config, ckpt

@@ -229,6 +229,7 @@ def behaviour_clone(agent: SACAgent, obs: np.ndarray, actions: np.ndarray, steps
     if best_weights is not None:
         agent.actor.load_state_dict(best_weights)
         out.update(bc_best_step=best_step, bc_val_nll=best_nll, bc_converged=checks_since_best >= patience)
+    agent.update_eval_actor(0.0)  # an average of the weights starts from the cloned policy
     return out
 
 

@@ -203,6 +203,9 @@ class SACAgent:
                                  "(features, z) -> action (PARROT on the prior's features)")
         self.action_of = action_of if config.critic_input == "action" else None
         self.actor = Actor(config).to(self.device)
+        # the policy evaluation and export read: the trained one, or the average of its weights
+        self.eval_actor = (copy.deepcopy(self.actor).requires_grad_(False) if config.actor_ema > 0
+                           else self.actor)
         self.qf1 = QNetwork(config).to(self.device)
         self.qf2 = QNetwork(config).to(self.device)
         self.qf1_target = copy.deepcopy(self.qf1).requires_grad_(False)
@@ -223,7 +226,7 @@ class SACAgent:
         """One observation (uint8 (H, W, 3) image or (obs_dim,) features) -> (action_dim,)
         float32 (z for PARROT)."""
         x = _as_obs_tensor(obs, self.cfg, self.device)[None]
-        a = self.actor.deterministic(x) if deterministic else self.actor.sample(x)[0]
+        a = self.eval_actor.deterministic(x) if deterministic else self.actor.sample(x)[0]
         return a[0].cpu().numpy().astype(np.float32)
 
     # -- one SAC gradient step --
@@ -259,6 +262,8 @@ class SACAgent:
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
+        if cfg.actor_ema > 0:
+            self.update_eval_actor(cfg.actor_ema)
         self.qf1.requires_grad_(True)
         self.qf2.requires_grad_(True)
 
@@ -349,6 +354,15 @@ class SACAgent:
             for p, tp in zip(net.parameters(), tgt.parameters()):
                 tp.mul_(1.0 - tau).add_(p, alpha=tau)
 
+    @torch.no_grad()
+    def update_eval_actor(self, decay: float) -> None:
+        """eval_actor <- decay * eval_actor + (1 - decay) * actor (decay 0: a copy); nothing
+        where evaluation reads the trained policy itself (actor_ema 0)."""
+        if self.eval_actor is self.actor:
+            return
+        for p, ep in zip(self.actor.parameters(), self.eval_actor.parameters()):
+            ep.mul_(decay).add_(p, alpha=1.0 - decay)
+
     # -- behaviour cloning (BC+SAC baseline) --
     def bc_update(self, images: torch.Tensor, actions: torch.Tensor, opt: torch.optim.Optimizer) -> dict[str, float]:
         """Max likelihood of dataset actions + entropy bonus (paper App. D, BC)."""
@@ -370,6 +384,7 @@ class SACAgent:
             "qf1": self.qf1.state_dict(), "qf2": self.qf2.state_dict(),
             "qf1_target": self.qf1_target.state_dict(), "qf2_target": self.qf2_target.state_dict(),
             "log_alpha": self.log_alpha.detach().clone(),
+            **({"eval_actor": self.eval_actor.state_dict()} if self.cfg.actor_ema > 0 else {}),
             "actor_opt": self.actor_opt.state_dict(), "q_opt": self.q_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
             "num_updates": self.num_updates,
@@ -378,6 +393,8 @@ class SACAgent:
     def load_state_dict(self, state: dict) -> None:
         for name in ("actor", "qf1", "qf2", "qf1_target", "qf2_target"):
             getattr(self, name).load_state_dict(state[name])
+        if self.cfg.actor_ema > 0:
+            self.eval_actor.load_state_dict(state["eval_actor"])
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
         self.actor_opt.load_state_dict(state["actor_opt"])

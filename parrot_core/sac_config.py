@@ -92,6 +92,10 @@ class SACConfig:
     awac_advantage: str = "q"  # one of AWAC_ADVANTAGES (docs/RL_DESIGN.md, "The advantage's return")
     critic_estimate: str = "min"  # one of CRITIC_ESTIMATES; the critics' own targets keep the min
     critic_input: str = "z"  # one of CRITIC_INPUTS
+    # > 0: evaluation and export read an exponential moving average of the policy's weights
+    # with this decay per update, collection the trained weights; 0: the trained weights for
+    # all (docs/RL_DESIGN.md, "An average of the policy's weights")
+    actor_ema: float = 0.0
     # LayerNorm after each hidden layer of the critics: bounds how far Q can extrapolate to
     # actions it never saw (RLPD, Ball et al. 2023), the overestimation the actor exploits
     critic_layer_norm: bool = False
@@ -141,6 +145,8 @@ class SACConfig:
         if self.awac_advantage not in AWAC_ADVANTAGES:
             raise SACConfigError(f"awac_advantage must be one of {AWAC_ADVANTAGES}, "
                                  f"got {self.awac_advantage!r}")
+        if not 0.0 <= self.actor_ema < 1.0:
+            raise SACConfigError(f"actor_ema must be in [0, 1), got {self.actor_ema}")
         if self.awac_value_samples < 1:
             raise SACConfigError(f"awac_value_samples must be >= 1, got {self.awac_value_samples}")
 

@@ -155,6 +155,9 @@ def add_arguments(parser) -> None:
     s.add_argument("--critic-input", choices=CRITIC_INPUTS, default=d.critic_input,
                    help="what the critics see of the policy's z: z itself, or the action the "
                         "prior maps it to (parrot on prior-features)")
+    s.add_argument("--actor-ema", type=float, default=d.actor_ema, metavar="DECAY",
+                   help="evaluate and export an exponential moving average of the policy's "
+                        "weights with this decay per update, e.g. 0.999 (0: the trained weights)")
     s.add_argument("--critic-layer-norm", action="store_true", default=d.critic_layer_norm,
                    help="LayerNorm in the critics' hidden layers (against Q overestimation)")
 
@@ -238,6 +241,7 @@ def main(args) -> int:
         awac_value_samples=args.awac_value_samples, awac_advantage=args.awac_advantage,
         critic_estimate=args.critic_estimate, critic_input=args.critic_input,
         critic_layer_norm=args.critic_layer_norm, critic_regularizer=args.critic_regularizer,
+        actor_ema=args.actor_ema,
         **({"regularizer": args.regularizer} if args.regularizer else {}))
     transform = (load_prior_transform(args.prior, prefer=args.prior_backend) if args.algo == "parrot"
                  else IdentityTransform())

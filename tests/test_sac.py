@@ -106,6 +106,8 @@ def test_config_rejects_nonsense():
         SACConfig(awac_advantage="td")
     with pytest.raises(SACConfigError, match="critic_input"):
         SACConfig(critic_input="image")
+    with pytest.raises(SACConfigError, match="actor_ema"):
+        SACConfig(actor_ema=1.0)
 
 
 def _learn(algo, transform, tmp_path, steps=500, action_of=None, **config):
@@ -263,6 +265,52 @@ def test_the_awac_policy_moves_towards_the_z_whose_episodes_succeeded():
     with torch.no_grad():
         mean = agent.actor.deterministic(obs[:1])[0]
     assert torch.all(mean > 0.3), mean
+
+
+def _random_batch(n: int, gen: torch.Generator) -> dict:
+    obs = torch.randint(0, 256, (n, 8, 8, 3), dtype=torch.uint8, generator=gen)
+    return {"obs": obs, "actions": torch.rand((n, 7), generator=gen) * 2 - 1,
+            "rewards": torch.rand(n, generator=gen), "next_obs": obs, "dones": torch.zeros(n)}
+
+
+def test_evaluation_reads_an_average_of_the_policys_weights():
+    """actor_ema > 0: after every update the evaluated policy's weights are the exponential
+    moving average of the trained ones; deterministic actions come from the average, sampled
+    (collection) ones from the trained policy; it survives a checkpoint. actor_ema 0: one policy."""
+    plain = make_agent(tiny_config("sac"), seed=0)
+    assert plain.eval_actor is plain.actor
+    agent = make_agent(tiny_config("sac", actor_ema=0.9), seed=0)
+    average = [p.detach().clone() for p in agent.actor.parameters()]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        agent.update(_random_batch(64, gen))
+        for a, p in zip(average, agent.actor.parameters()):
+            a.mul_(0.9).add_(p.detach(), alpha=0.1)
+    for a, p in zip(average, agent.eval_actor.parameters()):
+        assert torch.allclose(a, p, atol=1e-6)
+    image = np.full((8, 8, 3), 200, np.uint8)
+    x = torch.as_tensor(image)[None]
+    with torch.no_grad():
+        from_average, from_trained = agent.eval_actor.deterministic(x)[0], agent.actor.deterministic(x)[0]
+    assert not torch.allclose(from_average, from_trained)
+    assert np.allclose(agent.act(image, deterministic=True), from_average.numpy())
+    restored = type(agent).from_state_dict(agent.state_dict())
+    for p, q in zip(restored.eval_actor.parameters(), agent.eval_actor.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_a_run_with_an_averaged_policy_learns_and_exports_the_average(tmp_path):
+    """SAC with actor_ema 0.95 still learns the toy task (the average is what evaluation
+    scores, >= 0.9), and the run's exported policy is that average, not the trained weights."""
+    from parrot_core.export_policy import load_actor
+
+    rows = _learn("sac", IdentityTransform(), tmp_path, actor_ema=0.95)
+    assert rows[-1]["eval_success"] >= 0.9
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["agent"]
+    actor = load_actor(tmp_path)[0]
+    for name, weight in actor.state_dict().items():
+        assert torch.equal(weight, saved["eval_actor"][name])
+    assert any(not torch.equal(saved["eval_actor"][k], saved["actor"][k]) for k in saved["actor"])
 
 
 def test_prior_transform_runs_the_real_flow():

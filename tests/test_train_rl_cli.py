@@ -137,7 +137,7 @@ def test_sac_option_defaults_are_sacconfigs():
                        "policy_update": "policy_update", "awac_lambda": "awac_lambda",
                        "awac_value_samples": "awac_value_samples", "hold_steps": "hold_steps",
                        "critic_estimate": "critic_estimate", "awac_advantage": "awac_advantage",
-                       "critic_input": "critic_input",
+                       "critic_input": "critic_input", "actor_ema": "actor_ema",
                        "critic_layer_norm": "critic_layer_norm",
                        "critic_regularizer": "critic_regularizer",
                        "bootstrap_time_limit": "bootstrap_time_limit"}
