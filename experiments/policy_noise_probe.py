@@ -2,7 +2,7 @@
 on the same held-out scenes three ways and prints per-scene agreement:
 
 - each export alone (its mean z, as `parrot eval-policy` runs it);
-- the first export with a small Gaussian perturbation of its z (`--noise`, fixed per episode):
+- the first export with a small Gaussian perturbation of its z (`--noise`, fixed per scene and step):
   how many scenes flip when the policy barely changes (the twin's own sensitivity);
 - the average of all the exports' z (one policy from several seeds' runs).
 
@@ -25,22 +25,15 @@ from parrot_core.intervals import wilson_interval  # noqa: E402
 from parrot_core.onnx_policy import OnnxPolicy  # noqa: E402
 from parrot_core.onnx_prior import OnnxPrior  # noqa: E402
 from sim.env import EnvConfig, ParrotEnv  # noqa: E402
+from sim.eval_policy import run_episodes  # noqa: E402
 
 
 def successes(env, prior, z_of, episodes: int, seed: int) -> np.ndarray:
-    """Per scene: did the policy z_of(images, states, episode rng) grasp within 25 steps."""
-    out = np.zeros(episodes, bool)
-    for i in range(episodes):
-        obs, info = env.reset(seed=seed + i)
-        rng = np.random.default_rng(seed + i)
-        done = False
-        while not done:
-            images, states = obs[None], state_from_info(info)[None]
-            z = z_of(images, states, rng)
-            obs, _, terminated, truncated, info = env.step(prior.forward(z, images, states)[0])
-            out[i] |= bool(info["success"])
-            done = terminated or truncated
-    return out
+    """Per scene: did acting with prior.forward(z_of(images, states)) grasp within 25 steps."""
+    def act(obs, info):
+        images, states = obs[None], state_from_info(info)[None]
+        return prior.forward(z_of(images, states), images, states)[0]
+    return np.array([r["success"] for r in run_episodes(env, act, episodes, seed, progress=False)])
 
 
 def line(name: str, ok: np.ndarray) -> str:
@@ -62,14 +55,14 @@ def main() -> int:
     env = ParrotEnv(EnvConfig(task="grasp", objects="heldout"))
     rows = {}
     for path, policy in zip(args.exports, policies):
-        rows[Path(path).name] = successes(env, prior, lambda x, s, r, p=policy: p(x, s),
-                                          args.episodes, args.seed)
-    first = policies[0]
-    rows[f"first, z + N(0, {args.noise}^2)"] = successes(
-        env, prior, lambda x, s, r: first(x, s) + args.noise * r.standard_normal((1, 7)).astype(np.float32),
-        args.episodes, args.seed)
+        rows[Path(path).name] = successes(env, prior, policy, args.episodes, args.seed)
+
+    def perturbed(images, states):  # the same draw for a scene and step, whatever ran before
+        noise = np.random.default_rng((env.seed, env.t)).standard_normal((1, 7))
+        return policies[0](images, states) + np.float32(args.noise) * noise.astype(np.float32)
+    rows[f"first, z + N(0, {args.noise}^2)"] = successes(env, prior, perturbed, args.episodes, args.seed)
     rows["average of the exports' z"] = successes(
-        env, prior, lambda x, s, r: np.mean([p(x, s) for p in policies], axis=0), args.episodes, args.seed)
+        env, prior, lambda x, s: np.mean([p(x, s) for p in policies], axis=0), args.episodes, args.seed)
     env.close()
     for name, ok in rows.items():
         print(line(name, ok))
