@@ -39,7 +39,8 @@ import numpy as np
 # `awac-mc-v8` and `awac-mc-l03-v8` change the AWAC step (docs/RL_DESIGN.md, "The AWAC step");
 # `awac-mc-h5*` hold each z for 5 env steps; `awac-mc-ret` weighs z by its return;
 # `awac-mc-qa`'s critics see the prior's action; `awac-mc-b20k` and `-b10k` replay only
-# recent steps.
+# recent steps; `awac-mc-b20k-plr1e3`, `-a01` and `-ema` change its policy's learning rate,
+# alpha's start and the weights evaluation reads.
 GRADIENT = ["--tau", "0.005", "--target-update-period", "1", "--init-alpha", "1.0",
             "--terminate-on-success", "--critic-layer-norm"]
 
