@@ -43,6 +43,7 @@ import math
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -391,6 +392,300 @@ def read_metrics(run_dir) -> list[dict]:
     return read_rows(run_dir)
 
 
+@dataclass
+class RunPlan:
+    """What a run trains and from where: a new run, or the one saved in last.pt."""
+    config: PriorConfig
+    train_cfg: dict  # the settings saved with the run (seed, batch size, lr, split, ...)
+    train_names: list[str]
+    val_names: list[str]
+    start_step: int = 0
+    best_val: float = float("inf")
+    ckpt: dict | None = None  # last.pt when resuming
+    init: ConditionalRealNVP | None = None  # --init-from weights
+    new_normalization: bool = False  # set the arm state's normalization from this data
+
+
+@dataclass
+class Split:
+    """One split's rows, as tensors: images, actions, arm states (or None), source index."""
+    images: torch.Tensor
+    actions: torch.Tensor
+    states: torch.Tensor | None
+    source: np.ndarray
+
+
+@dataclass
+class PriorRun:
+    """The model being trained and everything a checkpoint holds."""
+    out: Path
+    config: PriorConfig
+    train_cfg: dict
+    split: dict
+    model: ConditionalRealNVP
+    optimizer: torch.optim.Optimizer
+    ema: AveragedModel | None
+    device: torch.device
+    best_val: float
+
+    @property
+    def evaluated(self) -> ConditionalRealNVP:
+        """The weights validated and saved: the average of the trained ones, or those."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def plan_resumed_run(out: Path, sources: DataSources, names: list[str], n_data: int,
+                     data: str) -> RunPlan:
+    if not (out / LAST).exists():
+        raise PriorTrainingError(f"{out}: nothing to resume (no {LAST})")
+    ckpt = _torch_load(out / LAST)
+    train_cfg = dict(ckpt["train"])
+    if len(train_cfg.get("data", [None] * n_data)) != n_data:
+        raise PriorTrainingError(f"{out} was trained on {len(train_cfg['data'])} datasets; "
+                                 f"--resume needs the same --data ({n_data} given)")
+    if len(sources) > 1:  # the saved weights, as the saved seed and lr
+        sources.weights = train_cfg.get("data_weights")
+    present, saved_val = set(names), set(ckpt["split"]["val"])
+    val_names = [n for n in ckpt["split"]["val"] if n in present]
+    missing = len(saved_val) - len(val_names)
+    if missing:
+        print(f"parrot train-prior: warning: {missing} validation episodes are gone from {data}",
+              file=sys.stderr)
+    return RunPlan(config=PriorConfig.from_dict(ckpt["config"]), train_cfg=train_cfg,
+                   train_names=[n for n in names if n not in saved_val], val_names=val_names,
+                   start_step=int(ckpt["step"]), best_val=float(ckpt["best_val_nll"]), ckpt=ckpt)
+
+
+def plan_new_run(args, out: Path, sources: DataSources, names: list[str],
+                 tasks: tuple[str, ...]) -> RunPlan:
+    if (out / LAST).exists():
+        raise PriorTrainingError(f"{out} already holds a run; pass --resume to continue it, "
+                                 f"or choose another --out")
+    init = _load_init(args.init_from) if args.init_from else None
+    # a state-conditioned init keeps the normalization it was trained with
+    new_normalization = args.arm_state and (init is None or init.state_dim == 0)
+    if init is not None:
+        init = widen_prior(init, STATE_DIM if args.arm_state and not init.state_dim else None,
+                           args.keypoints or None)
+    h, w = sources.image_size
+    config = init.config if init is not None else PriorConfig(
+        image_size=h if h == w else (h, w), num_layers=args.num_layers,
+        coupling_hidden=tuple(args.coupling_hidden), encoder_hidden=tuple(args.encoder_hidden),
+        feature_dim=args.feature_dim, conv_channels=args.conv_channels,
+        state_dim=STATE_DIM if args.arm_state else 0, keypoints=args.keypoints)
+    train_cfg = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+                 "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2,
+                 "tasks": list(tasks), "gripper_labels": args.gripper_labels,
+                 "init_from": init.checkpoint_info["path"] if init is not None else None,
+                 "ema_decay": args.ema_decay,
+                 "data": [str(r.resolve()) for r in sources.roots],
+                 "data_weights": sources.weights}
+    train_names, val_names = sources.split(names, args.val_fraction, args.seed)
+    return RunPlan(config=config, train_cfg=train_cfg, train_names=train_names,
+                   val_names=val_names, init=init, new_normalization=new_normalization)
+
+
+def check_plan(plan: RunPlan, args, sources: DataSources, data: str) -> None:
+    """Settings that cannot train, refused before any data is loaded."""
+    h, w = sources.image_size
+    if [h, w] != _config_hw(plan.config):
+        raise PriorTrainingError(f"{data}: images are {h}x{w}, the run's model takes "
+                                 f"{'x'.join(map(str, _config_hw(plan.config)))}")
+    if plan.train_cfg["batch_size"] < 1 or plan.train_cfg["lr"] <= 0:
+        raise PriorTrainingError("--batch-size must be >= 1 and --lr > 0")
+    ema_decay = float(plan.train_cfg.setdefault("ema_decay", 0.0))
+    if not 0.0 <= ema_decay < 1.0:
+        raise PriorTrainingError(f"--ema-decay must be in [0, 1), got {ema_decay}")
+    snapshot_every = max(0, int(args.snapshot_every))
+    if snapshot_every and snapshot_every % max(1, int(args.eval_every)):
+        raise PriorTrainingError(f"--snapshot-every {snapshot_every} must be a multiple of "
+                                 f"--eval-every {args.eval_every}")
+
+
+def build_run(plan: RunPlan, out: Path, device: torch.device, train: Split) -> PriorRun:
+    """Model, Adam and the weights' average, from the checkpoint, the init or the seed."""
+    torch.manual_seed(int(plan.train_cfg["seed"]))
+    model = ConditionalRealNVP(plan.config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=float(plan.train_cfg["lr"]))
+    if plan.ckpt is not None:
+        model.load_state_dict(plan.ckpt["model"])
+        optimizer.load_state_dict(plan.ckpt["optimizer"])
+    elif plan.init is not None:
+        model.load_state_dict(plan.init.state_dict())
+    if plan.new_normalization:  # from this run's training data
+        model.set_state_normalization(train.states.mean(0), train.states.std(0))
+    ema_decay = float(plan.train_cfg["ema_decay"])
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True) \
+        if ema_decay else None
+    if ema is not None and plan.ckpt is not None and "ema" in plan.ckpt:
+        ema.load_state_dict(plan.ckpt["ema"])
+    return PriorRun(out=out, config=plan.config, train_cfg=plan.train_cfg,
+                    split={"train": plan.train_names, "val": plan.val_names}, model=model,
+                    optimizer=optimizer, ema=ema, device=device, best_val=plan.best_val)
+
+
+def validate(run: PriorRun, val: Split, n_sources: int) -> tuple[float, dict]:
+    """Validation NLL of the evaluated weights, and with several datasets each one's
+    (metrics columns val_nll_K); the overall figure is their row-weighted mean, so the
+    validation images go through the model once."""
+    if n_sources == 1:
+        return evaluate_nll(run.evaluated, val.images, val.actions, run.device, states=val.states), {}
+    per_source, total, count = {}, 0.0, 0
+    for k in range(n_sources):
+        rows = torch.from_numpy(np.flatnonzero(val.source == k))
+        nll = evaluate_nll(run.evaluated, val.images[rows], val.actions[rows], run.device,
+                           states=None if val.states is None else val.states[rows])
+        per_source[f"val_nll_{k}"] = round(nll, 6)
+        if len(rows):
+            total, count = total + nll * len(rows), count + len(rows)
+    return (total / count if count else float("nan")), per_source
+
+
+def save_checkpoint(run: PriorRun, step: int) -> None:
+    """last.pt: what --resume continues from."""
+    _atomic_save({"format": CKPT_FORMAT, "version": CKPT_VERSION, "model": run.model.state_dict(),
+                  "optimizer": run.optimizer.state_dict(), "step": step,
+                  "config": run.config.to_dict(), "train": run.train_cfg, "split": run.split,
+                  "best_val_nll": run.best_val,
+                  **({"ema": run.ema.state_dict()} if run.ema is not None else {})},
+                 run.out / LAST)
+
+
+def save_weights(run: PriorRun, path: Path, step: int, val_nll: float) -> None:
+    """The evaluated weights in the format load_prior reads (best.pt, snapshots)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_save({"format": CKPT_FORMAT, "version": CKPT_VERSION,
+                  "model": run.evaluated.state_dict(), "config": run.config.to_dict(),
+                  "step": step, "val_nll": val_nll}, path)
+
+
+def train_step(run: PriorRun, train: Split, sources: DataSources, rows_of: list[np.ndarray],
+               step: int) -> torch.Tensor:
+    """One gradient step on the batch of ``step`` (a function of seed and step: resumable)."""
+    bs, seed = int(run.train_cfg["batch_size"]), int(run.train_cfg["seed"])
+    idx = torch.from_numpy(
+        batch_indices(step, len(train.actions), bs, seed) if sources.weights is None
+        else weighted_batch_indices(step, rows_of, sources.weights, bs, seed))
+    images = train.images[idx].to(run.device, non_blocking=True)
+    actions = train.actions[idx].to(run.device, non_blocking=True)
+    states = None if train.states is None else train.states[idx].to(run.device)
+    if run.train_cfg["augment"] == "shift":
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        images = random_shift(images, int(run.train_cfg.get("shift_pad", 2)), g)
+    loss = -run.model.log_prob(actions, images, states).mean()
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
+    return loss.detach()
+
+
+def write_run_info(run: PriorRun, plan: RunPlan, sources: DataSources, names: list[str],
+                   train: Split, val: Split, total: int, eval_every: int) -> None:
+    """RUN/config.json: the model, the training settings and the split's sizes."""
+    h, w = sources.image_size
+    run_info = {
+        "prior": run.config.to_dict(),
+        "train": {**run.train_cfg, "steps": total, "eval_every": eval_every,
+                  "device": str(run.device),
+                  "data": (str(sources.roots[0].resolve()) if len(sources) == 1
+                           else run.train_cfg["data"])},
+        "dataset": {"image_size": [h, w], "episodes": len(names),
+                    "train_episodes": len(plan.train_names), "val_episodes": len(plan.val_names),
+                    "train_steps": len(train.actions), "val_steps": len(val.actions),
+                    "steps_per_epoch": max(1, len(train.actions) // int(run.train_cfg["batch_size"])),
+                    "camera_view": sources.camera_view},
+        "versions": {"parrot": __version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+    }
+    atomic_write_text(run.out / CONFIG, json.dumps(run_info, indent=2))
+
+
+class MetricsLog:
+    """metrics.jsonl rows, mirrored to TensorBoard (with histograms of prior samples on
+    the same validation images every time) when --tensorboard is on."""
+
+    def __init__(self, run: PriorRun, val: Split, tensorboard: bool):
+        self.run = run
+        self.tb = TensorBoardLog(run.out, tensorboard)
+        self.images, self.states = val.images[:64], None if val.states is None else val.states[:64]
+
+    def row(self, row: dict) -> None:
+        append_row(self.run.out, row)
+        self.tb.scalars(row["step"], row, "prior")
+        if self.tb.writer is not None and len(self.images):
+            samples = _prior_samples(self.run.evaluated, self.images, self.states, self.run.device)
+            self.tb.histograms(row["step"], samples, list(ACTION_NAMES), "prior_samples")
+
+    def close(self) -> None:
+        self.tb.close()
+
+
+def evaluate_and_save(run: PriorRun, val: Split, n_sources: int, step: int, train_nll: float,
+                      snapshot_every: int) -> tuple[float, dict]:
+    """At an evaluation step: validate, keep best.pt and the snapshot, write last.pt."""
+    if not math.isfinite(train_nll):
+        raise PriorTrainingError(f"training diverged at step {step} (NLL {train_nll}); "
+                                 f"lower --lr or check the data")
+    val_nll, per_source = validate(run, val, n_sources)
+    score = val_nll if math.isfinite(val_nll) else train_nll  # no val set: best by train
+    if score < run.best_val:
+        run.best_val = score
+        save_weights(run, run.out / BEST, step, val_nll)
+    if snapshot_every and step % snapshot_every == 0:
+        save_weights(run, run.out / SNAPSHOTS / f"step_{step:07d}.pt", step, val_nll)
+    save_checkpoint(run, step)
+    return val_nll, per_source
+
+
+def train_loop(run: PriorRun, train: Split, val: Split, sources: DataSources, start_step: int,
+               total: int, eval_every: int, snapshot_every: int, log: MetricsLog,
+               progress: bool) -> int:
+    """Gradient steps from start_step to total, evaluating every eval_every; Ctrl-C saves
+    last.pt first. Returns the step reached."""
+    from tqdm import tqdm
+
+    rows_of = [np.flatnonzero(train.source == k) for k in range(len(sources))]
+    per_epoch = max(1, len(train.actions) // int(run.train_cfg["batch_size"]))
+    pbar = tqdm(total=total, initial=start_step, desc="train-prior", unit="step",
+                dynamic_ncols=True, disable=not progress)
+    run.model.train()
+    step = start_step
+    loss_sum, loss_count = torch.zeros((), device=run.device), 0
+    t0 = time.monotonic()
+    t_last, step_last = t0, step
+    try:
+        while step < total:
+            loss_sum += train_step(run, train, sources, rows_of, step)
+            loss_count += 1
+            step += 1
+            pbar.update(1)
+            if step % eval_every and step != total:
+                continue
+            train_nll = float(loss_sum) / loss_count
+            val_nll, per_source = evaluate_and_save(run, val, len(sources), step, train_nll,
+                                                    snapshot_every)
+            now = time.monotonic()
+            log.row({"step": step, "epoch": round(step / per_epoch, 4),
+                     "train_nll": round(train_nll, 6), "val_nll": round(val_nll, 6),
+                     "best_val_nll": round(run.best_val, 6),
+                     "lr": run.optimizer.param_groups[0]["lr"], "elapsed_s": round(now - t0, 3),
+                     "steps_per_s": round((step - step_last) / max(now - t_last, 1e-9), 3),
+                     **per_source})
+            pbar.set_postfix(train_nll=f"{train_nll:.3f}", val_nll=f"{val_nll:.3f}")
+            loss_sum, loss_count = torch.zeros((), device=run.device), 0
+            t_last, step_last = now, step
+    except KeyboardInterrupt:
+        save_checkpoint(run, step)
+        pbar.close()
+        print(f"parrot train-prior: saved {run.out / LAST} at step {step}; continue with --resume",
+              file=sys.stderr)
+        raise
+    pbar.close()
+    return step
+
+
 def main(args) -> int:
     out = Path(args.out)
     data_dirs = list(args.data)
@@ -406,230 +701,43 @@ def main(args) -> int:
     if not names:
         raise PriorTrainingError(f"{data}: dataset has no episodes" +
                                  (f" of task {', '.join(tasks)}" if tasks else ""))
-    h, w = sources.image_size
+    plan = (plan_resumed_run(out, sources, names, len(data_dirs), data) if args.resume
+            else plan_new_run(args, out, sources, names, tasks))
+    check_plan(plan, args, sources, data)
 
-    if args.resume:
-        if not (out / LAST).exists():
-            raise PriorTrainingError(f"{out}: nothing to resume (no {LAST})")
-        ckpt = _torch_load(out / LAST)
-        config = PriorConfig.from_dict(ckpt["config"])
-        train_cfg = dict(ckpt["train"])
-        if len(train_cfg.get("data", data_dirs)) != len(data_dirs):
-            raise PriorTrainingError(f"{out} was trained on {len(train_cfg['data'])} datasets; "
-                                     f"--resume needs the same --data ({len(data_dirs)} given)")
-        if len(sources) > 1:  # the saved weights, as the saved seed and lr
-            sources.weights = train_cfg.get("data_weights")
-        present, saved_val = set(names), set(ckpt["split"]["val"])
-        val_names = [n for n in ckpt["split"]["val"] if n in present]
-        missing = len(saved_val) - len(val_names)
-        if missing:
-            print(f"parrot train-prior: warning: {missing} validation episodes are gone from {data}",
-                  file=sys.stderr)
-        train_names = [n for n in names if n not in saved_val]
-        start_step, best_val = int(ckpt["step"]), float(ckpt["best_val_nll"])
-        init, new_normalization = None, False  # the checkpoint holds the weights
-    else:
-        if (out / LAST).exists():
-            raise PriorTrainingError(f"{out} already holds a run; pass --resume to continue it, "
-                                     f"or choose another --out")
-        init = _load_init(args.init_from) if args.init_from else None
-        # a state-conditioned init keeps the normalization it was trained with
-        new_normalization = args.arm_state and (init is None or init.state_dim == 0)
-        if init is not None:
-            init = widen_prior(init, STATE_DIM if args.arm_state and not init.state_dim else None,
-                               args.keypoints or None)
-        config = init.config if init is not None else PriorConfig(
-            image_size=h if h == w else (h, w), num_layers=args.num_layers,
-            coupling_hidden=tuple(args.coupling_hidden), encoder_hidden=tuple(args.encoder_hidden),
-            feature_dim=args.feature_dim, conv_channels=args.conv_channels,
-            state_dim=STATE_DIM if args.arm_state else 0, keypoints=args.keypoints)
-        train_cfg = {"batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-                     "val_fraction": args.val_fraction, "augment": args.augment, "shift_pad": 2,
-                     "tasks": list(tasks), "gripper_labels": args.gripper_labels,
-                     "init_from": init.checkpoint_info["path"] if init is not None else None,
-                     "ema_decay": args.ema_decay,
-                     "data": [str(r.resolve()) for r in sources.roots],
-                     "data_weights": sources.weights}
-        train_names, val_names = sources.split(names, args.val_fraction, args.seed)
-        start_step, best_val, ckpt = 0, float("inf"), None
-    if [h, w] != _config_hw(config):
-        raise PriorTrainingError(f"{data}: images are {h}x{w}, the run's model takes "
-                                 f"{'x'.join(map(str, _config_hw(config)))}")
-    if train_cfg["batch_size"] < 1 or train_cfg["lr"] <= 0:
-        raise PriorTrainingError("--batch-size must be >= 1 and --lr > 0")
-    ema_decay = float(train_cfg.setdefault("ema_decay", 0.0))
-    if not 0.0 <= ema_decay < 1.0:
-        raise PriorTrainingError(f"--ema-decay must be in [0, 1), got {ema_decay}")
-    snapshot_every = max(0, int(args.snapshot_every))
-    if snapshot_every and snapshot_every % max(1, int(args.eval_every)):
-        raise PriorTrainingError(f"--snapshot-every {snapshot_every} must be a multiple of "
-                                 f"--eval-every {args.eval_every}")
-
-    with_states = config.state_dim > 0
+    with_states = plan.config.state_dim > 0
     # runs from before the option learnt the gripper as recorded
-    gripper_labels = train_cfg.setdefault("gripper_labels", "as-recorded")
-    train_images, train_actions, train_states, train_source = _load_split(
-        sources, train_names, with_states, gripper_labels)
-    val_images, val_actions, val_states, val_source = _load_split(
-        sources, val_names, with_states, gripper_labels)
-    rows_of = [np.flatnonzero(train_source == k) for k in range(len(sources))]
-    n = len(train_actions)
-    if n == 0:
+    gripper_labels = plan.train_cfg.setdefault("gripper_labels", "as-recorded")
+    train = Split(*_load_split(sources, plan.train_names, with_states, gripper_labels))
+    val = Split(*_load_split(sources, plan.val_names, with_states, gripper_labels))
+    if len(train.actions) == 0:
         raise PriorTrainingError(f"{data}: no training steps after the split")
-    bs, seed = int(train_cfg["batch_size"]), int(train_cfg["seed"])
-    per_epoch = max(1, n // bs)
+    per_epoch = max(1, len(train.actions) // int(plan.train_cfg["batch_size"]))
     total = int(args.steps) if args.steps is not None else int(math.ceil(args.epochs * per_epoch))
     eval_every = max(1, int(args.eval_every))
+    snapshot_every = max(0, int(args.snapshot_every))
 
-    torch.manual_seed(seed)
-    model = ConditionalRealNVP(config).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(train_cfg["lr"]))
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-    elif init is not None:
-        model.load_state_dict(init.state_dict())
-    if new_normalization:  # from this run's training data
-        model.set_state_normalization(train_states.mean(0), train_states.std(0))
-    # the weights that are evaluated and saved: an average of the trained ones, or those
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True) \
-        if ema_decay else None
-    if ema is not None and ckpt is not None and "ema" in ckpt:
-        ema.load_state_dict(ckpt["ema"])
-    evaluated = ema.module if ema is not None else model
-
+    run = build_run(plan, out, device, train)
     out.mkdir(parents=True, exist_ok=True)
-    run_info = {
-        "prior": config.to_dict(),
-        "train": {**train_cfg, "steps": total, "eval_every": eval_every, "device": str(device),
-                  "data": (str(sources.roots[0].resolve()) if len(sources) == 1
-                           else train_cfg["data"])},
-        "dataset": {"image_size": [h, w], "episodes": len(names), "train_episodes": len(train_names),
-                    "val_episodes": len(val_names), "train_steps": n, "val_steps": len(val_actions),
-                    "steps_per_epoch": per_epoch, "camera_view": sources.camera_view},
-        "versions": {"parrot": __version__, "torch": torch.__version__, "python": platform.python_version()},
-    }
-    atomic_write_text(out / CONFIG, json.dumps(run_info, indent=2))
+    write_run_info(run, plan, sources, names, train, val, total, eval_every)
     # rows after the checkpoint we resume from (a kill between the two) are made again
-    keep_rows(out, lambda r: args.resume and r["step"] <= start_step)
-
-    def validate() -> tuple[float, dict]:
-        """Validation NLL of the evaluated weights, and with several datasets each one's
-        (metrics columns val_nll_K); the overall figure is their row-weighted mean, so the
-        validation images go through the model once."""
-        if len(sources) == 1:
-            return evaluate_nll(evaluated, val_images, val_actions, device, states=val_states), {}
-        per_source, total, count = {}, 0.0, 0
-        for k in range(len(sources)):
-            rows = torch.from_numpy(np.flatnonzero(val_source == k))
-            nll = evaluate_nll(evaluated, val_images[rows], val_actions[rows], device,
-                               states=None if val_states is None else val_states[rows])
-            per_source[f"val_nll_{k}"] = round(nll, 6)
-            if len(rows):
-                total, count = total + nll * len(rows), count + len(rows)
-        return (total / count if count else float("nan")), per_source
-
-    split = {"train": train_names, "val": val_names}
-
-    def checkpoint(step: int) -> None:
-        _atomic_save({"format": CKPT_FORMAT, "version": CKPT_VERSION, "model": model.state_dict(),
-                      "optimizer": optimizer.state_dict(), "step": step, "config": config.to_dict(),
-                      "train": train_cfg, "split": split, "best_val_nll": best_val,
-                      **({"ema": ema.state_dict()} if ema is not None else {})}, out / LAST)
-
-    def save_weights(path: Path, step: int, val_nll: float) -> None:
-        """The evaluated weights in the format load_prior reads (best.pt, snapshots)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_save({"format": CKPT_FORMAT, "version": CKPT_VERSION,
-                      "model": evaluated.state_dict(), "config": config.to_dict(),
-                      "step": step, "val_nll": val_nll}, path)
-
-    if start_step >= total:
-        print(f"parrot train-prior: {out} is already at step {start_step} >= {total}; nothing to do")
+    keep_rows(out, lambda r: args.resume and r["step"] <= plan.start_step)
+    if plan.start_step >= total:
+        print(f"parrot train-prior: {out} is already at step {plan.start_step} >= {total}; nothing to do")
         return 0
 
-    tb = TensorBoardLog(out, args.tensorboard)
-    # the same validation images (and states) for every histogram of prior samples
-    tb_images, tb_states = val_images[:64], None if val_states is None else val_states[:64]
-
-    def log_row(row: dict) -> None:
-        append_row(out, row)
-        tb.scalars(row["step"], row, "prior")
-        if tb.writer is not None and len(tb_images):
-            tb.histograms(row["step"], _prior_samples(evaluated, tb_images, tb_states, device),
-                          list(ACTION_NAMES), "prior_samples")
-
-    if start_step == 0:  # the untrained model's val NLL: the baseline the curve starts from
-        val0, per_source = validate()
+    log = MetricsLog(run, val, args.tensorboard)
+    if plan.start_step == 0:  # the untrained model's val NLL: the baseline the curve starts from
+        val0, per_source = validate(run, val, len(sources))
         if snapshot_every:  # a fine-tune's start is a candidate too: it may stay the best
-            save_weights(out / SNAPSHOTS / f"step_{0:07d}.pt", 0, val0)
-        log_row({"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
-                 "best_val_nll": float("nan"), "lr": optimizer.param_groups[0]["lr"],
+            save_weights(run, out / SNAPSHOTS / f"step_{0:07d}.pt", 0, val0)
+        log.row({"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
+                 "best_val_nll": float("nan"), "lr": run.optimizer.param_groups[0]["lr"],
                  "elapsed_s": 0.0, "steps_per_s": float("nan"), **per_source})
-
-    from tqdm import tqdm
-
-    pbar = tqdm(total=total, initial=start_step, desc="train-prior", unit="step",
-                dynamic_ncols=True, disable=args.no_progress)
-    model.train()
-    step = start_step
-    loss_sum, loss_count = torch.zeros((), device=device), 0
-    t0 = time.monotonic()
-    t_last, step_last = t0, step
-    try:
-        while step < total:
-            idx = torch.from_numpy(
-                batch_indices(step, n, bs, seed) if sources.weights is None
-                else weighted_batch_indices(step, rows_of, sources.weights, bs, seed))
-            images = train_images[idx].to(device, non_blocking=True)
-            actions = train_actions[idx].to(device, non_blocking=True)
-            states = None if train_states is None else train_states[idx].to(device)
-            if train_cfg["augment"] == "shift":
-                g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-                images = random_shift(images, int(train_cfg.get("shift_pad", 2)), g)
-            loss = -model.log_prob(actions, images, states).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            step += 1
-            loss_sum += loss.detach()
-            loss_count += 1
-            pbar.update(1)
-            if step % eval_every == 0 or step == total:
-                train_nll = float(loss_sum) / loss_count
-                if not math.isfinite(train_nll):
-                    raise PriorTrainingError(f"training diverged at step {step} (NLL {train_nll}); "
-                                             f"lower --lr or check the data")
-                val_nll, per_source = validate()
-                score = val_nll if math.isfinite(val_nll) else train_nll  # no val set: best by train
-                if score < best_val:
-                    best_val = score
-                    save_weights(out / BEST, step, val_nll)
-                if snapshot_every and step % snapshot_every == 0:
-                    save_weights(out / SNAPSHOTS / f"step_{step:07d}.pt", step, val_nll)
-                checkpoint(step)
-                now = time.monotonic()
-                row = {"step": step, "epoch": round(step / per_epoch, 4),
-                       "train_nll": round(train_nll, 6), "val_nll": round(val_nll, 6),
-                       "best_val_nll": round(best_val, 6), "lr": optimizer.param_groups[0]["lr"],
-                       "elapsed_s": round(now - t0, 3),
-                       "steps_per_s": round((step - step_last) / max(now - t_last, 1e-9), 3),
-                       **per_source}
-                log_row(row)
-                pbar.set_postfix(train_nll=f"{train_nll:.3f}", val_nll=f"{val_nll:.3f}")
-                loss_sum, loss_count = torch.zeros((), device=device), 0
-                t_last, step_last = now, step
-    except KeyboardInterrupt:
-        checkpoint(step)
-        pbar.close()
-        print(f"parrot train-prior: saved {out / LAST} at step {step}; continue with --resume",
-              file=sys.stderr)
-        raise
-    pbar.close()
-    tb.close()
-    print(f"parrot train-prior: {step} steps, best val NLL {best_val:.4f} nats/action -> {out}")
+    step = train_loop(run, train, val, sources, plan.start_step, total, eval_every,
+                      snapshot_every, log, progress=not args.no_progress)
+    log.close()
+    print(f"parrot train-prior: {step} steps, best val NLL {run.best_val:.4f} nats/action -> {out}")
     return 0
 
 
