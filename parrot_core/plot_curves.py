@@ -2,7 +2,9 @@
 
 Paper Figure 3 style: one panel per task (and object pool), one line per algorithm, the
 mean over seeds with a +-1 std band. RUN may be a train-rl run directory or any directory
-above several (searched for ``config.json`` + ``metrics.jsonl``). Runs whose evaluations
+above several (searched for ``config.json`` + ``metrics.jsonl``), or a run's flat summary as
+experiments/results keeps it (``NAME.config.json`` + ``NAME.metrics.jsonl``, given as NAME or
+found under a directory). Runs whose evaluations
 fall on different steps are linearly interpolated onto the union of their steps, up to the
 shortest run of the group. Also writes ``<out>.json`` with the per-group final success
 (mean, std, seeds, steps), the numbers a README table quotes.
@@ -27,27 +29,47 @@ class PlotCurvesError(RuntimeError):
     """No runs found, or a run without evaluations."""
 
 
+SUMMARY_CONFIG, SUMMARY_METRICS = ".config.json", ".metrics.jsonl"
+
+
 def find_runs(paths) -> list[Path]:
+    """Run directories (config.json + metrics.jsonl), and the flat summaries that
+    experiments/results keeps of runs no longer on disk: NAME.config.json beside
+    NAME.metrics.jsonl, returned as the path NAME."""
     runs: list[Path] = []
     for p in map(Path, paths):
-        if not p.exists():
-            raise PlotCurvesError(f"{p}: no such run directory")
         if (p / "config.json").exists():
             runs.append(p)
+        elif Path(f"{p}{SUMMARY_CONFIG}").exists():
+            runs.append(p)
+        elif not p.exists():
+            raise PlotCurvesError(f"{p}: no such run directory or summary")
         else:
-            runs.extend(sorted(c.parent for c in p.rglob("config.json") if (c.parent / "metrics.jsonl").exists()))
+            runs.extend(c.parent for c in p.rglob("config.json") if (c.parent / "metrics.jsonl").exists())
+            runs.extend(Path(str(c)[:-len(SUMMARY_CONFIG)]) for c in p.rglob(f"*{SUMMARY_CONFIG}")
+                        if Path(str(c)[:-len(SUMMARY_CONFIG)] + SUMMARY_METRICS).exists())
     if not runs:
         raise PlotCurvesError(f"no train-rl runs (config.json + metrics.jsonl) under {list(map(str, paths))}")
     return sorted(set(runs))
 
 
-def load_curve(run: Path, metric: str = "eval_success") -> dict:
+def _read_run(run: Path) -> tuple[dict, list[dict]]:
+    """(config, metrics rows) of a run directory or a flat summary."""
     from parrot_core.rl_loop import read_config, read_metrics
 
-    cfg = read_config(run).get("run", {})
-    rows = [r for r in read_metrics(run) if r.get("kind") == "eval" and metric in r]
+    if run.is_dir():
+        return read_config(run), read_metrics(run)
+    with open(f"{run}{SUMMARY_METRICS}") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return json.loads(Path(f"{run}{SUMMARY_CONFIG}").read_text()), rows
+
+
+def load_curve(run: Path, metric: str = "eval_success") -> dict:
+    config, metrics = _read_run(run)
+    cfg = config.get("run", {})
+    rows = [r for r in metrics if r.get("kind") == "eval" and metric in r]
     if not rows:
-        raise PlotCurvesError(f"{run}: no evaluations with {metric!r} in metrics.jsonl yet")
+        raise PlotCurvesError(f"{run}: no evaluations with {metric!r} in its metrics yet")
     steps = np.array([r["env_step"] for r in rows], float)
     values = np.array([r[metric] for r in rows], float)
     order = np.argsort(steps, kind="stable")
@@ -117,7 +139,7 @@ def summary(groups: dict) -> dict:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("runs", nargs="+", help="train-rl run directories (or directories above them)")
+    parser.add_argument("runs", nargs="+", help="train-rl run directories or NAME of NAME.config.json + NAME.metrics.jsonl summaries (or directories above them)")
     parser.add_argument("--out", required=True, help="PNG to write (a JSON summary goes beside it)")
     parser.add_argument("--metric", default="eval_success", help="metrics.jsonl column to plot")
     parser.add_argument("--title")

@@ -42,3 +42,25 @@ def test_no_runs_is_an_error(tmp_path):
         from parrot_core.plot_curves import find_runs
         find_runs([tmp_path])
     assert parrot(["plot-curves", str(tmp_path), "--out", str(tmp_path / "c.png")]) == 1
+
+
+def test_flat_summaries_plot_like_the_runs_they_summarize(tmp_path):
+    """experiments/results keeps runs as NAME.config.json + NAME.metrics.jsonl: found under a
+    directory or named directly, they give the same groups as the run directories."""
+    _fake_run(tmp_path / "runs/parrot-s0", "parrot", "grasp", 0, [0.0, 0.5, 1.0])
+    _fake_run(tmp_path / "runs/parrot-s1", "parrot", "grasp", 1, [0.0, 0.3, 0.5])
+    flat = tmp_path / "results"
+    flat.mkdir()
+    for name in ("parrot-s0", "parrot-s1"):
+        for part in ("config.json", "metrics.jsonl"):
+            (flat / f"{name}.{part}").write_bytes((tmp_path / "runs" / name / part).read_bytes())
+    (flat / "orphan.config.json").write_text("{}")  # no metrics beside it: not a run
+    outs = {}
+    for key, args in {"dirs": [str(tmp_path / "runs")], "found": [str(flat)],
+                      "named": [str(flat / "parrot-s0"), str(flat / "parrot-s1")]}.items():
+        outs[key] = tmp_path / f"{key}.png"
+        assert parrot(["plot-curves", *args, "--out", str(outs[key])]) == 0
+    summaries = [json.loads(o.with_suffix(".json").read_text()) for o in outs.values()]
+    assert summaries[0] == summaries[1] == summaries[2]
+    assert summaries[0]["grasp/heldout"]["parrot"]["final_mean"] == pytest.approx(0.75)
+    assert parrot(["plot-curves", str(flat / "missing"), "--out", str(tmp_path / "m.png")]) == 1
