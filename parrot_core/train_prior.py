@@ -416,6 +416,16 @@ class Split:
 
 
 @dataclass
+class Schedule:
+    """Which gradient steps run, and when they are evaluated and snapshotted."""
+    start_step: int
+    total: int
+    eval_every: int
+    snapshot_every: int
+    steps_per_epoch: int
+
+
+@dataclass
 class PriorRun:
     """The model being trained and everything a checkpoint holds."""
     out: Path
@@ -582,19 +592,19 @@ def train_step(run: PriorRun, train: Split, sources: DataSources, rows_of: list[
 
 
 def write_run_info(run: PriorRun, plan: RunPlan, sources: DataSources, names: list[str],
-                   train: Split, val: Split, total: int, eval_every: int) -> None:
+                   train: Split, val: Split, schedule: Schedule) -> None:
     """RUN/config.json: the model, the training settings and the split's sizes."""
     h, w = sources.image_size
     run_info = {
         "prior": run.config.to_dict(),
-        "train": {**run.train_cfg, "steps": total, "eval_every": eval_every,
+        "train": {**run.train_cfg, "steps": schedule.total, "eval_every": schedule.eval_every,
                   "device": str(run.device),
                   "data": (str(sources.roots[0].resolve()) if len(sources) == 1
                            else run.train_cfg["data"])},
         "dataset": {"image_size": [h, w], "episodes": len(names),
                     "train_episodes": len(plan.train_names), "val_episodes": len(plan.val_names),
                     "train_steps": len(train.actions), "val_steps": len(val.actions),
-                    "steps_per_epoch": max(1, len(train.actions) // int(run.train_cfg["batch_size"])),
+                    "steps_per_epoch": schedule.steps_per_epoch,
                     "camera_view": sources.camera_view},
         "versions": {"parrot": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
@@ -639,19 +649,18 @@ def evaluate_and_save(run: PriorRun, val: Split, n_sources: int, step: int, trai
     return val_nll, per_source
 
 
-def train_loop(run: PriorRun, train: Split, val: Split, sources: DataSources, start_step: int,
-               total: int, eval_every: int, snapshot_every: int, log: MetricsLog,
-               progress: bool) -> int:
-    """Gradient steps from start_step to total, evaluating every eval_every; Ctrl-C saves
-    last.pt first. Returns the step reached."""
+def train_loop(run: PriorRun, train: Split, val: Split, sources: DataSources,
+               schedule: Schedule, log: MetricsLog, progress: bool) -> int:
+    """Gradient steps from the schedule's start to its total, evaluating on its grid;
+    Ctrl-C saves last.pt first. Returns the step reached."""
     from tqdm import tqdm
 
     rows_of = [np.flatnonzero(train.source == k) for k in range(len(sources))]
-    per_epoch = max(1, len(train.actions) // int(run.train_cfg["batch_size"]))
-    pbar = tqdm(total=total, initial=start_step, desc="train-prior", unit="step",
+    total = schedule.total
+    pbar = tqdm(total=total, initial=schedule.start_step, desc="train-prior", unit="step",
                 dynamic_ncols=True, disable=not progress)
     run.model.train()
-    step = start_step
+    step = schedule.start_step
     loss_sum, loss_count = torch.zeros((), device=run.device), 0
     t0 = time.monotonic()
     t_last, step_last = t0, step
@@ -661,13 +670,13 @@ def train_loop(run: PriorRun, train: Split, val: Split, sources: DataSources, st
             loss_count += 1
             step += 1
             pbar.update(1)
-            if step % eval_every and step != total:
+            if step % schedule.eval_every and step != total:
                 continue
             train_nll = float(loss_sum) / loss_count
             val_nll, per_source = evaluate_and_save(run, val, len(sources), step, train_nll,
-                                                    snapshot_every)
+                                                    schedule.snapshot_every)
             now = time.monotonic()
-            log.row({"step": step, "epoch": round(step / per_epoch, 4),
+            log.row({"step": step, "epoch": round(step / schedule.steps_per_epoch, 4),
                      "train_nll": round(train_nll, 6), "val_nll": round(val_nll, 6),
                      "best_val_nll": round(run.best_val, 6),
                      "lr": run.optimizer.param_groups[0]["lr"], "elapsed_s": round(now - t0, 3),
@@ -713,29 +722,31 @@ def main(args) -> int:
     if len(train.actions) == 0:
         raise PriorTrainingError(f"{data}: no training steps after the split")
     per_epoch = max(1, len(train.actions) // int(plan.train_cfg["batch_size"]))
-    total = int(args.steps) if args.steps is not None else int(math.ceil(args.epochs * per_epoch))
-    eval_every = max(1, int(args.eval_every))
-    snapshot_every = max(0, int(args.snapshot_every))
+    schedule = Schedule(
+        start_step=plan.start_step,
+        total=int(args.steps) if args.steps is not None else int(math.ceil(args.epochs * per_epoch)),
+        eval_every=max(1, int(args.eval_every)), snapshot_every=max(0, int(args.snapshot_every)),
+        steps_per_epoch=per_epoch)
 
     run = build_run(plan, out, device, train)
     out.mkdir(parents=True, exist_ok=True)
-    write_run_info(run, plan, sources, names, train, val, total, eval_every)
+    write_run_info(run, plan, sources, names, train, val, schedule)
     # rows after the checkpoint we resume from (a kill between the two) are made again
     keep_rows(out, lambda r: args.resume and r["step"] <= plan.start_step)
-    if plan.start_step >= total:
-        print(f"parrot train-prior: {out} is already at step {plan.start_step} >= {total}; nothing to do")
+    if plan.start_step >= schedule.total:
+        print(f"parrot train-prior: {out} is already at step {plan.start_step} >= {schedule.total}; "
+              f"nothing to do")
         return 0
 
     log = MetricsLog(run, val, args.tensorboard)
     if plan.start_step == 0:  # the untrained model's val NLL: the baseline the curve starts from
         val0, per_source = validate(run, val, len(sources))
-        if snapshot_every:  # a fine-tune's start is a candidate too: it may stay the best
+        if schedule.snapshot_every:  # a fine-tune's start is a candidate too: it may stay the best
             save_weights(run, out / SNAPSHOTS / f"step_{0:07d}.pt", 0, val0)
         log.row({"step": 0, "epoch": 0.0, "train_nll": float("nan"), "val_nll": round(val0, 6),
                  "best_val_nll": float("nan"), "lr": run.optimizer.param_groups[0]["lr"],
                  "elapsed_s": 0.0, "steps_per_s": float("nan"), **per_source})
-    step = train_loop(run, train, val, sources, plan.start_step, total, eval_every,
-                      snapshot_every, log, progress=not args.no_progress)
+    step = train_loop(run, train, val, sources, schedule, log, progress=not args.no_progress)
     log.close()
     print(f"parrot train-prior: {step} steps, best val NLL {run.best_val:.4f} nats/action -> {out}")
     return 0
